@@ -1,0 +1,70 @@
+//! peergroup's sans-I/O core.
+//!
+//! peergroup rebuilds the Windows Peer-to-Peer Grouping model (`p2p.h`) on
+//! rust-libp2p. This crate holds everything that needs no network, disk,
+//! clock or RNG: time and randomness come in as parameters, so every rule here
+//! is deterministic and testable on its own. The `peergroup-node` crate puts it
+//! on the network and on disk. The map is `design.md` in the project's shared
+//! folder; the byte-level formats are in `docs/design.md`.
+//!
+//! # Layout
+//!
+//! - [`error`](Error): the crate error, one variant per applicable `PEER_E_*` code,
+//!   plus [`DecodeError`] and [`VerifyError`].
+//! - `identity`: [`Keypair`], [`PublicKey`], [`Identity`] and its signed public
+//!   [`IdentityInfo`] (the `PeerIdentityGetXML` blob).
+//! - `peer_name`: [`PeerName`], `authority.classifier`.
+//! - `signed`: the signed CBOR envelope [`Signed`], its bounded canonical decoder
+//!   and the signing domains ([`Kind`]).
+//! - `group`: [`GroupProperties`] and group creation ([`GroupSpec::create`]).
+//! - `record`: [`Record`] and the add / update / delete rules; the merge
+//!   order is `Ord for SignedRecord`.
+//! - `store`: the [`Store`] trait and [`MemoryStore`].
+//! - `time`: [`Timestamp`].
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+mod error;
+mod group;
+mod identity;
+mod peer_name;
+mod record;
+mod signed;
+mod store;
+mod time;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use self::{
+    error::{DecodeError, Error, VerifyError},
+    group::{
+        AuthSchemes, Cloud, DEFAULT_MEMBER_DATA_LIFETIME, GroupFlags, GroupProperties, GroupSpec,
+        MAX_COMMENT_CHARS, MAX_MEMBER_DATA_LIFETIME, MIN_MEMBER_DATA_LIFETIME,
+        MIN_PRESENCE_LIFETIME, SignedProperties,
+    },
+    identity::{
+        IDENTITY_TEXT_PREFIX, Identity, IdentityInfo, Keypair, MAX_FRIENDLY_NAME_CHARS, PublicKey,
+        Signature,
+    },
+    peer_name::{MAX_CLASSIFIER_CHARS, PeerName, authority_of},
+    record::{
+        Attribute, AttributeValue, Attributes, MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTE_STRING,
+        MAX_ATTRIBUTES, MAX_RECORD_DATA, NewRecord, RECORD_FORMAT, RESERVED_ATTRIBUTES, Record,
+        RecordFlags, RecordId, RecordType, SignedRecord,
+    },
+    signed::{Kind, MAX_ENVELOPE_SIZE, Payload, Signed, WIRE_VERSION, decode_canonical, encode},
+    store::{
+        Change, Digest, DigestBuilder, MemoryStore, Merged, Store, StoreError, merge_decision,
+    },
+    time::Timestamp,
+};

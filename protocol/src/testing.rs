@@ -1,0 +1,309 @@
+//! Test support (feature `test-util`): fixtures, envelope forgery for negative
+//! tests, and the backend-independent [`Store`] test suite.
+//!
+//! Each `store_*` function takes a fresh store and panics with a message on
+//! the first broken expectation; every backend runs all of them (see
+//! [`run_store_suite`]).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    missing_docs
+)]
+
+use crate::{
+    AttributeValue, Attributes, Change, GroupSpec, Identity, Keypair, NewRecord, PeerName, Record,
+    RecordId, RecordType, SignedRecord, Store, Timestamp,
+    signed::{Envelope, Kind, WIRE_VERSION, encode, signing_message},
+};
+
+/// A fixed starting time for tests: 2026-01-01T00:00:00Z.
+pub const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
+
+/// An application record type for tests.
+pub const NOTE: RecordType = RecordType::from_u128(0x6e6f7465_0000_4000_8000_000000000001);
+
+/// A deterministic identity: seed byte `seed`, classifier `name`.
+pub fn identity(seed: u8, name: &str) -> Identity {
+    Identity::new(Keypair::from_secret_bytes(&[seed; 32]), name, name).unwrap()
+}
+
+/// The name of the group `creator` creates with `classifier`.
+pub fn group_of(creator: &Identity, classifier: &str) -> PeerName {
+    GroupSpec::new(creator.peer_name(), classifier)
+        .create(creator, T0, |_| false)
+        .unwrap()
+        .properties()
+        .group_peer_name
+        .clone()
+}
+
+/// A record id from a small number.
+pub fn rid(n: u64) -> RecordId {
+    RecordId::from_u128(u128::from(n) | (1 << 100))
+}
+
+/// Signs a new record with `data`, expiring `ttl_secs` after `now`.
+pub fn add(
+    author: &Identity,
+    group: &PeerName,
+    id: RecordId,
+    data: &[u8],
+    now: Timestamp,
+    ttl_secs: u64,
+) -> SignedRecord {
+    let new = NewRecord::new(NOTE, now.saturating_add_secs(ttl_secs)).with_data(data.to_vec());
+    let record = Record::new(new, id, group, author.peer_name(), now).unwrap();
+    SignedRecord::sign(record, author.keypair()).unwrap()
+}
+
+/// Signs an update of `base` by `author` with new `data`.
+pub fn update(author: &Identity, base: &SignedRecord, data: &[u8], now: Timestamp) -> SignedRecord {
+    let mut proposed = base.record().clone();
+    proposed.data = data.to_vec();
+    let record = base
+        .record()
+        .update(&proposed, author.peer_name(), now)
+        .unwrap();
+    SignedRecord::sign(record, author.keypair()).unwrap()
+}
+
+/// Signs the tombstone of `base` by `author`.
+pub fn delete(author: &Identity, base: &SignedRecord, now: Timestamp) -> SignedRecord {
+    let record = base.record().delete(author.peer_name(), now).unwrap();
+    SignedRecord::sign(record, author.keypair()).unwrap()
+}
+
+/// Builds envelope bytes from parts, bypassing every check: for tests that
+/// feed forged or malformed envelopes to decoders.
+pub fn forge_envelope(
+    version: u8,
+    kind: u8,
+    signer: &[u8],
+    body: &[u8],
+    signature: &[u8],
+) -> Vec<u8> {
+    encode(&Envelope {
+        version,
+        kind,
+        signer,
+        body,
+        signature,
+    })
+    .unwrap()
+}
+
+/// Re-encodes `record` as the body of `original`'s envelope, keeping the
+/// original signer and signature: a tampered record.
+pub fn tamper(original: &SignedRecord, record: &Record) -> Vec<u8> {
+    forge_envelope(
+        WIRE_VERSION,
+        Kind::Record.to_byte(),
+        original.signer_key().as_bytes(),
+        &encode(record).unwrap(),
+        original.signature().as_bytes(),
+    )
+}
+
+/// Signs `record` with `keypair` whatever the record says its signer is: for
+/// forged-signer tests.
+pub fn sign_as(record: &Record, keypair: &Keypair) -> Vec<u8> {
+    let body = encode(record).unwrap();
+    let signature = keypair.sign(&signing_message(Kind::Record, &body));
+    forge_envelope(
+        WIRE_VERSION,
+        Kind::Record.to_byte(),
+        keypair.public().as_bytes(),
+        &body,
+        signature.as_bytes(),
+    )
+}
+
+struct Fixture {
+    alice: Identity,
+    bob: Identity,
+    group: PeerName,
+    other_group: PeerName,
+}
+
+fn fixture() -> Fixture {
+    let alice = identity(1, "alice");
+    let bob = identity(2, "bob");
+    let group = group_of(&alice, "chess");
+    let other_group = group_of(&bob, "go");
+    Fixture {
+        alice,
+        bob,
+        group,
+        other_group,
+    }
+}
+
+fn changes<S: Store>(store: &mut S, batch: Vec<SignedRecord>) -> Vec<Change> {
+    store
+        .merge(batch)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.change)
+        .collect()
+}
+
+/// Add, re-add, update, stale copy, delete, no resurrection.
+pub fn store_merge_lifecycle<S: Store>(mut store: S) {
+    let f = fixture();
+    let v1 = add(&f.alice, &f.group, rid(1), b"one", T0, 3600);
+    let v2 = update(&f.bob, &v1, b"two", T0.saturating_add_secs(1));
+    let v3 = delete(&f.alice, &v2, T0.saturating_add_secs(2));
+
+    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), None);
+    assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Added]);
+    assert_eq!(store.get(&f.group, &rid(1)).unwrap().as_ref(), Some(&v1));
+    assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Stale]);
+    assert_eq!(changes(&mut store, vec![v2.clone()]), [Change::Updated]);
+    assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Stale]);
+    assert_eq!(store.get(&f.group, &rid(1)).unwrap().as_ref(), Some(&v2));
+    assert_eq!(changes(&mut store, vec![v3.clone()]), [Change::Deleted]);
+    // A stale peer re-sending older versions never resurrects the record.
+    assert_eq!(
+        changes(&mut store, vec![v2, v1]),
+        [Change::Stale, Change::Stale]
+    );
+    let stored = store.get(&f.group, &rid(1)).unwrap().unwrap();
+    assert!(stored.record().is_deleted());
+    assert_eq!(stored, v3);
+}
+
+/// A batch holding several versions of one record applies them in order, and
+/// reports one outcome per input.
+pub fn store_batch_merge<S: Store>(mut store: S) {
+    let f = fixture();
+    let v1 = add(&f.alice, &f.group, rid(7), b"one", T0, 3600);
+    let v2 = update(&f.alice, &v1, b"two", T0.saturating_add_secs(1));
+    let other = add(&f.alice, &f.group, rid(8), b"x", T0, 3600);
+    assert_eq!(
+        changes(&mut store, vec![v2.clone(), other, v1.clone()]),
+        [Change::Added, Change::Added, Change::Stale]
+    );
+    assert_eq!(store.get(&f.group, &rid(7)).unwrap(), Some(v2));
+    let tomb_first = delete(&f.alice, &v1, T0.saturating_add_secs(2));
+    assert_eq!(changes(&mut store, vec![tomb_first]), [Change::Deleted]);
+}
+
+/// Groups are separate namespaces: the same id in two groups is two records.
+pub fn store_groups_are_separate<S: Store>(mut store: S) {
+    let f = fixture();
+    let a = add(&f.alice, &f.group, rid(1), b"a", T0, 3600);
+    let b = add(&f.bob, &f.other_group, rid(1), b"b", T0, 3600);
+    assert_eq!(
+        changes(&mut store, vec![a.clone(), b.clone()]),
+        [Change::Added, Change::Added]
+    );
+    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), Some(a));
+    assert_eq!(store.get(&f.other_group, &rid(1)).unwrap(), Some(b.clone()));
+    assert_ne!(
+        store.digest(&f.group).unwrap(),
+        store.digest(&f.other_group).unwrap()
+    );
+    assert_eq!(store.remove_group(&f.group).unwrap(), 1);
+    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), None);
+    assert_eq!(store.get(&f.other_group, &rid(1)).unwrap(), Some(b));
+    assert_eq!(store.records(&f.group, None, None, 10).unwrap(), vec![]);
+}
+
+/// Paging in id order and the type filter.
+pub fn store_records_paging<S: Store>(mut store: S) {
+    let f = fixture();
+    let mut batch: Vec<SignedRecord> = (0..25)
+        .rev()
+        .map(|n| add(&f.alice, &f.group, rid(n), &[n as u8], T0, 3600))
+        .collect();
+    let other_type = NewRecord::new(RecordType::from_u128(99 << 64), T0.saturating_add_secs(60))
+        .with_attributes(
+            Attributes::from_pairs([("Priority".to_owned(), AttributeValue::Int(3))]).unwrap(),
+        );
+    let typed = Record::new(other_type, rid(100), &f.group, f.bob.peer_name(), T0).unwrap();
+    batch.push(SignedRecord::sign(typed, f.bob.keypair()).unwrap());
+    store.merge(batch).unwrap();
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.records(&f.group, Some(NOTE), after, 10).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        after = Some(page.last().unwrap().record().id);
+        seen.extend(page.into_iter().map(|r| r.record().id));
+    }
+    let expected: Vec<RecordId> = (0..25).map(rid).collect();
+    assert_eq!(
+        seen, expected,
+        "pages come in id order, without gaps or repeats"
+    );
+    let all = store.records(&f.group, None, None, 1000).unwrap();
+    assert_eq!(all.len(), 26);
+    let typed = store
+        .records(&f.group, Some(RecordType::from_u128(99 << 64)), None, 1000)
+        .unwrap();
+    assert_eq!(typed.len(), 1);
+    assert_eq!(typed[0].record().id, rid(100));
+}
+
+/// Expiry removes live records (reported) and tombstones (silently), each at
+/// its own expiration; until then a tombstone keeps older copies out.
+pub fn store_expiry<S: Store>(mut store: S) {
+    let f = fixture();
+    let short = add(&f.alice, &f.group, rid(1), b"short", T0, 10);
+    let long = add(&f.alice, &f.group, rid(2), b"long", T0, 1000);
+    let doomed = add(&f.alice, &f.group, rid(3), b"doomed", T0, 100);
+    let tomb = delete(&f.alice, &doomed, T0.saturating_add_secs(1));
+    store
+        .merge(vec![short, long.clone(), doomed.clone(), tomb.clone()])
+        .unwrap();
+
+    let expired = store.expire(T0.saturating_add_secs(10)).unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].id, expired[0].change),
+        (rid(1), Change::Expired)
+    );
+    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), None);
+
+    // The tombstone is still there: the deleted record's older copy is stale.
+    assert_eq!(store.expire(T0.saturating_add_secs(99)).unwrap(), vec![]);
+    assert_eq!(changes(&mut store, vec![doomed]), [Change::Stale]);
+    assert_eq!(store.get(&f.group, &rid(3)).unwrap(), Some(tomb));
+
+    // At its own expiration the tombstone goes, silently.
+    assert_eq!(store.expire(T0.saturating_add_secs(100)).unwrap(), vec![]);
+    assert_eq!(store.get(&f.group, &rid(3)).unwrap(), None);
+    assert_eq!(store.get(&f.group, &rid(2)).unwrap(), Some(long));
+}
+
+/// The digest depends on contents only, not on the order they arrived in.
+pub fn store_digest<S: Store>(mut a: S, mut b: S) {
+    let f = fixture();
+    let empty = a.digest(&f.group).unwrap();
+    let v1 = add(&f.alice, &f.group, rid(1), b"one", T0, 3600);
+    let v2 = update(&f.bob, &v1, b"two", T0.saturating_add_secs(1));
+    let w = add(&f.bob, &f.group, rid(2), b"w", T0, 3600);
+    a.merge(vec![v1.clone(), v2.clone(), w.clone()]).unwrap();
+    b.merge(vec![w]).unwrap();
+    assert_ne!(a.digest(&f.group).unwrap(), b.digest(&f.group).unwrap());
+    b.merge(vec![v2, v1]).unwrap();
+    assert_eq!(a.digest(&f.group).unwrap(), b.digest(&f.group).unwrap());
+    assert_ne!(a.digest(&f.group).unwrap(), empty);
+}
+
+/// Runs every store test, each on fresh stores from `new_store`.
+pub fn run_store_suite<S: Store>(mut new_store: impl FnMut() -> S) {
+    store_merge_lifecycle(new_store());
+    store_batch_merge(new_store());
+    store_groups_are_separate(new_store());
+    store_records_paging(new_store());
+    store_expiry(new_store());
+    store_digest(new_store(), new_store());
+}

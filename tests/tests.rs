@@ -1,0 +1,3 @@
+//! peergroup's integration tests: one binary (style.md rule 23). Modules by topic.
+
+mod replication;
