@@ -86,7 +86,8 @@ fn same_creator_and_classifier_twice_already_exists() {
 fn invalid_properties_are_refused() {
     let alice = identity(1, "alice");
     let base = GroupSpec::new(alice.peer_name(), "chess");
-    let cases: Vec<(GroupSpec, fn(&Error) -> bool)> = vec![
+    type Expect = fn(&Error) -> bool;
+    let cases: Vec<(GroupSpec, Expect)> = vec![
         (
             GroupSpec {
                 classifier: "x".repeat(150),
