@@ -27,7 +27,7 @@ fn main() -> Result<()> {
     let new = NewRecord::new(note, now.saturating_add_secs(3600))
         .with_data(b"buy milk".to_vec())
         .with_attributes(attrs);
-    let record = Record::new(new, RecordId::from_u128(1), &name, alice.peer_name(), now)?;
+    let record = Record::new(new, [1; 8], &name, alice.peer_name(), now)?;
     let v1 = SignedRecord::sign(record, alice.keypair())?;
 
     // Bob (an admin, say) updates it; a delete would be a signed tombstone.
@@ -47,7 +47,7 @@ fn main() -> Result<()> {
     for bytes in [v2.as_bytes(), v1.as_bytes()] {
         there.merge(vec![SignedRecord::from_bytes(bytes)?])?;
     }
-    let stored = here.get(&name, &RecordId::from_u128(1))?;
+    let stored = here.get(&name, &RecordId::new(alice.peer_name(), [1; 8]))?;
     println!(
         "record    {:?} (version {})",
         stored

@@ -13,10 +13,10 @@ fn replicas_exchanging_bytes_converge_and_reject_forgeries() {
     let mallory = identity(9, "mallory");
     let group = group_of(&alice, "notes");
 
-    let v1 = add(&alice, &group, rid(1), b"a", T0, 600);
+    let v1 = add(&alice, &group, 1, b"a", T0, 600);
     let v2 = update(&bob, &v1, b"b", T0.saturating_add_secs(1));
     let gone = delete(&alice, &v2, T0.saturating_add_secs(2));
-    let w1 = add(&bob, &group, rid(2), b"w", T0, 600);
+    let w1 = add(&bob, &group, 2, b"w", T0, 600);
     let wire: Vec<Vec<u8>> = [&v1, &v2, &gone, &w1]
         .iter()
         .map(|s| s.as_bytes().to_vec())
@@ -40,7 +40,7 @@ fn replicas_exchanging_bytes_converge_and_reject_forgeries() {
     );
     assert!(
         forward
-            .get(&group, &rid(1))
+            .get(&group, &rid(&alice, 1))
             .unwrap()
             .unwrap()
             .record()

@@ -130,6 +130,62 @@ id16!(
     RecordType
 );
 
+/// Domain tag of the creator tag in a record id.
+const RECORD_ID_DOMAIN: &[u8] = b"peergroup/record-id/v1";
+
+/// The nonce of a member's membership record id (see [`RecordId::membership`]).
+const MEMBERSHIP_NONCE: [u8; 8] = *b"MEMBERSH";
+
+impl RecordId {
+    /// The id of a record created by `creator`: an 8-byte tag derived from the
+    /// creator's peer name, then the caller's 8 random bytes.
+    ///
+    /// Binding ids to creators makes the creator of an id immutable by
+    /// construction: a version that names another creator for the same id
+    /// fails the structural check everywhere, in any arrival order, so nobody
+    /// can take over someone else's record by rewriting its creator field.
+    pub fn new(creator: &PeerName, nonce: [u8; 8]) -> RecordId {
+        let mut id = [0u8; 16];
+        let (tag, rest) = id.split_at_mut(8);
+        tag.copy_from_slice(&creator_tag(creator));
+        rest.copy_from_slice(&nonce);
+        RecordId(id)
+    }
+
+    /// The id of `subject`'s membership record: one per member, so that a
+    /// renewed credential replaces the previous one through the merge order.
+    pub fn membership(subject: &PeerName) -> RecordId {
+        RecordId::new(subject, MEMBERSHIP_NONCE)
+    }
+
+    /// Whether this id was made for records created by `creator`.
+    pub fn is_created_by(&self, creator: &PeerName) -> bool {
+        self.0.get(..8) == Some(creator_tag(creator).as_slice())
+    }
+
+    /// The 8 bytes after the creator tag.
+    pub fn nonce(&self) -> [u8; 8] {
+        let mut nonce = [0u8; 8];
+        if let Some(rest) = self.0.get(8..) {
+            nonce.copy_from_slice(rest);
+        }
+        nonce
+    }
+}
+
+fn creator_tag(creator: &PeerName) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(RECORD_ID_DOMAIN);
+    hasher.update(creator.as_str().as_bytes());
+    let digest = hasher.finalize();
+    let mut tag = [0u8; 8];
+    if let Some(head) = digest.get(..8) {
+        tag.copy_from_slice(head);
+    }
+    tag
+}
+
 impl RecordType {
     /// Windows Grouping's Membership record type; peergroup publishes credential chains under it.
     pub const MEMBERSHIP: RecordType = RecordType::from_u128(0x0100_0000 << 96);
@@ -428,11 +484,12 @@ pub struct Record {
 impl Record {
     /// `PeerGroupAddRecord`: a version-1 record made from `new` by `creator`.
     ///
-    /// `id` comes from the caller's RNG. Fails with `NotAuthorized` for a reserved
-    /// type (only the infrastructure publishes those: see [`Record::new_reserved`]).
+    /// The id is [`RecordId::new`]`(creator, nonce)`, with `nonce` from the
+    /// caller's RNG. Fails with `NotAuthorized` for a reserved type (only the
+    /// infrastructure publishes those: see [`Record::new_reserved`]).
     pub fn new(
         new: NewRecord,
-        id: RecordId,
+        nonce: [u8; 8],
         group: &PeerName,
         creator: &PeerName,
         now: Timestamp,
@@ -443,11 +500,17 @@ impl Record {
                 new.record_type
             )));
         }
-        Record::new_reserved(new, id, group, creator, now)
+        if nonce == MEMBERSHIP_NONCE {
+            return Err(Error::InvalidArg(
+                "this record id is reserved for the creator's membership record".into(),
+            ));
+        }
+        Record::new_reserved(new, RecordId::new(creator, nonce), group, creator, now)
     }
 
-    /// Like [`Record::new`] but allows reserved types; for the infrastructure's
-    /// own records (membership records, for instance).
+    /// Like [`Record::new`] but takes the id and allows reserved types; for the
+    /// infrastructure's own records (membership records, for instance). The id
+    /// must still belong to `creator` ([`RecordId::is_created_by`]).
     pub fn new_reserved(
         new: NewRecord,
         id: RecordId,
@@ -636,6 +699,12 @@ impl Payload for Record {
         self.creator.require_secure("creator")?;
         if let Some(modifier) = &self.modified_by {
             modifier.require_secure("modifier")?;
+        }
+        if !self.id.is_created_by(&self.creator) {
+            return Err(Error::InvalidRecord(format!(
+                "record id {} does not belong to creator {}",
+                self.id, self.creator
+            )));
         }
         if self.version == 0 {
             return Err(Error::InvalidRecord("versions start at 1".into()));

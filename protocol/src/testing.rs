@@ -40,22 +40,22 @@ pub fn group_of(creator: &Identity, classifier: &str) -> PeerName {
         .clone()
 }
 
-/// A record id from a small number.
-pub fn rid(n: u64) -> RecordId {
-    RecordId::from_u128(u128::from(n) | (1 << 100))
+/// The id of `creator`'s record number `n` (as made by [`add`]).
+pub fn rid(creator: &Identity, n: u64) -> RecordId {
+    RecordId::new(creator.peer_name(), n.to_be_bytes())
 }
 
-/// Signs a new record with `data`, expiring `ttl_secs` after `now`.
+/// Signs `author`'s new record number `n` with `data`, expiring `ttl_secs` after `now`.
 pub fn add(
     author: &Identity,
     group: &PeerName,
-    id: RecordId,
+    n: u64,
     data: &[u8],
     now: Timestamp,
     ttl_secs: u64,
 ) -> SignedRecord {
     let new = NewRecord::new(NOTE, now.saturating_add_secs(ttl_secs)).with_data(data.to_vec());
-    let record = Record::new(new, id, group, author.peer_name(), now).unwrap();
+    let record = Record::new(new, n.to_be_bytes(), group, author.peer_name(), now).unwrap();
     SignedRecord::sign(record, author.keypair()).unwrap()
 }
 
@@ -153,24 +153,30 @@ fn changes<S: Store>(store: &mut S, batch: Vec<SignedRecord>) -> Vec<Change> {
 /// Add, re-add, update, stale copy, delete, no resurrection.
 pub fn store_merge_lifecycle<S: Store>(mut store: S) {
     let f = fixture();
-    let v1 = add(&f.alice, &f.group, rid(1), b"one", T0, 3600);
+    let v1 = add(&f.alice, &f.group, 1, b"one", T0, 3600);
     let v2 = update(&f.bob, &v1, b"two", T0.saturating_add_secs(1));
     let v3 = delete(&f.alice, &v2, T0.saturating_add_secs(2));
 
-    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), None);
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 1)).unwrap(), None);
     assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Added]);
-    assert_eq!(store.get(&f.group, &rid(1)).unwrap().as_ref(), Some(&v1));
+    assert_eq!(
+        store.get(&f.group, &rid(&f.alice, 1)).unwrap().as_ref(),
+        Some(&v1)
+    );
     assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Stale]);
     assert_eq!(changes(&mut store, vec![v2.clone()]), [Change::Updated]);
     assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Stale]);
-    assert_eq!(store.get(&f.group, &rid(1)).unwrap().as_ref(), Some(&v2));
+    assert_eq!(
+        store.get(&f.group, &rid(&f.alice, 1)).unwrap().as_ref(),
+        Some(&v2)
+    );
     assert_eq!(changes(&mut store, vec![v3.clone()]), [Change::Deleted]);
     // A stale peer re-sending older versions never resurrects the record.
     assert_eq!(
         changes(&mut store, vec![v2, v1]),
         [Change::Stale, Change::Stale]
     );
-    let stored = store.get(&f.group, &rid(1)).unwrap().unwrap();
+    let stored = store.get(&f.group, &rid(&f.alice, 1)).unwrap().unwrap();
     assert!(stored.record().is_deleted());
     assert_eq!(stored, v3);
 }
@@ -179,14 +185,14 @@ pub fn store_merge_lifecycle<S: Store>(mut store: S) {
 /// reports one outcome per input.
 pub fn store_batch_merge<S: Store>(mut store: S) {
     let f = fixture();
-    let v1 = add(&f.alice, &f.group, rid(7), b"one", T0, 3600);
+    let v1 = add(&f.alice, &f.group, 7, b"one", T0, 3600);
     let v2 = update(&f.alice, &v1, b"two", T0.saturating_add_secs(1));
-    let other = add(&f.alice, &f.group, rid(8), b"x", T0, 3600);
+    let other = add(&f.alice, &f.group, 8, b"x", T0, 3600);
     assert_eq!(
         changes(&mut store, vec![v2.clone(), other, v1.clone()]),
         [Change::Added, Change::Added, Change::Stale]
     );
-    assert_eq!(store.get(&f.group, &rid(7)).unwrap(), Some(v2));
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 7)).unwrap(), Some(v2));
     let tomb_first = delete(&f.alice, &v1, T0.saturating_add_secs(2));
     assert_eq!(changes(&mut store, vec![tomb_first]), [Change::Deleted]);
 }
@@ -194,21 +200,27 @@ pub fn store_batch_merge<S: Store>(mut store: S) {
 /// Groups are separate namespaces: the same id in two groups is two records.
 pub fn store_groups_are_separate<S: Store>(mut store: S) {
     let f = fixture();
-    let a = add(&f.alice, &f.group, rid(1), b"a", T0, 3600);
-    let b = add(&f.bob, &f.other_group, rid(1), b"b", T0, 3600);
+    let a = add(&f.alice, &f.group, 1, b"a", T0, 3600);
+    let b = add(&f.alice, &f.other_group, 1, b"b", T0, 3600);
     assert_eq!(
         changes(&mut store, vec![a.clone(), b.clone()]),
         [Change::Added, Change::Added]
     );
-    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), Some(a));
-    assert_eq!(store.get(&f.other_group, &rid(1)).unwrap(), Some(b.clone()));
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 1)).unwrap(), Some(a));
+    assert_eq!(
+        store.get(&f.other_group, &rid(&f.alice, 1)).unwrap(),
+        Some(b.clone())
+    );
     assert_ne!(
         store.digest(&f.group).unwrap(),
         store.digest(&f.other_group).unwrap()
     );
     assert_eq!(store.remove_group(&f.group).unwrap(), 1);
-    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), None);
-    assert_eq!(store.get(&f.other_group, &rid(1)).unwrap(), Some(b));
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 1)).unwrap(), None);
+    assert_eq!(
+        store.get(&f.other_group, &rid(&f.alice, 1)).unwrap(),
+        Some(b)
+    );
     assert_eq!(store.records(&f.group, None, None, 10).unwrap(), vec![]);
 }
 
@@ -217,13 +229,20 @@ pub fn store_records_paging<S: Store>(mut store: S) {
     let f = fixture();
     let mut batch: Vec<SignedRecord> = (0..25)
         .rev()
-        .map(|n| add(&f.alice, &f.group, rid(n), &[n as u8], T0, 3600))
+        .map(|n| add(&f.alice, &f.group, n, &[n as u8], T0, 3600))
         .collect();
     let other_type = NewRecord::new(RecordType::from_u128(99 << 64), T0.saturating_add_secs(60))
         .with_attributes(
             Attributes::from_pairs([("Priority".to_owned(), AttributeValue::Int(3))]).unwrap(),
         );
-    let typed = Record::new(other_type, rid(100), &f.group, f.bob.peer_name(), T0).unwrap();
+    let typed = Record::new(
+        other_type,
+        100u64.to_be_bytes(),
+        &f.group,
+        f.bob.peer_name(),
+        T0,
+    )
+    .unwrap();
     batch.push(SignedRecord::sign(typed, f.bob.keypair()).unwrap());
     store.merge(batch).unwrap();
 
@@ -238,7 +257,7 @@ pub fn store_records_paging<S: Store>(mut store: S) {
         after = Some(page.last().unwrap().record().id);
         seen.extend(page.into_iter().map(|r| r.record().id));
     }
-    let expected: Vec<RecordId> = (0..25).map(rid).collect();
+    let expected: Vec<RecordId> = (0..25).map(|n| rid(&f.alice, n)).collect();
     assert_eq!(
         seen, expected,
         "pages come in id order, without gaps or repeats"
@@ -249,16 +268,16 @@ pub fn store_records_paging<S: Store>(mut store: S) {
         .records(&f.group, Some(RecordType::from_u128(99 << 64)), None, 1000)
         .unwrap();
     assert_eq!(typed.len(), 1);
-    assert_eq!(typed[0].record().id, rid(100));
+    assert_eq!(typed[0].record().id, rid(&f.bob, 100));
 }
 
 /// Expiry removes live records (reported) and tombstones (silently), each at
 /// its own expiration; until then a tombstone keeps older copies out.
 pub fn store_expiry<S: Store>(mut store: S) {
     let f = fixture();
-    let short = add(&f.alice, &f.group, rid(1), b"short", T0, 10);
-    let long = add(&f.alice, &f.group, rid(2), b"long", T0, 1000);
-    let doomed = add(&f.alice, &f.group, rid(3), b"doomed", T0, 100);
+    let short = add(&f.alice, &f.group, 1, b"short", T0, 10);
+    let long = add(&f.alice, &f.group, 2, b"long", T0, 1000);
+    let doomed = add(&f.alice, &f.group, 3, b"doomed", T0, 100);
     let tomb = delete(&f.alice, &doomed, T0.saturating_add_secs(1));
     store
         .merge(vec![short, long.clone(), doomed.clone(), tomb.clone()])
@@ -268,28 +287,28 @@ pub fn store_expiry<S: Store>(mut store: S) {
     assert_eq!(expired.len(), 1);
     assert_eq!(
         (expired[0].id, expired[0].change),
-        (rid(1), Change::Expired)
+        (rid(&f.alice, 1), Change::Expired)
     );
-    assert_eq!(store.get(&f.group, &rid(1)).unwrap(), None);
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 1)).unwrap(), None);
 
     // The tombstone is still there: the deleted record's older copy is stale.
     assert_eq!(store.expire(T0.saturating_add_secs(99)).unwrap(), vec![]);
     assert_eq!(changes(&mut store, vec![doomed]), [Change::Stale]);
-    assert_eq!(store.get(&f.group, &rid(3)).unwrap(), Some(tomb));
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 3)).unwrap(), Some(tomb));
 
     // At its own expiration the tombstone goes, silently.
     assert_eq!(store.expire(T0.saturating_add_secs(100)).unwrap(), vec![]);
-    assert_eq!(store.get(&f.group, &rid(3)).unwrap(), None);
-    assert_eq!(store.get(&f.group, &rid(2)).unwrap(), Some(long));
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 3)).unwrap(), None);
+    assert_eq!(store.get(&f.group, &rid(&f.alice, 2)).unwrap(), Some(long));
 }
 
 /// The digest depends on contents only, not on the order they arrived in.
 pub fn store_digest<S: Store>(mut a: S, mut b: S) {
     let f = fixture();
     let empty = a.digest(&f.group).unwrap();
-    let v1 = add(&f.alice, &f.group, rid(1), b"one", T0, 3600);
+    let v1 = add(&f.alice, &f.group, 1, b"one", T0, 3600);
     let v2 = update(&f.bob, &v1, b"two", T0.saturating_add_secs(1));
-    let w = add(&f.bob, &f.group, rid(2), b"w", T0, 3600);
+    let w = add(&f.bob, &f.group, 2, b"w", T0, 3600);
     a.merge(vec![v1.clone(), v2.clone(), w.clone()]).unwrap();
     b.merge(vec![w]).unwrap();
     assert_ne!(a.digest(&f.group).unwrap(), b.digest(&f.group).unwrap());

@@ -4,7 +4,7 @@ use peergroup_protocol::{
     AttributeValue, Attributes, DecodeError, Error, GroupProperties, Kind, MAX_ENVELOPE_SIZE,
     NewRecord, PeerName, Record, RecordFlags, RecordId, RecordType, Signed, SignedRecord,
     Timestamp, VerifyError, WIRE_VERSION, decode_canonical, encode,
-    testing::{NOTE, T0, add, forge_envelope, group_of, identity, rid, sign_as, tamper, update},
+    testing::{NOTE, T0, add, forge_envelope, group_of, identity, sign_as, tamper, update},
 };
 use proptest::prelude::*;
 
@@ -45,7 +45,7 @@ prop_compose! {
         let record = Record {
             format: 1,
             group,
-            id: RecordId::from_u128(id),
+            id: RecordId::new(creator.peer_name(), (id as u64).to_be_bytes()),
             record_type: RecordType::from_u128(ty),
             version: if modifier.is_some() { version } else { 1 },
             flags,
@@ -135,7 +135,7 @@ fn sample() -> (SignedRecord, peergroup_protocol::Identity) {
     let new = NewRecord::new(NOTE, T0.saturating_add_secs(60))
         .with_data(b"e4".to_vec())
         .with_attributes(attrs);
-    let record = Record::new(new, rid(1), &group, alice.peer_name(), T0).unwrap();
+    let record = Record::new(new, [1; 8], &group, alice.peer_name(), T0).unwrap();
     (SignedRecord::sign(record, alice.keypair()).unwrap(), alice)
 }
 
@@ -172,7 +172,7 @@ fn any_tampered_field_fails_verification() {
         (
             "id",
             Record {
-                id: rid(2),
+                id: RecordId::new(&r.creator, [2; 8]),
                 ..r.clone()
             },
         ),
@@ -242,8 +242,18 @@ fn any_tampered_field_fails_verification() {
             "tampered {field}"
         );
     }
-    // A changed creator moves the signer check: the key no longer owns the name.
+    // A changed creator no longer owns the record id (ids are bound to creators).
     let stolen = Record {
+        creator: bob.peer_name().clone(),
+        ..r.clone()
+    };
+    assert!(matches!(
+        SignedRecord::from_bytes(&tamper(&s, &stolen)),
+        Err(Error::InvalidRecord(_))
+    ));
+    // With the id rebound too, the key no longer owns the creator's name.
+    let stolen = Record {
+        id: RecordId::new(bob.peer_name(), [1; 8]),
         creator: bob.peer_name().clone(),
         ..r
     };
@@ -403,7 +413,7 @@ fn wire_bytes_are_stable() {
         .collect();
     assert_eq!(
         hex,
-        "005de709028a65ff4da874cae627cf6d07b88e6fc43ebe1e591be2353e9000a6",
+        "fed7bca6a88cac78b42b9ccf79949f244f9580bbb9b7dcf631da2a4662e2515a",
         "envelope bytes: {:02x?}",
         s.as_bytes()
     );

@@ -42,7 +42,7 @@ fn history(writers: &[Identity], group: &PeerName, steps: &[Step]) -> Vec<Signed
             vec![add(
                 &writers[n % writers.len()],
                 group,
-                rid(n as u64),
+                n as u64,
                 &[n as u8],
                 T0,
                 3600,
@@ -113,8 +113,8 @@ proptest! {
 
         // What survives is the maximum of each record's versions.
         for n in 0..4u64 {
-            let max = envelopes.iter().filter(|e| e.record().id == rid(n)).max().unwrap();
-            let stored = reference.get(&group, &rid(n)).unwrap();
+            let max = envelopes.iter().filter(|e| e.record().id == rid(&writers[n as usize % 3], n)).max().unwrap();
+            let stored = reference.get(&group, &rid(&writers[n as usize % 3], n)).unwrap();
             prop_assert_eq!(stored.as_ref(), Some(max));
         }
     }
@@ -125,7 +125,7 @@ fn merge_order_follows_the_windows_sequence() {
     let alice = identity(1, "alice");
     let bob = identity(2, "bob");
     let group = group_of(&alice, "g");
-    let v1 = add(&alice, &group, rid(1), b"a", T0, 3600);
+    let v1 = add(&alice, &group, 1, b"a", T0, 3600);
     let t = |s| T0.saturating_add_secs(s);
 
     // 1. Higher version wins, whatever the times and names.

@@ -4,7 +4,7 @@
 use peergroup_protocol::{
     AttributeValue, Attributes, Error, MAX_ATTRIBUTES, MAX_RECORD_DATA, NewRecord, Record,
     RecordFlags, RecordId, RecordType, SignedRecord, Timestamp,
-    testing::{NOTE, T0, add, group_of, identity, rid},
+    testing::{NOTE, T0, add, group_of, identity},
 };
 
 fn t(secs: u64) -> Timestamp {
@@ -23,7 +23,7 @@ fn base() -> (
     let new = NewRecord::new(NOTE, t(100))
         .with_data(b"hello".to_vec())
         .with_attributes(attrs);
-    let record = Record::new(new, rid(1), &group, alice.peer_name(), T0).unwrap();
+    let record = Record::new(new, [1; 8], &group, alice.peer_name(), T0).unwrap();
     (record, alice, bob)
 }
 
@@ -47,12 +47,12 @@ fn add_rejects_bad_input() {
     let me = alice.peer_name();
     let past = NewRecord::new(NOTE, T0);
     assert!(matches!(
-        Record::new(past, rid(1), &group, me, T0),
+        Record::new(past, [1; 8], &group, me, T0),
         Err(Error::InvalidRecordExpiration(_))
     ));
     let reserved = NewRecord::new(RecordType::MEMBERSHIP, t(10));
     assert!(matches!(
-        Record::new(reserved, rid(1), &group, me, T0),
+        Record::new(reserved, [1; 8], &group, me, T0),
         Err(Error::NotAuthorized(_))
     ));
     assert!(RecordType::SECURITY_PROPERTIES.is_reserved());
@@ -60,21 +60,21 @@ fn add_rejects_bad_input() {
     assert!(!NOTE.is_reserved());
     let big = NewRecord::new(NOTE, t(10)).with_data(vec![0; MAX_RECORD_DATA + 1]);
     assert!(matches!(
-        Record::new(big, rid(1), &group, me, T0),
+        Record::new(big, [1; 8], &group, me, T0),
         Err(Error::MaxRecordSizeExceeded { .. })
     ));
     let mut deleted = NewRecord::new(NOTE, t(10));
     deleted.flags = RecordFlags::DELETED;
     assert!(matches!(
-        Record::new(deleted, rid(1), &group, me, T0),
+        Record::new(deleted, [1; 8], &group, me, T0),
         Err(Error::InvalidArg(_))
     ));
     let mut autorefresh = NewRecord::new(NOTE, t(10));
     autorefresh.flags = RecordFlags::AUTOREFRESH;
-    assert!(Record::new(autorefresh, rid(1), &group, me, T0).is_ok());
+    assert!(Record::new(autorefresh, [1; 8], &group, me, T0).is_ok());
     let unsecured = peergroup_protocol::PeerName::unsecured("x").unwrap();
     assert!(matches!(
-        Record::new(NewRecord::new(NOTE, t(10)), rid(1), &group, &unsecured, T0),
+        Record::new(NewRecord::new(NOTE, t(10)), [1; 8], &group, &unsecured, T0),
         Err(Error::InvalidPeerName(_))
     ));
 }
@@ -142,7 +142,7 @@ fn reserved_attributes_are_searchable() {
     );
     assert_eq!(
         r.attribute("PEERRECORDID"),
-        Some(AttributeValue::String(rid(1).to_string()))
+        Some(AttributeValue::String(r.id.to_string()))
     );
     assert_eq!(
         r.attribute("peercreationtime"),
