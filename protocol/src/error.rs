@@ -176,6 +176,12 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// `PEER_E_INVALID_CREDENTIAL`: a credential or chain is malformed or broken.
+    #[error("invalid credential: {0}")]
+    InvalidCredential(String),
+    /// `PEER_E_PASSWORD_DOES_NOT_MEET_POLICY`: the group password is too weak.
+    #[error("the password does not meet the policy: {0}")]
+    PasswordDoesNotMeetPolicy(String),
     /// `PEER_E_CIRCULAR_CHAIN_DETECTED`: a credential chain names a key twice.
     #[error("circular credential chain")]
     CircularChainDetected,
@@ -213,6 +219,8 @@ impl Error {
             Error::InvalidTimePeriod(_) => 0x8063_0705,
             Error::ChainTooLong { .. } => 0x8063_0703,
             Error::CircularChainDetected => 0x8063_0706,
+            Error::InvalidCredential(_) => 0x8063_2082,
+            Error::PasswordDoesNotMeetPolicy(_) => 0x8063_2021,
         }
     }
 
@@ -241,6 +249,8 @@ impl Error {
             Error::InvalidTimePeriod(_) => "PEER_E_INVALID_TIME_PERIOD",
             Error::ChainTooLong { .. } => "PEER_E_CHAIN_TOO_LONG",
             Error::CircularChainDetected => "PEER_E_CIRCULAR_CHAIN_DETECTED",
+            Error::InvalidCredential(_) => "PEER_E_INVALID_CREDENTIAL",
+            Error::PasswordDoesNotMeetPolicy(_) => "PEER_E_PASSWORD_DOES_NOT_MEET_POLICY",
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::Error,
     identity::{Identity, PublicKey, validate_friendly_name},
+    password::PasswordPolicy,
     peer_name::{PeerName, validate_classifier},
     signed::{Kind, Payload, Signed},
     time::Timestamp,
@@ -117,6 +118,9 @@ pub struct GroupProperties {
     /// 1 at creation, +1 each time the creator changes the properties.
     #[serde(rename = "r")]
     pub revision: u32,
+    /// The password policy of a password group (with [`AuthSchemes::PASSWORD`]).
+    #[serde(rename = "pw")]
+    pub password: Option<PasswordPolicy>,
 }
 
 impl GroupProperties {
@@ -178,6 +182,17 @@ impl Payload for GroupProperties {
         if self.revision == 0 {
             return invalid("revisions start at 1".into());
         }
+        let wants_password = self.auth_schemes.0 & AuthSchemes::PASSWORD.0 != 0;
+        match (&self.password, wants_password) {
+            (Some(policy), true) => policy.check()?,
+            (None, false) => {}
+            (Some(_), false) => {
+                return invalid("a password policy without password authentication".into());
+            }
+            (None, true) => {
+                return invalid("password authentication needs a password policy".into());
+            }
+        }
         Ok(())
     }
 
@@ -217,6 +232,9 @@ pub struct GroupSpec {
     pub member_data_lifetime: Option<u32>,
     /// Seconds; default and minimum [`MIN_PRESENCE_LIFETIME`].
     pub presence_lifetime: Option<u32>,
+    /// Makes a password group: build it with [`PasswordPolicy::new`]; the
+    /// password scheme is added to `auth_schemes`.
+    pub password: Option<PasswordPolicy>,
 }
 
 impl GroupSpec {
@@ -278,7 +296,12 @@ impl GroupSpec {
             creator_peer_name: creator_name.clone(),
             creator_key: creator.public_key(),
             cloud: self.cloud,
-            auth_schemes: self.auth_schemes,
+            auth_schemes: if self.password.is_some() {
+                AuthSchemes(self.auth_schemes.0 | AuthSchemes::PASSWORD.0)
+            } else {
+                self.auth_schemes
+            },
+            password: self.password.clone(),
             comment: self.comment.clone().unwrap_or_default(),
             flags: self.flags,
             member_data_lifetime,
@@ -287,5 +310,34 @@ impl GroupSpec {
             revision: 1,
         };
         Signed::sign(properties, creator.keypair())
+    }
+}
+
+impl GroupProperties {
+    /// `PeerGroupSetProperties`: checks that `newer` may replace `self`. Only
+    /// the creator signs properties (enforced by the signature); here the
+    /// revision must grow and the immutable members stay: group and creator
+    /// names, creator key, cloud, authentication schemes, creation time.
+    pub fn check_update(&self, newer: &GroupProperties) -> Result<(), Error> {
+        if newer.revision <= self.revision {
+            return Err(Error::InvalidGroupProperties(format!(
+                "revision {} does not follow {}",
+                newer.revision, self.revision
+            )));
+        }
+        let same = self.group_peer_name == newer.group_peer_name
+            && self.creator_peer_name == newer.creator_peer_name
+            && self.creator_key == newer.creator_key
+            && self.cloud == newer.cloud
+            && self.auth_schemes == newer.auth_schemes
+            && self.created_at == newer.created_at;
+        if !same {
+            return Err(Error::InvalidGroupProperties(
+                "group and creator names, key, cloud, authentication schemes and creation time \
+                 cannot change"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -20,6 +20,12 @@
 //! - `record`: [`Record`] and the add / update / delete rules; the merge
 //!   order is `Ord for SignedRecord`.
 //! - `store`: the [`Store`] trait and [`MemoryStore`].
+//! - `credential`: [`Role`]s, [`Credential`]s and [`CredentialChain`]s (the
+//!   GMC model), issuing and renewing credentials.
+//! - `invitation`: invitations and their one-line text form.
+//! - `password`: password groups: the Argon2id verifier and the proof exchange.
+//! - `authorize`: the authorization rules, membership records, and the
+//!   [`Authorizer`] state machine with deferred validation.
 //! - `time`: [`Timestamp`].
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![cfg_attr(
@@ -33,9 +39,13 @@
     )
 )]
 
+mod authorize;
+mod credential;
 mod error;
 mod group;
 mod identity;
+mod invitation;
+mod password;
 mod peer_name;
 mod record;
 mod signed;
@@ -46,6 +56,14 @@ mod time;
 pub mod testing;
 
 pub use self::{
+    authorize::{
+        AuthorizeError, Authorizer, DEFAULT_MAX_HELD, Memberships, Verdict, authorize,
+        membership_chain, membership_record,
+    },
+    credential::{
+        Credential, CredentialChain, INFINITE_VALIDITY_SECS, MAX_CHAIN_LEN, Membership, Role,
+        SignedCredential, issue_credential, renew_credential,
+    },
     error::{DecodeError, Error, VerifyError},
     group::{
         AuthSchemes, Cloud, DEFAULT_MEMBER_DATA_LIFETIME, GroupFlags, GroupProperties, GroupSpec,
@@ -55,6 +73,14 @@ pub use self::{
     identity::{
         IDENTITY_TEXT_PREFIX, Identity, IdentityInfo, Keypair, MAX_FRIENDLY_NAME_CHARS, PublicKey,
         Signature,
+    },
+    invitation::{
+        INVITATION_TEXT_PREFIX, Invitation, InvitationInfo, Scheme, create_invitation,
+        create_password_invitation,
+    },
+    password::{
+        KdfParams, MIN_PASSWORD_CHARS, PasswordChallenge, PasswordExchange, PasswordGrant,
+        PasswordJoiner, PasswordKey, PasswordPolicy, PasswordProof,
     },
     peer_name::{MAX_CLASSIFIER_CHARS, PeerName, authority_of},
     record::{

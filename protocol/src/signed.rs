@@ -52,6 +52,10 @@ pub enum Kind {
     Properties,
     /// An identity's public information ([`crate::IdentityInfo`]).
     Identity,
+    /// A credential ([`crate::Credential`]).
+    Credential,
+    /// An invitation ([`crate::Invitation`]).
+    Invitation,
 }
 
 impl Kind {
@@ -61,6 +65,8 @@ impl Kind {
             Kind::Record => 1,
             Kind::Properties => 2,
             Kind::Identity => 3,
+            Kind::Credential => 4,
+            Kind::Invitation => 5,
         }
     }
 
@@ -70,6 +76,8 @@ impl Kind {
             Kind::Record => "peergroup/record/v1",
             Kind::Properties => "peergroup/properties/v1",
             Kind::Identity => "peergroup/identity/v1",
+            Kind::Credential => "peergroup/credential/v1",
+            Kind::Invitation => "peergroup/invitation/v1",
         }
     }
 
@@ -79,6 +87,8 @@ impl Kind {
             Kind::Record => "record",
             Kind::Properties => "group properties",
             Kind::Identity => "identity",
+            Kind::Credential => "credential",
+            Kind::Invitation => "invitation",
         }
     }
 }

@@ -1,9 +1,13 @@
 //! The protocol core's tests: one integration binary, one module per topic.
 
+mod authorization;
 mod envelope;
 mod group;
 mod identity;
+mod invitation;
+mod membership;
 mod merge;
+mod password;
 mod peer_name;
 mod record;
 mod store;
