@@ -185,6 +185,24 @@ pub enum Error {
     /// `PEER_E_CIRCULAR_CHAIN_DETECTED`: a credential chain names a key twice.
     #[error("circular credential chain")]
     CircularChainDetected,
+    /// `PEER_E_GROUP_IN_USE`: the group is open or connected where that is not allowed.
+    #[error("the group is in use: {0}")]
+    GroupInUse(String),
+    /// `PEER_E_GROUPS_EXIST`: an identity still has groups and cannot be deleted.
+    #[error("groups exist: {0}")]
+    GroupsExist(String),
+    /// `PEER_E_NO_MEMBERS_FOUND`: no member of the group could be found in the cloud.
+    #[error("no members found: {0}")]
+    NoMembersFound(String),
+    /// `PEER_E_NO_MEMBER_CONNECTIONS`: members were found but none accepted the connection.
+    #[error("no member accepted the connection: {0}")]
+    NoMemberConnections(String),
+    /// `PEER_E_UNABLE_TO_LISTEN`: the node could not listen on any address.
+    #[error("unable to listen: {0}")]
+    UnableToListen(String),
+    /// `PEER_E_CONNECTION_FAILED`: a connection failed.
+    #[error("connection failed: {0}")]
+    ConnectionFailed(String),
     /// Malformed bytes (`E_INVALIDARG` for Windows callers).
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -220,6 +238,12 @@ impl Error {
             Error::ChainTooLong { .. } => 0x8063_0703,
             Error::CircularChainDetected => 0x8063_0706,
             Error::InvalidCredential(_) => 0x8063_2082,
+            Error::GroupInUse(_) => 0x8063_2092,
+            Error::GroupsExist(_) => 0x8063_0204,
+            Error::NoMembersFound(_) => 0x8063_2094,
+            Error::NoMemberConnections(_) => 0x8063_2095,
+            Error::UnableToListen(_) => 0x8063_2096,
+            Error::ConnectionFailed(_) => 0x8063_0109,
             Error::PasswordDoesNotMeetPolicy(_) => 0x8063_2021,
         }
     }
@@ -250,6 +274,12 @@ impl Error {
             Error::ChainTooLong { .. } => "PEER_E_CHAIN_TOO_LONG",
             Error::CircularChainDetected => "PEER_E_CIRCULAR_CHAIN_DETECTED",
             Error::InvalidCredential(_) => "PEER_E_INVALID_CREDENTIAL",
+            Error::GroupInUse(_) => "PEER_E_GROUP_IN_USE",
+            Error::GroupsExist(_) => "PEER_E_GROUPS_EXIST",
+            Error::NoMembersFound(_) => "PEER_E_NO_MEMBERS_FOUND",
+            Error::NoMemberConnections(_) => "PEER_E_NO_MEMBER_CONNECTIONS",
+            Error::UnableToListen(_) => "PEER_E_UNABLE_TO_LISTEN",
+            Error::ConnectionFailed(_) => "PEER_E_CONNECTION_FAILED",
             Error::PasswordDoesNotMeetPolicy(_) => "PEER_E_PASSWORD_DOES_NOT_MEET_POLICY",
         }
     }

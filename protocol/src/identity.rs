@@ -95,6 +95,11 @@ impl<'de> Deserialize<'de> for PublicKey {
 pub struct Signature(pub(crate) [u8; 64]);
 
 impl Signature {
+    /// A signature from its 64 bytes (checked only when verifying).
+    pub fn from_bytes(bytes: [u8; 64]) -> Signature {
+        Signature(bytes)
+    }
+
     /// The signature bytes.
     pub fn as_bytes(&self) -> &[u8; 64] {
         &self.0

@@ -1,0 +1,128 @@
+//! Helpers for multi-node tests: nodes on loopback, a group with members.
+#![allow(dead_code)] // shared by test modules; not every test uses every helper
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use peergroup::node::{Config, Event, EventFilter, EventKind, Handle, Node, Subscription};
+use peergroup::protocol::{Digest, GroupSpec, PeerName, Role};
+
+/// Loopback, OS-chosen port.
+pub(crate) fn loopback() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/0".parse().unwrap()
+}
+
+/// A test node: loopback only, no mDNS, no Kademlia unless asked, fast heartbeat.
+pub(crate) fn config() -> peergroup::node::ConfigBuilder {
+    Config::builder()
+        .listen([loopback()])
+        .mdns(false)
+        .kademlia(false)
+        .heartbeat(Duration::from_millis(100))
+        .connect_timeout(Duration::from_secs(20))
+}
+
+pub(crate) async fn node(config: peergroup::node::ConfigBuilder) -> (Handle, Subscription) {
+    Node::spawn(config.build().unwrap()).await.unwrap()
+}
+
+/// Waits (at most `secs`) until `check` holds, polling every 50 ms.
+pub(crate) async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {secs} s waiting for: {what}");
+}
+
+/// A member of a test group.
+pub(crate) struct Member {
+    pub(crate) handle: Handle,
+    pub(crate) identity: PeerName,
+    pub(crate) events: Subscription,
+}
+
+/// The creator makes a group and connects; returns the creator and the group name.
+pub(crate) async fn group_with_creator(
+    builder: peergroup::node::ConfigBuilder,
+) -> (Member, PeerName) {
+    let (handle, events) = node(builder).await;
+    let identity = handle.create_identity("creator", "Creator").await.unwrap();
+    let identity = identity.payload().peer_name.clone();
+    let group = handle
+        .create_group(GroupSpec::new(&identity, "test"))
+        .await
+        .unwrap();
+    handle.connect(&group).await.unwrap();
+    (
+        Member {
+            handle,
+            identity,
+            events,
+        },
+        group,
+    )
+}
+
+/// Starts a node, creates an identity, gets it invited by `inviter` as `role`,
+/// joins and connects through `addrs`.
+pub(crate) async fn join(
+    inviter: &Member,
+    group: &PeerName,
+    role: Role,
+    builder: peergroup::node::ConfigBuilder,
+    addrs: Vec<Multiaddr>,
+) -> Member {
+    let (handle, events) = node(builder).await;
+    let info = handle.create_identity("member", "").await.unwrap();
+    let identity = info.payload().peer_name.clone();
+    let text = info.to_text(peergroup::protocol::IDENTITY_TEXT_PREFIX);
+    let invitation = inviter
+        .handle
+        .create_invitation(group, &text, role, None)
+        .await
+        .unwrap();
+    handle.join(&identity, &invitation).await.unwrap();
+    handle.connect_by_address(group, addrs).await.unwrap();
+    Member {
+        handle,
+        identity,
+        events,
+    }
+}
+
+pub(crate) async fn digests(members: &[&Member], group: &PeerName) -> Vec<Digest> {
+    let mut out = Vec::new();
+    for m in members {
+        out.push(m.handle.digest(group).await.unwrap());
+    }
+    out
+}
+
+/// Drains queued events of `kind` from a subscription.
+pub(crate) fn drain(sub: &mut Subscription, kind: EventKind) -> Vec<Event> {
+    let filter = EventFilter::kinds([kind]);
+    let mut out = Vec::new();
+    while let Some(Ok(e)) = sub.try_recv() {
+        if filter.matches(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Wall-clock now.
+pub(crate) fn now() -> peergroup::protocol::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    peergroup::protocol::Timestamp::from_millis(ms as u64)
+}
