@@ -45,3 +45,424 @@ async fn two_members_replicate_records() {
     assert!(matches!(err.peer(), Some(Error::NotAuthorized(_))), "{err}");
     let _ = Duration::ZERO;
 }
+
+/// 5 members joined by invitation, several writers, 1,000 updates including
+/// concurrent updates of the same records and deletes: every replica ends
+/// with the same database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_converge_after_1000_concurrent_updates() {
+    let (creator, group) = group_with_creator(config()).await;
+    let mut members = vec![creator];
+    for role in [Role::Admin, Role::Admin, Role::Member, Role::Member] {
+        let mut addrs = Vec::new();
+        for m in &members {
+            addrs.extend(m.handle.listen_addrs().await.unwrap());
+        }
+        let m = join(&members[0], &group, role, config(), addrs).await;
+        members.push(m);
+    }
+    // Wait for the mesh: every member sees the other four.
+    for m in &members {
+        eventually(20, "neighbours", || async {
+            let (status, ready) = m.handle.status(&group).await.unwrap();
+            ready && status.has_connections
+        })
+        .await;
+    }
+    // Ten shared records that the three admins will fight over.
+    let mut shared = Vec::new();
+    for i in 0..10 {
+        shared.push(
+            members[0]
+                .handle
+                .add_record(&group, note(&format!("shared {i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for m in &members {
+        eventually(20, "shared records everywhere", || async {
+            m.handle.records(&group, None).await.unwrap().len() >= 10
+        })
+        .await;
+    }
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(10));
+    let mut tasks = Vec::new();
+    for (w, m) in members.iter().enumerate().take(4) {
+        let handle = m.handle.clone();
+        let group = group.clone();
+        let shared = shared.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut own = Vec::new();
+            let mut i = 0u64;
+            while done.load(std::sync::atomic::Ordering::Relaxed) < 1000 {
+                i += 1;
+                let ok = if w < 3 && i % 3 != 0 {
+                    // Admins update (and sometimes delete) the shared records,
+                    // each from its own possibly outdated copy: concurrent
+                    // updates of the same version happen all the time.
+                    let id = shared[(i as usize * (w + 1)) % shared.len()];
+                    match handle.get_record(&group, id).await {
+                        Ok(mut r) if i % 97 == 0 => {
+                            handle.delete_record(&group, r.id).await.is_ok() || {
+                                r.data.clear();
+                                false
+                            }
+                        }
+                        Ok(mut r) => {
+                            r.data = format!("writer {w} op {i}").into_bytes();
+                            handle.update_record(&group, r).await.is_ok()
+                        }
+                        Err(_) => false,
+                    }
+                } else if own.len() < 5 || i % 4 == 0 {
+                    match handle
+                        .add_record(&group, note(&format!("own {w} {i}")))
+                        .await
+                    {
+                        Ok(id) => {
+                            own.push(id);
+                            true
+                        }
+                        Err(e) => panic!("add failed: {e}"),
+                    }
+                } else {
+                    let id = own[(i as usize) % own.len()];
+                    match handle.get_record(&group, id).await {
+                        Ok(r) if i % 11 == 0 => handle.delete_record(&group, r.id).await.is_ok(),
+                        Ok(mut r) => {
+                            r.data = format!("own {w} v{i}").into_bytes();
+                            handle.update_record(&group, r).await.is_ok()
+                        }
+                        Err(_) => false,
+                    }
+                };
+                if ok {
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if i % 16 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(done.load(std::sync::atomic::Ordering::Relaxed) >= 1000);
+    let refs: Vec<&Member> = members.iter().collect();
+    eventually(60, "identical digests on all five members", || async {
+        let d = digests(&refs, &group).await;
+        d.windows(2).all(|w| w[0] == w[1])
+    })
+    .await;
+    let records = members[4].handle.records(&group, None).await.unwrap();
+    assert!(
+        records.len() > 10,
+        "the database holds the writers' records"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_is_not_ready_until_its_first_copy() {
+    let (creator, group) = group_with_creator(config()).await;
+    let id = creator
+        .handle
+        .add_record(&group, note("before the joiner"))
+        .await
+        .unwrap();
+    let mut joiner = invited(&creator, &group, Role::Member, config(), None).await;
+    let (status, ready) = joiner.handle.status(&group).await.unwrap();
+    assert!(!ready && !status.listening);
+    for err in [
+        joiner
+            .handle
+            .add_record(&group, note("too early"))
+            .await
+            .unwrap_err(),
+        joiner.handle.get_record(&group, id).await.unwrap_err(),
+        joiner.handle.records(&group, None).await.unwrap_err(),
+    ] {
+        assert!(matches!(err.peer(), Some(Error::GroupNotReady)), "{err}");
+    }
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    joiner
+        .handle
+        .connect_by_address(&group, addrs)
+        .await
+        .unwrap();
+    let (status, ready) = joiner.handle.status(&group).await.unwrap();
+    assert!(ready && status.listening);
+    assert_eq!(
+        joiner.handle.get_record(&group, id).await.unwrap().data,
+        b"before the joiner"
+    );
+    let ready_events: Vec<_> = drain(
+        &mut joiner.events,
+        peergroup::node::EventKind::StatusChanged,
+    )
+    .into_iter()
+    .filter(|e| matches!(e, peergroup::node::Event::StatusChanged { ready: true, .. }))
+    .collect();
+    assert!(
+        !ready_events.is_empty(),
+        "StatusChanged announced readiness"
+    );
+    joiner.handle.add_record(&group, note("now")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_fails_cleanly_when_no_member_is_found() {
+    let (creator, group) = group_with_creator(config()).await;
+    let mut joiner = invited(
+        &creator,
+        &group,
+        Role::Member,
+        config().connect_timeout(Duration::from_millis(800)),
+        None,
+    )
+    .await;
+    creator.handle.shutdown().await.unwrap();
+    let err = joiner.handle.connect(&group).await.unwrap_err();
+    assert!(
+        matches!(err.peer(), Some(Error::NoMembersFound(_))),
+        "{err}"
+    );
+    let failed = drain(
+        &mut joiner.events,
+        peergroup::node::EventKind::ConnectionFailed,
+    );
+    assert!(matches!(
+        failed.as_slice(),
+        [peergroup::node::Event::ConnectionFailed {
+            reason: Error::NoMembersFound(_),
+            ..
+        }]
+    ));
+    // The group is back offline and still not ready.
+    assert!(!joiner.handle.status(&group).await.unwrap().1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_are_typed() {
+    let (creator, group) = group_with_creator(config()).await;
+    let h = &creator.handle;
+    let unknown =
+        peergroup::protocol::PeerName::parse(&format!("{}.nope", group.authority())).unwrap();
+    let err = h.add_record(&unknown, note("x")).await.unwrap_err();
+    assert!(matches!(err.peer(), Some(Error::InvalidGroup(_))), "{err}");
+    // Oversized records are refused at the API, never dropped silently.
+    let big = note("").with_data(vec![0u8; peergroup::protocol::MAX_RECORD_DATA + 1]);
+    let err = h.add_record(&group, big).await.unwrap_err();
+    assert!(
+        matches!(err.peer(), Some(Error::MaxRecordSizeExceeded { .. })),
+        "{err}"
+    );
+    let missing = peergroup::protocol::RecordId::new(&creator.identity, [9; 8]);
+    let err = h.get_record(&group, missing).await.unwrap_err();
+    assert!(matches!(err.peer(), Some(Error::RecordNotFound)), "{err}");
+    let err = h.delete_record(&group, missing).await.unwrap_err();
+    assert!(matches!(err.peer(), Some(Error::RecordNotFound)), "{err}");
+    // Changing an immutable member, or shortening the expiration.
+    let id = h.add_record(&group, note("x")).await.unwrap();
+    let mut r = h.get_record(&group, id).await.unwrap();
+    r.record_type = RecordType::from_u128(7 << 64);
+    assert!(matches!(
+        h.update_record(&group, r).await.unwrap_err().peer(),
+        Some(Error::InvalidArg(_))
+    ));
+    let mut r = h.get_record(&group, id).await.unwrap();
+    r.expires_at = now();
+    assert!(matches!(
+        h.update_record(&group, r).await.unwrap_err().peer(),
+        Some(Error::InvalidRecordExpiration(_))
+    ));
+    // A closed group is InvalidGroup; reopened, it is readable again.
+    h.close(&group).await.unwrap();
+    assert!(matches!(
+        h.get_record(&group, id).await.unwrap_err().peer(),
+        Some(Error::InvalidGroup(_))
+    ));
+    h.open(&group).await.unwrap();
+    assert!(h.get_record(&group, id).await.is_ok());
+    // After shutdown every call fails with Shutdown, without panicking.
+    h.shutdown().await.unwrap();
+    assert!(matches!(
+        h.get_record(&group, id).await,
+        Err(peergroup::node::NodeError::Shutdown)
+    ));
+    h.shutdown().await.unwrap();
+}
+
+/// A raw libp2p swarm carrying peergroup's behaviour, publishing whatever it
+/// likes on a group's topic (the behaviour embedded, without an engine).
+async fn rogue() -> libp2p::Swarm<peergroup::node::Behaviour> {
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let behaviour = peergroup::node::Behaviour::new(&key, &config().build().unwrap()).unwrap();
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_malformed_gossip_never_reaches_a_store() {
+    use futures::StreamExt;
+    use peergroup::protocol::{Record, SignedRecord, testing::identity};
+
+    let (creator, group) = group_with_creator(config()).await;
+    let creator_addrs = creator.handle.listen_addrs().await.unwrap();
+    let mallory_id = identity(30, "mallory");
+    let victim_id = identity(31, "victim");
+    let mallory = invited(
+        &creator,
+        &group,
+        Role::Member,
+        config(),
+        Some(mallory_id.clone()),
+    )
+    .await;
+    mallory
+        .handle
+        .connect_by_address(&group, creator_addrs.clone())
+        .await
+        .unwrap();
+    let victim = invited(
+        &creator,
+        &group,
+        Role::Member,
+        config(),
+        Some(victim_id.clone()),
+    )
+    .await;
+    victim
+        .handle
+        .connect_by_address(&group, creator_addrs.clone())
+        .await
+        .unwrap();
+    let members = [&creator, &mallory, &victim];
+
+    let target = victim
+        .handle
+        .add_record(&group, note("victim's"))
+        .await
+        .unwrap();
+    for m in members {
+        eventually(20, "the victim's record everywhere", || async {
+            m.handle.get_record(&group, target).await.is_ok()
+        })
+        .await;
+    }
+    let before = digests(&members, &group).await;
+
+    // Mallory, a member, forges an update of the victim's record with a valid signature.
+    let original = victim.handle.get_record(&group, target).await.unwrap();
+    let mut proposed = original.clone();
+    proposed.data = b"mallory was here".to_vec();
+    let forged = original
+        .update(&proposed, mallory_id.peer_name(), now())
+        .unwrap();
+    let forged = SignedRecord::sign(forged, mallory_id.keypair()).unwrap();
+    // A record of Mallory's own: valid, so it proves the rogue's messages arrive.
+    let own = Record::new(
+        note("mallory's own"),
+        [5; 8],
+        &group,
+        mallory_id.peer_name(),
+        now(),
+    )
+    .unwrap();
+    let own = SignedRecord::sign(own, mallory_id.keypair()).unwrap();
+
+    let mut swarm = rogue().await;
+    swarm.dial(creator_addrs[0].clone()).unwrap();
+    let topic = peergroup::node::topic_of(&group);
+    swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
+            .await
+            .expect("the rogue never joined the mesh");
+        if let libp2p::swarm::SwarmEvent::Behaviour(peergroup::node::BehaviourEvent::Gossipsub(
+            libp2p::gossipsub::Event::Subscribed { .. },
+        )) = event
+        {
+            break;
+        }
+    }
+    for payload in [
+        b"\xa5not an envelope at all".to_vec(),
+        forged.as_bytes().to_vec(),
+        own.as_bytes().to_vec(),
+    ] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic.clone(), payload)
+            .unwrap();
+    }
+    let pump = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    let own_id = own.record().id;
+    for m in members {
+        eventually(20, "mallory's own record arrives everywhere", || async {
+            m.handle.get_record(&group, own_id).await.is_ok()
+        })
+        .await;
+        let r = m.handle.get_record(&group, target).await.unwrap();
+        assert_eq!(
+            (r.version, r.data.as_slice()),
+            (1, b"victim's".as_slice()),
+            "the forgery was merged"
+        );
+    }
+    // Nothing else changed: the digests moved only by Mallory's own record.
+    let after = digests(&members, &group).await;
+    assert!(after.windows(2).all(|w| w[0] == w[1]));
+    assert_ne!(before[0], after[0]);
+    pump.abort();
+}
+
+/// Discovery through the global cloud: creator and joiner know only a
+/// bootstrap node (which is in no group) and find each other through
+/// Kademlia provider records; neither dials the other explicitly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_find_each_other_through_kademlia() {
+    let (bootstrap, _) = node(config().kademlia(true)).await;
+    let seed = bootstrap.listen_addrs().await.unwrap();
+    let (creator, group) =
+        group_with_creator(config().kademlia(true).bootstrap(seed.clone())).await;
+    let id = creator
+        .handle
+        .add_record(&group, note("found via the DHT"))
+        .await
+        .unwrap();
+    let joiner = invited(
+        &creator,
+        &group,
+        Role::Member,
+        config().kademlia(true).bootstrap(seed),
+        None,
+    )
+    .await;
+    joiner.handle.connect(&group).await.unwrap();
+    assert_eq!(
+        joiner.handle.get_record(&group, id).await.unwrap().data,
+        b"found via the DHT"
+    );
+    let (status, ready) = joiner.handle.status(&group).await.unwrap();
+    assert!(ready && status.listening);
+}

@@ -23,6 +23,11 @@ pub(crate) fn config() -> peergroup::node::ConfigBuilder {
 }
 
 pub(crate) async fn node(config: peergroup::node::ConfigBuilder) -> (Handle, Subscription) {
+    // RUST_LOG=peergroup_node=debug shows a failing test's node logs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     Node::spawn(config.build().unwrap()).await.unwrap()
 }
 
@@ -80,8 +85,29 @@ pub(crate) async fn join(
     builder: peergroup::node::ConfigBuilder,
     addrs: Vec<Multiaddr>,
 ) -> Member {
+    let member = invited(inviter, group, role, builder, None).await;
+    member
+        .handle
+        .connect_by_address(group, addrs)
+        .await
+        .unwrap();
+    member
+}
+
+/// Starts a node with `identity` (or a new one), gets it invited by
+/// `inviter` as `role` and joins, without connecting.
+pub(crate) async fn invited(
+    inviter: &Member,
+    group: &PeerName,
+    role: Role,
+    builder: peergroup::node::ConfigBuilder,
+    identity: Option<peergroup::protocol::Identity>,
+) -> Member {
     let (handle, events) = node(builder).await;
-    let info = handle.create_identity("member", "").await.unwrap();
+    let info = match identity {
+        Some(identity) => handle.import_identity(identity).await.unwrap(),
+        None => handle.create_identity("member", "").await.unwrap(),
+    };
     let identity = info.payload().peer_name.clone();
     let text = info.to_text(peergroup::protocol::IDENTITY_TEXT_PREFIX);
     let invitation = inviter
@@ -90,7 +116,6 @@ pub(crate) async fn join(
         .await
         .unwrap();
     handle.join(&identity, &invitation).await.unwrap();
-    handle.connect_by_address(group, addrs).await.unwrap();
     Member {
         handle,
         identity,

@@ -948,7 +948,7 @@ impl Engine {
         match event {
             BehaviourEvent::Gossipsub(e) => self.inject_gossip(behaviour, e),
             BehaviourEvent::Sync(e) => self.inject_sync(behaviour, e, now),
-            BehaviourEvent::Kademlia(e) => self.inject_kad(e),
+            BehaviourEvent::Kademlia(e) => self.inject_kad(behaviour, e),
             BehaviourEvent::Mdns(e) => self.inject_mdns(behaviour, e),
             BehaviourEvent::Identify(e) => inject_identify(behaviour, e),
         }
@@ -971,20 +971,66 @@ impl Engine {
         }
     }
 
-    fn inject_kad(&mut self, event: kad::Event) {
-        if let kad::Event::OutboundQueryProgressed {
-            result:
-                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
-                    providers,
-                    ..
-                })),
-            ..
-        } = event
-        {
-            for peer in providers {
-                if peer != self.local_peer && !self.connected.contains(&peer) {
-                    self.dials.push(DialOpts::peer_id(peer).build());
+    fn inject_kad(&mut self, behaviour: &mut Behaviour, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed { result, .. } = event else {
+            if let kad::Event::RoutingUpdated {
+                is_new_peer: true, ..
+            } = event
+            {
+                // A new neighbour in the DHT: announce our groups to it too
+                // (an announcement made while the routing table was empty
+                // reached nobody).
+                self.provide_all(behaviour);
+            }
+            return;
+        };
+        let Some(kad) = behaviour.kademlia.as_mut() else {
+            return;
+        };
+        match result {
+            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                providers,
+                ..
+            })) => {
+                // Provider records carry peer ids; the provider's addresses
+                // come from a lookup of its own id.
+                for peer in providers {
+                    if peer != self.local_peer && !self.connected.contains(&peer) {
+                        kad.get_closest_peers(peer);
+                    }
                 }
+            }
+            kad::QueryResult::GetClosestPeers(Ok(kad::GetClosestPeersOk { key, peers })) => {
+                let Ok(target) = PeerId::from_bytes(&key) else {
+                    return;
+                };
+                for info in peers {
+                    if info.peer_id == target
+                        && !self.connected.contains(&target)
+                        && !info.addrs.is_empty()
+                    {
+                        self.dials
+                            .push(DialOpts::peer_id(target).addresses(info.addrs).build());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Announces every listening group in Kademlia.
+    fn provide_all(&mut self, behaviour: &mut Behaviour) {
+        if !self.kademlia {
+            return;
+        }
+        let Some(kad) = behaviour.kademlia.as_mut() else {
+            return;
+        };
+        for (name, group) in &self.groups {
+            if group.status.listening
+                && let Err(e) = kad.start_providing(provider_key(name))
+            {
+                tracing::debug!(group = %name, error = %e, "cannot announce the group");
             }
         }
     }

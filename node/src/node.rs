@@ -36,6 +36,9 @@ use crate::{
 /// (backpressure on API callers, never on the swarm).
 pub const COMMAND_CAPACITY: usize = 1024;
 
+/// How long [`Node::spawn`] waits for the first listen address.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often the loop runs the engine's timers.
 const TIMER_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -118,12 +121,27 @@ impl Node {
 
         let (events, first) = broadcast::channel(EVENT_CAPACITY);
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             swarm,
             engine,
             events: events.clone(),
             waiters: HashMap::new(),
         };
+        // Return only once the node listens somewhere, so that
+        // `Handle::listen_addrs` is never empty for a started node.
+        let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
+        while ctx.swarm.listeners().next().is_none() {
+            match tokio::time::timeout_at(deadline, ctx.swarm.select_next_some()).await {
+                Ok(event) => on_swarm_event(&mut ctx, event),
+                Err(_) => {
+                    return Err(peergroup_protocol::Error::UnableToListen(format!(
+                        "no listen address came up within {LISTEN_TIMEOUT:?}"
+                    ))
+                    .into());
+                }
+            }
+        }
+        drain(&mut ctx);
         tokio::spawn(run(ctx, rx, config.expiry_interval));
         let handle = Handle { commands, events };
         Ok((handle, Subscription::new(first, EventFilter::all())))
@@ -241,6 +259,8 @@ fn drain(ctx: &mut Ctx) {
         }
     }
     for event in ctx.engine.take_events() {
+        // Subscribers see the event before a waiting `connect` returns.
+        let _ = ctx.events.send(event.clone());
         match &event {
             Event::StatusChanged {
                 group, ready: true, ..
@@ -256,8 +276,6 @@ fn drain(ctx: &mut Ctx) {
             }
             _ => {}
         }
-        // No subscriber is not an error.
-        let _ = ctx.events.send(event);
     }
 }
 
