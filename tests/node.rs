@@ -99,17 +99,14 @@ async fn five_members_converge_after_1000_concurrent_updates() {
             let mut i = 0u64;
             while done.load(std::sync::atomic::Ordering::Relaxed) < 1000 {
                 i += 1;
-                let ok = if w < 3 && i % 3 != 0 {
+                let ok = if w < 3 && !i.is_multiple_of(3) {
                     // Admins update (and sometimes delete) the shared records,
                     // each from its own possibly outdated copy: concurrent
                     // updates of the same version happen all the time.
                     let id = shared[(i as usize * (w + 1)) % shared.len()];
                     match handle.get_record(&group, id).await {
-                        Ok(mut r) if i % 97 == 0 => {
-                            handle.delete_record(&group, r.id).await.is_ok() || {
-                                r.data.clear();
-                                false
-                            }
+                        Ok(r) if i.is_multiple_of(97) => {
+                            handle.delete_record(&group, r.id).await.is_ok()
                         }
                         Ok(mut r) => {
                             r.data = format!("writer {w} op {i}").into_bytes();
@@ -117,7 +114,7 @@ async fn five_members_converge_after_1000_concurrent_updates() {
                         }
                         Err(_) => false,
                     }
-                } else if own.len() < 5 || i % 4 == 0 {
+                } else if own.len() < 5 || i.is_multiple_of(4) {
                     match handle
                         .add_record(&group, note(&format!("own {w} {i}")))
                         .await
@@ -131,7 +128,9 @@ async fn five_members_converge_after_1000_concurrent_updates() {
                 } else {
                     let id = own[(i as usize) % own.len()];
                     match handle.get_record(&group, id).await {
-                        Ok(r) if i % 11 == 0 => handle.delete_record(&group, r.id).await.is_ok(),
+                        Ok(r) if i.is_multiple_of(11) => {
+                            handle.delete_record(&group, r.id).await.is_ok()
+                        }
                         Ok(mut r) => {
                             r.data = format!("own {w} v{i}").into_bytes();
                             handle.update_record(&group, r).await.is_ok()
@@ -142,7 +141,7 @@ async fn five_members_converge_after_1000_concurrent_updates() {
                 if ok {
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                if i % 16 == 0 {
+                if i.is_multiple_of(16) {
                     tokio::task::yield_now().await;
                 }
             }
