@@ -465,3 +465,94 @@ async fn members_find_each_other_through_kademlia() {
     let (status, ready) = joiner.handle.status(&group).await.unwrap();
     assert!(ready && status.listening);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_filter_and_slow_subscribers_are_told_what_they_missed() {
+    use peergroup::node::{Event, EventFilter, EventKind, RecordChange};
+    let (creator, group) = group_with_creator(config()).await;
+    let wanted = RecordType::from_u128(0x11 << 64);
+    let mut only_wanted = creator
+        .handle
+        .subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(wanted));
+    let mut slow = creator.handle.subscribe(EventFilter::all());
+    let other = creator
+        .handle
+        .add_record(&group, note("other type"))
+        .await
+        .unwrap();
+    let mine = creator
+        .handle
+        .add_record(
+            &group,
+            NewRecord::new(wanted, now().saturating_add_secs(60)),
+        )
+        .await
+        .unwrap();
+    match only_wanted.recv().await {
+        Some(Ok(Event::RecordChanged {
+            id,
+            change: RecordChange::Added,
+            record_type,
+            ..
+        })) => {
+            assert_eq!((id, record_type), (mine, wanted));
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    let _ = other;
+    // Flood past the ring's capacity without reading `slow`: the node does not
+    // wait for it, and it learns how much it missed.
+    for i in 0..(peergroup::node::EVENT_CAPACITY + 100) {
+        creator
+            .handle
+            .add_record(&group, note(&format!("{i}")))
+            .await
+            .unwrap();
+    }
+    match slow.recv().await {
+        Some(Err(peergroup::node::Missed(n))) => assert!(n >= 100, "missed {n}"),
+        e => panic!("expected a Missed report, got {e:?}"),
+    }
+    assert!(
+        matches!(slow.recv().await, Some(Ok(_))),
+        "the subscription carries on"
+    );
+}
+
+/// Bursts of records near the size limit cross gossip intact (gossipsub
+/// batches messages into frames checked against `max_transmit_size`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_near_limit_records_propagate() {
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let bob = join(&creator, &group, Role::Member, config(), addrs).await;
+    eventually(10, "mesh", || async {
+        creator
+            .handle
+            .status(&group)
+            .await
+            .unwrap()
+            .0
+            .has_connections
+    })
+    .await;
+    let big = vec![0x5a; peergroup::protocol::MAX_RECORD_DATA];
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(
+            creator
+                .handle
+                .add_record(&group, note("").with_data(big.clone()))
+                .await
+                .unwrap(),
+        );
+    }
+    for id in ids {
+        eventually(20, "every near-limit record arrives", || async {
+            bob.handle.get_record(&group, id).await.is_ok()
+        })
+        .await;
+    }
+    let d = digests(&[&creator, &bob], &group).await;
+    assert_eq!(d[0], d[1]);
+}

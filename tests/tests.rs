@@ -1,5 +1,6 @@
 //! peergroup's integration tests: one binary (style.md rule 23). Modules by topic.
 
+mod mdns;
 mod node;
 mod replication;
 mod support;
