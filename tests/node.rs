@@ -556,3 +556,35 @@ async fn bursts_of_near_limit_records_propagate() {
     let d = digests(&[&creator, &bob], &group).await;
     assert_eq!(d[0], d[1]);
 }
+
+/// The default listen port is 3587 (the Windows grouping port); when it is
+/// taken the node listens on an OS-chosen port instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_port_falls_back_when_taken() {
+    let taken = std::net::TcpListener::bind(("0.0.0.0", peergroup::node::DEFAULT_PORT));
+    let config = peergroup::node::Config::builder()
+        .mdns(false)
+        .kademlia(false);
+    let (handle, _) = node(config).await;
+    let ports: Vec<u16> = handle
+        .listen_addrs()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|a| {
+            a.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+        })
+        .collect();
+    assert!(!ports.is_empty());
+    assert!(
+        ports
+            .iter()
+            .all(|p| *p != peergroup::node::DEFAULT_PORT && *p != 0),
+        "{ports:?}"
+    );
+    drop(taken);
+    handle.shutdown().await.unwrap();
+}

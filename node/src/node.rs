@@ -15,7 +15,7 @@ use std::{
 
 use futures::{FutureExt, StreamExt};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, SwarmBuilder, TransportError, identity, multiaddr::Protocol, noise,
+    Multiaddr, PeerId, Swarm, SwarmBuilder, identity, multiaddr::Protocol, noise,
     swarm::SwarmEvent, tcp, yamux,
 };
 use peergroup_protocol::{
@@ -148,14 +148,23 @@ impl Node {
     }
 }
 
-/// Listens on every configured address; a TCP port that is taken falls back
-/// to an OS-chosen port.
+/// Listens on every configured address. An address whose fixed port cannot
+/// be bound (taken, typically) falls back to an OS-chosen port. The error
+/// from the boxed transport does not keep the `AddrInUse` kind, so any bind
+/// failure of a fixed port falls back, and the reason is logged.
 fn listen(swarm: &mut Swarm<Behaviour>, config: &Config) -> Result<(), NodeError> {
     let mut listening = 0;
     for addr in &config.listen {
         match swarm.listen_on(addr.clone()) {
             Ok(_) => listening += 1,
-            Err(TransportError::Other(e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(e) => {
+                let fixed_port = addr
+                    .iter()
+                    .any(|p| matches!(p, Protocol::Tcp(port) | Protocol::Udp(port) if port != 0));
+                if !fixed_port {
+                    tracing::warn!(%addr, error = %e, "cannot listen");
+                    continue;
+                }
                 let fallback: Multiaddr = addr
                     .iter()
                     .map(|p| match p {
@@ -164,14 +173,11 @@ fn listen(swarm: &mut Swarm<Behaviour>, config: &Config) -> Result<(), NodeError
                         other => other,
                     })
                     .collect();
-                tracing::info!(%addr, %fallback, "address in use, listening on an OS-chosen port");
-                swarm
-                    .listen_on(fallback)
-                    .map_err(|e| peergroup_protocol::Error::UnableToListen(e.to_string()))?;
-                listening += 1;
-            }
-            Err(e) => {
-                tracing::warn!(%addr, error = %e, "cannot listen");
+                tracing::info!(%addr, %fallback, error = %e, "cannot listen on the port, using an OS-chosen one");
+                match swarm.listen_on(fallback.clone()) {
+                    Ok(_) => listening += 1,
+                    Err(e) => tracing::warn!(addr = %fallback, error = %e, "cannot listen"),
+                }
             }
         }
     }

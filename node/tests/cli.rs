@@ -36,3 +36,39 @@ fn unknown_arguments_fail_with_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
 }
+
+#[test]
+fn run_starts_a_node_and_reports_where_it_listens() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peergroup"))
+        .args([
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--no-kademlia",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.starts_with("peer id 12D3KooW"), "{first}");
+    assert!(
+        second.starts_with("listening on /ip4/127.0.0.1/tcp/"),
+        "{second}"
+    );
+    assert!(second.contains("/p2p/12D3KooW"), "{second}");
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = peergroup(&["run", "--bootstrap", "/ip4/127.0.0.1/tcp/1", "--no-mdns"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("must end with /p2p/"), "{stderr}");
+}
