@@ -522,6 +522,11 @@ impl Engine {
         Ok((group.status, group.ready))
     }
 
+    /// `PeerGroupEnumConnections`: the neighbours (peers on the group's topic).
+    pub fn connections(&self, name: &PeerName) -> Result<Vec<PeerId>, NodeError> {
+        Ok(self.group(name)?.neighbors.iter().copied().collect())
+    }
+
     /// `PeerGroupGetProperties`.
     pub fn properties(&self, name: &PeerName) -> Result<GroupProperties, NodeError> {
         Ok(self.ready_group(name)?.props().clone())

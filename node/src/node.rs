@@ -451,6 +451,12 @@ impl Handle {
         self.call(move |ctx| ctx.engine.status(&group)).await
     }
 
+    /// `PeerGroupEnumConnections`: the group's neighbours.
+    pub async fn connections(&self, group: &PeerName) -> Result<Vec<PeerId>, NodeError> {
+        let group = group.clone();
+        self.call(move |ctx| ctx.engine.connections(&group)).await
+    }
+
     /// `PeerGroupGetProperties`.
     pub async fn properties(&self, group: &PeerName) -> Result<GroupProperties, NodeError> {
         let group = group.clone();
