@@ -1,11 +1,16 @@
 //! The peergroup node.
 //!
-//! This crate will put [`peergroup_protocol`] on the network (libp2p) and on
-//! disk (redb), and ships the `peergroup` binary. For now it re-exports the
-//! protocol core; networking and persistence arrive in later milestones
-//! (see the README's roadmap).
+//! This crate puts [`peergroup_protocol`] on disk (redb) and, in later
+//! milestones, on the network (libp2p), and ships the `peergroup` binary.
+//!
+//! # Layout
+//!
+//! - [`store`]: [`store::RedbStore`], the persistent record database, keystore
+//!   and group list in one redb file, with its migrations and error types.
 
 pub use peergroup_protocol as protocol;
+
+pub mod store;
 
 /// The node's version, as the binary reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1 @@
+//! Crash safety under SIGKILL (placeholder, written next).
