@@ -4,6 +4,7 @@
 
 mod corrupt;
 mod crash;
+mod golden;
 mod local;
 mod reopen;
 mod suite;
