@@ -124,13 +124,22 @@ impl RedbStore {
                 });
             }
         };
+        // A create that crashed after linking the store into place leaves
+        // `<path>.new` as a second name of this file (or, earlier, as an
+        // empty store): either way it holds nothing of its own.
+        let _ = fs::remove_file(RedbStore::fresh_path(&path));
         RedbStore::migrate(db, path, false)
     }
 
+    /// `<path>.new`, where a new store is built before it gets its name.
+    fn fresh_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".new");
+        path.with_file_name(name)
+    }
+
     fn create(path: PathBuf) -> Result<RedbStore, OpenError> {
-        let mut fresh_name = path.file_name().unwrap_or_default().to_os_string();
-        fresh_name.push(".new");
-        let fresh = path.with_file_name(fresh_name);
+        let fresh = RedbStore::fresh_path(&path);
         let io = |source| OpenError::Io {
             path: path.clone(),
             source,
@@ -153,7 +162,10 @@ impl RedbStore {
         let store = RedbStore::migrate(db, path.clone(), true)?;
         // `hard_link` refuses to replace a file that appeared meanwhile; the
         // open database follows its inode, whatever its name.
-        fs::hard_link(&fresh, &path).map_err(io)?;
+        if let Err(e) = fs::hard_link(&fresh, &path) {
+            let _ = fs::remove_file(&fresh);
+            return Err(io(e));
+        }
         fs::remove_file(&fresh).map_err(io)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;

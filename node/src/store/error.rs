@@ -146,15 +146,6 @@ pub enum AccessError {
         /// The limit in bytes.
         max: u64,
     },
-    /// A value handed to the store is not valid (the message says why).
-    #[error("cannot store {what}: {source}")]
-    Invalid {
-        /// What was being stored.
-        what: &'static str,
-        /// Why the protocol refuses it.
-        #[source]
-        source: peergroup_protocol::Error,
-    },
 }
 
 impl AccessError {
