@@ -158,3 +158,41 @@ pub(super) fn parse_type_tail(tail: &[u8]) -> Option<(RecordType, RecordId)> {
     let id: [u8; 16] = id.try_into().ok()?;
     Some((RecordType(*record_type), RecordId(id)))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use peergroup_protocol::testing::{group_of, identity, rid};
+
+    use super::*;
+
+    #[test]
+    fn a_group_whose_name_extends_another_has_disjoint_keys() {
+        let alice = identity(1, "alice");
+        let (short, long) = (group_of(&alice, "a"), group_of(&alice, "ab"));
+        // Without the length prefix, "…a" || id could sort inside "…ab"'s range.
+        assert!(!record_key(&short, &rid(1)).starts_with(&group_prefix(&long)));
+        assert!(!record_key(&long, &rid(1)).starts_with(&group_prefix(&short)));
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let alice = identity(1, "alice");
+        let group = group_of(&alice, "chess");
+        let key = expiry_key(42, &group, &rid(9));
+        let (expires_at, row, name, id) = parse_expiry_key(&key).unwrap();
+        assert_eq!((expires_at, name, id), (42, group.as_str(), rid(9)));
+        assert_eq!(row, record_key(&group, &rid(9)).as_slice());
+        let ty = RecordType::from_u128(7);
+        let key = type_key(&group, &ty, &rid(3));
+        let (name, tail) = split_group(&key).unwrap();
+        assert_eq!(name, group.as_str());
+        assert_eq!(parse_type_tail(tail), Some((ty, rid(3))));
+        assert_eq!(split_group(&[0, 9, b'x']), None, "a length past the end");
+        assert_eq!(parse_expiry_key(&[1, 2, 3]), None);
+        // Expiry keys sort by time first.
+        assert!(expiry_key(1, &group, &rid(99)) < expiry_key(2, &group, &rid(0)));
+        assert_eq!(expiry_value(&ty, true)[16], 1);
+    }
+}

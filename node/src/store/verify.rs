@@ -1,6 +1,6 @@
 //! Decoding and verifying envelopes on every core before a merge.
 
-use std::{num::NonZeroUsize, thread};
+use std::{num::NonZeroUsize, sync::OnceLock, thread};
 
 use peergroup_protocol::{Error, SignedRecord};
 
@@ -22,8 +22,14 @@ pub fn decode_records(envelopes: &[&[u8]]) -> Vec<Result<SignedRecord, Error>> {
     let decode = |chunk: &[&[u8]]| -> Vec<Result<SignedRecord, Error>> {
         chunk.iter().map(|e| SignedRecord::from_bytes(e)).collect()
     };
-    let threads = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    if threads < 2 || envelopes.len() < PARALLEL_MIN {
+    if envelopes.len() < PARALLEL_MIN {
+        return decode(envelopes);
+    }
+    // Asked once: on Linux the answer reads cgroup files.
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    let threads =
+        *THREADS.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get));
+    if threads < 2 {
         return decode(envelopes);
     }
     let chunk = envelopes.len().div_ceil(threads);
