@@ -1,7 +1,6 @@
 //! [`RedbStore`]: opening the file and the record database ([`Store`]).
 
 use std::{
-    collections::HashMap,
     fs::{self, File, OpenOptions},
     ops::Bound,
     panic::{AssertUnwindSafe, catch_unwind},
@@ -10,7 +9,6 @@ use std::{
 
 use peergroup_protocol::{
     Change, Merged, PeerName, RecordId, RecordType, SignedRecord, Store, StoreError, Timestamp,
-    merge_decision,
 };
 use redb::{
     Builder, Database, ReadableDatabase, ReadableTable, WriteTransaction, backends::FileBackend,
@@ -24,7 +22,6 @@ use super::{
         EXPIRY_VALUE_LEN, RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, expiry_key, expiry_value,
         group_prefix, parse_expiry_key, parse_type_tail, record_key, split_group, type_key,
     },
-    verify::decode_records,
 };
 
 /// The store file's name inside a node's data directory.
@@ -226,7 +223,7 @@ impl RedbStore {
     }
 
     /// Decodes and verifies a stored record that must be `group`'s `id`.
-    fn decode_record(
+    pub(super) fn decode_record(
         &self,
         bytes: &[u8],
         group: &str,
@@ -273,109 +270,6 @@ impl RedbStore {
             }
         })();
         result.map_err(|f| f.at(&self.path))
-    }
-
-    /// Merges a batch in one durable transaction (see [`Store::merge`]):
-    /// [`merge_decision`] decides each record, the type and expiry indexes
-    /// change in the same transaction, and the outcomes come in input order.
-    pub fn merge_records(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, AccessError> {
-        let result = (|| -> Result<Vec<Merged>, Failure> {
-            if batch.is_empty() {
-                return Ok(Vec::new());
-            }
-            let txn = self.begin_write()?;
-            let outcomes = self.merge_in(&txn, batch)?;
-            self.commit(txn)?;
-            Ok(outcomes)
-        })();
-        result.map_err(|f| f.at(&self.path))
-    }
-
-    fn merge_in(
-        &self,
-        txn: &WriteTransaction,
-        batch: Vec<SignedRecord>,
-    ) -> Result<Vec<Merged>, Failure> {
-        let mut records = txn.open_table(RECORDS)?;
-        let mut by_type = txn.open_table(RECORDS_BY_TYPE)?;
-        let mut by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
-        // The copies this batch already decided on, so that several versions
-        // of one record in a batch decode (and verify) nothing twice.
-        let mut current: HashMap<Vec<u8>, SignedRecord> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            let r = incoming.record();
-            let key = record_key(&r.group, &r.id);
-            let stored = match current.remove(&key) {
-                Some(stored) => Some(stored),
-                None => match records.get(key.as_slice())? {
-                    Some(bytes) => {
-                        Some(self.decode_record(bytes.value(), r.group.as_str(), &r.id)?)
-                    }
-                    None => None,
-                },
-            };
-            let change = merge_decision(stored.as_ref(), &incoming);
-            outcomes.push(Merged {
-                group: r.group.clone(),
-                id: r.id,
-                record_type: r.record_type,
-                change,
-            });
-            if change == Change::Stale {
-                if let Some(stored) = stored {
-                    current.insert(key, stored);
-                }
-                continue;
-            }
-            if let Some(old) = &stored {
-                let o = old.record();
-                by_type.remove(type_key(&o.group, &o.record_type, &o.id).as_slice())?;
-                by_expiry
-                    .remove(expiry_key(o.expires_at.as_millis(), &o.group, &o.id).as_slice())?;
-            }
-            records.insert(key.as_slice(), incoming.as_bytes())?;
-            by_type.insert(
-                type_key(&r.group, &r.record_type, &r.id).as_slice(),
-                r.expires_at.as_millis(),
-            )?;
-            by_expiry.insert(
-                expiry_key(r.expires_at.as_millis(), &r.group, &r.id).as_slice(),
-                expiry_value(&r.record_type, r.is_deleted()).as_slice(),
-            )?;
-            current.insert(key, incoming);
-        }
-        Ok(outcomes)
-    }
-
-    /// Decodes and verifies `envelopes` (on every core, see
-    /// [`decode_records`]), then merges the valid ones in one durable
-    /// transaction. Returns, in input order, each envelope's outcome or why it
-    /// was refused; the error is the store's alone.
-    pub fn merge_envelopes(
-        &mut self,
-        envelopes: &[&[u8]],
-    ) -> Result<Vec<Result<Merged, peergroup_protocol::Error>>, AccessError> {
-        let mut slots = Vec::with_capacity(envelopes.len());
-        let mut valid = Vec::with_capacity(envelopes.len());
-        for decoded in decode_records(envelopes) {
-            match decoded {
-                Ok(record) => {
-                    valid.push(record);
-                    slots.push(Ok(()));
-                }
-                Err(error) => slots.push(Err(error)),
-            }
-        }
-        // `merge_records` returns one outcome per input, in order.
-        let mut outcomes = self.merge_records(valid)?.into_iter();
-        Ok(slots
-            .into_iter()
-            .filter_map(|slot| match slot {
-                Ok(()) => outcomes.next().map(Ok),
-                Err(error) => Some(Err(error)),
-            })
-            .collect())
     }
 
     /// Up to `limit` records of `group` after `after`, in id order (see [`Store::records`]).

@@ -26,6 +26,7 @@
 mod database;
 mod error;
 mod local;
+mod merge;
 mod migrations;
 mod tables;
 #[cfg(test)]

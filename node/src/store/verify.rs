@@ -6,7 +6,22 @@ use peergroup_protocol::{Error, SignedRecord};
 
 /// Batches smaller than this are decoded on the calling thread: starting a
 /// thread costs about as much as verifying a few signatures.
-const PARALLEL_MIN: usize = 64;
+pub(super) const PARALLEL_MIN: usize = 64;
+
+/// Decodes and verifies each envelope, on this thread.
+pub(super) fn decode(envelopes: &[&[u8]]) -> Vec<Result<SignedRecord, Error>> {
+    envelopes
+        .iter()
+        .map(|e| SignedRecord::from_bytes(e))
+        .collect()
+}
+
+/// How many threads may decode: the cores the OS grants this process, asked
+/// once (on Linux the answer reads cgroup files).
+pub(super) fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get))
+}
 
 /// Decodes and verifies each envelope with [`SignedRecord::from_bytes`]
 /// (bounded canonical decode, structural checks, `verify_strict`), using every
@@ -19,17 +34,8 @@ const PARALLEL_MIN: usize = 64;
 /// `verify_strict` rejects, which would let replicas disagree on what they
 /// store.)
 pub fn decode_records(envelopes: &[&[u8]]) -> Vec<Result<SignedRecord, Error>> {
-    let decode = |chunk: &[&[u8]]| -> Vec<Result<SignedRecord, Error>> {
-        chunk.iter().map(|e| SignedRecord::from_bytes(e)).collect()
-    };
-    if envelopes.len() < PARALLEL_MIN {
-        return decode(envelopes);
-    }
-    // Asked once: on Linux the answer reads cgroup files.
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    let threads =
-        *THREADS.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get));
-    if threads < 2 {
+    let threads = threads();
+    if envelopes.len() < PARALLEL_MIN || threads < 2 {
         return decode(envelopes);
     }
     let chunk = envelopes.len().div_ceil(threads);

@@ -1,7 +1,7 @@
 //! What survives closing and reopening the file.
 
 use peergroup_protocol::{
-    Change, MemoryStore, Store, Timestamp,
+    Change, MemoryStore, SignedRecord, Store, Timestamp,
     testing::{T0, add, delete, group_of, identity, rid, update},
 };
 
@@ -112,4 +112,68 @@ fn merge_envelopes_reports_each_envelope_in_order() {
     }
     assert_eq!(store.get(&group, &rid(50)).unwrap(), None);
     assert_eq!(store.verify_records().unwrap(), 99);
+}
+
+/// The multi-threaded pipeline gives the same outcomes, in the same order, as
+/// decoding and merging one envelope at a time into a MemoryStore, even when
+/// versions of one record and forged envelopes are spread over many chunks.
+#[test]
+fn the_pipeline_merges_like_one_by_one_decoding() {
+    let (_dir, path) = temp_path();
+    let alice = identity(1, "alice");
+    let bob = identity(2, "bob");
+    let group = group_of(&alice, "chess");
+    let mut envelopes: Vec<Vec<u8>> = Vec::new();
+    for n in 0..200 {
+        let v1 = add(&alice, &group, rid(n), &[n as u8; 64], T0, 3600);
+        envelopes.push(v1.as_bytes().to_vec());
+        if n % 2 == 0 {
+            let v2 = update(&bob, &v1, b"second", T0.saturating_add_secs(1));
+            envelopes.push(v2.as_bytes().to_vec());
+            if n % 10 == 0 {
+                let tomb = delete(&alice, &v2, T0.saturating_add_secs(2));
+                envelopes.push(tomb.as_bytes().to_vec());
+            }
+        }
+        if n % 37 == 0 {
+            let mut forged = v1.as_bytes().to_vec();
+            let last = forged.len() - 1;
+            forged[last] ^= 0x80;
+            envelopes.push(forged);
+        }
+    }
+    // Spread versions apart (a fixed permutation), so that a record's
+    // versions land in different chunks and arrive in mixed order.
+    let len = envelopes.len();
+    let mut order: Vec<usize> = (0..len).map(|i| (i * 7919) % len).collect();
+    order.sort_unstable();
+    order.dedup();
+    assert_eq!(order.len(), len, "7919 is prime to the length");
+    let envelopes: Vec<Vec<u8>> = (0..len)
+        .map(|i| envelopes[(i * 7919) % len].clone())
+        .collect();
+    let slices: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
+
+    let mut memory = MemoryStore::new();
+    let expected: Vec<Option<Change>> = slices
+        .iter()
+        .map(|e| {
+            SignedRecord::from_bytes(e)
+                .ok()
+                .map(|r| memory.merge(vec![r]).unwrap()[0].change)
+        })
+        .collect();
+    let mut store = open(&path);
+    let actual: Vec<Option<Change>> = store
+        .merge_envelopes(&slices)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.ok().map(|m| m.change))
+        .collect();
+    assert_eq!(actual, expected);
+    assert_eq!(
+        store.digest(&group).unwrap(),
+        memory.digest(&group).unwrap()
+    );
+    assert_eq!(store.verify_records().unwrap(), memory.len() as u64);
 }
