@@ -204,7 +204,7 @@ impl RedbStore {
                 }
                 if let Some(decoded) = ready.remove(&merged) {
                     merger.merge_decoded(self, decoded, out)?;
-                    merged += 1;
+                    merged = merged.saturating_add(1);
                     continue;
                 }
                 // The next chunk to merge is still being decoded: decode

@@ -22,6 +22,19 @@
 //!
 //! The store is synchronous: async code reaches it through the node's store
 //! actor or `spawn_blocking` (style rule 18).
+//!
+//! Nothing here may panic on what it reads from disk: the lints below hold
+//! the store to the protocol crate's rule (style rule 9).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 mod database;
 mod error;
