@@ -16,6 +16,8 @@
 //! - `node`: the event loop owning the swarm, and the [`Handle`].
 //! - `events`: [`Event`]s and filtered [`Subscription`]s.
 //! - `error`: [`NodeError`].
+//! - [`store`]: [`store::RedbStore`], the persistent record database, keystore
+//!   and group list in one redb file, with its migrations and error types.
 
 mod behaviour;
 mod config;
@@ -23,6 +25,7 @@ mod engine;
 mod error;
 mod events;
 mod node;
+pub mod store;
 pub mod sync;
 
 pub use peergroup_protocol as protocol;

@@ -317,6 +317,66 @@ pub fn store_digest<S: Store>(mut a: S, mut b: S) {
     assert_ne!(a.digest(&f.group).unwrap(), empty);
 }
 
+/// The store's indexes follow every change: a longer expiration moves a record
+/// in the expiry order, the type filter finds the current copy (tombstones
+/// included), expiry reports in (group, id) order, and a removed group leaves
+/// nothing for a later pass to find.
+pub fn store_indexes_follow_changes<S: Store>(mut store: S) {
+    let f = fixture();
+    let v1 = add(&f.alice, &f.group, 1, b"one", T0, 10);
+    let mut longer = v1.record().clone();
+    longer.expires_at = T0.saturating_add_secs(1000);
+    let v2 = v1
+        .record()
+        .update(&longer, f.alice.peer_name(), T0.saturating_add_secs(1))
+        .unwrap();
+    let v2 = SignedRecord::sign(v2, f.alice.keypair()).unwrap();
+    let early = add(&f.alice, &f.group, 3, b"early", T0, 5);
+    let elsewhere = add(&f.bob, &f.other_group, 2, b"two", T0, 10);
+    assert_eq!(
+        changes(&mut store, vec![v1, early, v2.clone(), elsewhere]),
+        [Change::Added, Change::Added, Change::Updated, Change::Added]
+    );
+
+    // Record 1 moved to T0+1000 with its update: only the other two expire now.
+    let expired: Vec<(PeerName, RecordId, Change)> = store
+        .expire(T0.saturating_add_secs(10))
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.group, m.id, m.change))
+        .collect();
+    let mut expected = vec![
+        (f.group.clone(), rid(&f.alice, 3), Change::Expired),
+        (f.other_group.clone(), rid(&f.bob, 2), Change::Expired),
+    ];
+    expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    assert_eq!(expired, expected, "expiry reports in (group, id) order");
+    assert_eq!(
+        store.get(&f.group, &rid(&f.alice, 1)).unwrap(),
+        Some(v2.clone())
+    );
+    assert_eq!(
+        store.records(&f.group, Some(NOTE), None, 10).unwrap(),
+        vec![v2.clone()]
+    );
+
+    let tomb = delete(&f.alice, &v2, T0.saturating_add_secs(2));
+    assert_eq!(changes(&mut store, vec![tomb.clone()]), [Change::Deleted]);
+    assert_eq!(
+        store.records(&f.group, Some(NOTE), None, 10).unwrap(),
+        vec![tomb]
+    );
+
+    assert_eq!(store.remove_group(&f.group).unwrap(), 1);
+    assert_eq!(
+        store.records(&f.group, Some(NOTE), None, 10).unwrap(),
+        vec![]
+    );
+    assert_eq!(store.expire(Timestamp::MAX).unwrap(), vec![]);
+    // Removing a group forgets its tombstones too: the group starts afresh.
+    assert_eq!(changes(&mut store, vec![v2]), [Change::Added]);
+}
+
 /// Runs every store test, each on fresh stores from `new_store`.
 pub fn run_store_suite<S: Store>(mut new_store: impl FnMut() -> S) {
     store_merge_lifecycle(new_store());
@@ -325,4 +385,5 @@ pub fn run_store_suite<S: Store>(mut new_store: impl FnMut() -> S) {
     store_records_paging(new_store());
     store_expiry(new_store());
     store_digest(new_store(), new_store());
+    store_indexes_follow_changes(new_store());
 }

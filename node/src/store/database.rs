@@ -1,0 +1,538 @@
+//! [`RedbStore`]: opening the file and the record database ([`Store`]).
+
+use std::{
+    fs::{self, File, OpenOptions},
+    ops::Bound,
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::{Path, PathBuf},
+};
+
+use peergroup_protocol::{
+    Change, Merged, PeerName, RecordId, RecordType, SignedRecord, Store, StoreError, Timestamp,
+};
+use redb::{
+    Builder, Database, ReadableDatabase, ReadableTable, WriteTransaction, backends::FileBackend,
+};
+
+use super::{
+    AccessError, OpenError,
+    error::Failure,
+    migrations::{self, Found, SCHEMA_VERSION},
+    tables::{
+        EXPIRY_VALUE_LEN, RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, expiry_key, expiry_value,
+        group_prefix, parse_expiry_key, parse_type_tail, record_key, split_group, type_key,
+    },
+};
+
+/// The store file's name inside a node's data directory.
+pub const FILE_NAME: &str = "peergroup.redb";
+
+/// redb's page cache, in bytes (64 MiB). redb's own default is 1 GiB; a node
+/// shares its machine, and the working set of a record database is small.
+const CACHE_SIZE: usize = 64 * 1024 * 1024;
+
+/// The persistent [`Store`]: every group's records, the node's identities, its
+/// groups and its credentials, in one redb file.
+///
+/// Every write is one durable, two-phase-commit redb transaction; see
+/// `docs/store.md` for the tables, the durability argument and how damaged
+/// files are reported. Reads decode and re-verify each envelope they return,
+/// so a record altered on disk is reported as [`AccessError::Corrupt`] and
+/// never served.
+pub struct RedbStore {
+    pub(super) db: Database,
+    pub(super) path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens the store at `path`, creating it if no file is there.
+    ///
+    /// An existing file is opened with redb's full integrity check (every page
+    /// checksum is verified), then brought to the current schema by the
+    /// numbered migrations. A file that is empty, not a peergroup store,
+    /// truncated, damaged or from a newer build is an [`OpenError`] that names
+    /// it, and is left as it was. A new store is built in `<path>.new` (mode
+    /// 0600: it will hold secret keys) and moved to `path` only once
+    /// initialised, so a file at `path` is never a half-made store.
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.len() == 0 => Err(OpenError::NotAStore {
+                path,
+                reason: "the file is empty (a store is never empty: delete the file to start over)"
+                    .into(),
+            }),
+            Ok(_) => RedbStore::open_existing(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RedbStore::create(path),
+            Err(source) => Err(OpenError::Io { path, source }),
+        }
+    }
+
+    /// Opens (or creates) the store [`FILE_NAME`] in the data directory `dir`,
+    /// creating the directory (mode 0700) if needed.
+    pub fn open_in_dir(dir: impl AsRef<Path>) -> Result<RedbStore, OpenError> {
+        let dir = dir.as_ref();
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| OpenError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        RedbStore::open(dir.join(FILE_NAME))
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn builder() -> Builder {
+        let mut builder = Builder::new();
+        builder
+            .set_cache_size(CACHE_SIZE)
+            .set_check_integrity_on_open(true);
+        builder
+    }
+
+    fn open_existing(path: PathBuf) -> Result<RedbStore, OpenError> {
+        // redb verifies every page checksum before trusting the file (see
+        // `set_check_integrity_on_open`), and reports damage as `Corrupted`.
+        // A panic from parsing a damaged file would still be a bug there; it
+        // must not take the node down with a file that is merely bad, so it
+        // is reported as corruption too.
+        let opened = catch_unwind(AssertUnwindSafe(|| RedbStore::builder().open(&path)));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(OpenError::from_redb(path, e)),
+            Err(_) => {
+                return Err(OpenError::Corrupt {
+                    path,
+                    reason: "redb could not parse the file".into(),
+                });
+            }
+        };
+        // A create that crashed after linking the store into place leaves
+        // `<path>.new` as a second name of this file (or, earlier, as an
+        // empty store): either way it holds nothing of its own.
+        let _ = fs::remove_file(RedbStore::fresh_path(&path));
+        RedbStore::migrate(db, path, false)
+    }
+
+    /// `<path>.new`, where a new store is built before it gets its name.
+    fn fresh_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".new");
+        path.with_file_name(name)
+    }
+
+    fn create(path: PathBuf) -> Result<RedbStore, OpenError> {
+        let fresh = RedbStore::fresh_path(&path);
+        let io = |source| OpenError::Io {
+            path: path.clone(),
+            source,
+        };
+        // A `.new` file is only ever a store that was never moved into place:
+        // it holds nothing but empty tables.
+        match fs::remove_file(&fresh) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&fresh).map_err(io)?;
+        let backend = FileBackend::new(file).map_err(|e| OpenError::from_redb(path.clone(), e))?;
+        let db = RedbStore::builder()
+            .create_with_backend(backend)
+            .map_err(|e| OpenError::from_redb(path.clone(), e))?;
+        let store = RedbStore::migrate(db, path.clone(), true)?;
+        // `hard_link` refuses to replace a file that appeared meanwhile; the
+        // open database follows its inode, whatever its name.
+        if let Err(e) = fs::hard_link(&fresh, &path) {
+            let _ = fs::remove_file(&fresh);
+            return Err(io(e));
+        }
+        fs::remove_file(&fresh).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok(store)
+    }
+
+    /// Reads the schema version and runs the migrations after it, in one
+    /// transaction. `new` says the file was just created (so it is empty).
+    fn migrate(db: Database, path: PathBuf, new: bool) -> Result<RedbStore, OpenError> {
+        let redb_error = |e| OpenError::from_redb(path.clone(), e);
+        let mut txn = db.begin_write().map_err(|e| redb_error(e.into()))?;
+        txn.set_two_phase_commit(true);
+        let from = match migrations::found_version(&txn).map_err(redb_error)? {
+            Found::Version(v) if v > SCHEMA_VERSION => {
+                return Err(OpenError::UnknownSchema {
+                    path,
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Found::Version(v) => v,
+            Found::Empty => 0,
+            Found::Foreign if !new => {
+                return Err(OpenError::NotAStore {
+                    path,
+                    reason: "it is a redb database without peergroup's metadata table".into(),
+                });
+            }
+            Found::Foreign | Found::MissingVersion => {
+                return Err(OpenError::Corrupt {
+                    path,
+                    reason: "the metadata table has no schema version".into(),
+                });
+            }
+        };
+        if from == SCHEMA_VERSION {
+            // Nothing to write: leave the file as the integrity check left it.
+            txn.abort().map_err(|e| redb_error(e.into()))?;
+        } else {
+            migrations::migrate(&txn, from).map_err(redb_error)?;
+            txn.commit().map_err(|e| redb_error(e.into()))?;
+        }
+        Ok(RedbStore { db, path })
+    }
+
+    /// A durable write transaction with two-phase commit: after a crash the
+    /// last committed state is intact, and a page damaged later is reported
+    /// instead of silently rolled back to the previous commit.
+    pub(super) fn begin_write(&self) -> Result<WriteTransaction, Failure> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_two_phase_commit(true);
+        Ok(txn)
+    }
+
+    pub(super) fn commit(&self, txn: WriteTransaction) -> Result<(), Failure> {
+        Ok(txn.commit()?)
+    }
+
+    /// Decodes and verifies a stored record that must be `group`'s `id`.
+    pub(super) fn decode_record(
+        &self,
+        bytes: &[u8],
+        group: &str,
+        id: &RecordId,
+    ) -> Result<SignedRecord, Failure> {
+        let record = SignedRecord::from_bytes(bytes)
+            .map_err(|e| Failure::Corrupt(format!("record {id} of group {group}: {e}")))?;
+        let r = record.record();
+        if r.group.as_str() != group || r.id != *id {
+            return Err(Failure::Corrupt(format!(
+                "the row of record {id} in group {group} holds record {} of group {}",
+                r.id, r.group
+            )));
+        }
+        Ok(record)
+    }
+
+    /// Decodes a `G || id` key and its envelope.
+    fn decode_row(&self, key: &[u8], bytes: &[u8]) -> Result<SignedRecord, Failure> {
+        let Some((group, id)) = split_group(key).and_then(|(g, id)| Some((g, id.try_into().ok()?)))
+        else {
+            return Err(Failure::Corrupt(format!("malformed record key {key:02x?}")));
+        };
+        self.decode_record(bytes, group, &RecordId(id))
+    }
+
+    /// The stored copy of a record (see [`Store::get`]).
+    pub fn get_record(
+        &self,
+        group: &PeerName,
+        id: &RecordId,
+    ) -> Result<Option<SignedRecord>, AccessError> {
+        let result = (|| -> Result<Option<SignedRecord>, Failure> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(RECORDS)?;
+            let key = record_key(group, id);
+            match table.get(key.as_slice())? {
+                Some(bytes) => Ok(Some(self.decode_record(
+                    bytes.value(),
+                    group.as_str(),
+                    id,
+                )?)),
+                None => Ok(None),
+            }
+        })();
+        result.map_err(|f| f.at(&self.path))
+    }
+
+    /// Up to `limit` records of `group` after `after`, in id order (see [`Store::records`]).
+    pub fn list_records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<SignedRecord>, AccessError> {
+        let result = (|| -> Result<Vec<SignedRecord>, Failure> {
+            let mut out = Vec::new();
+            if limit == 0 {
+                return Ok(out);
+            }
+            let txn = self.db.begin_read()?;
+            let records = txn.open_table(RECORDS)?;
+            let start = after.unwrap_or(RecordId::ZERO);
+            let last = RecordId([0xff; 16]);
+            let lower = |key: Vec<u8>| match after {
+                Some(_) => Bound::Excluded(key),
+                None => Bound::Included(key),
+            };
+            match record_type {
+                None => {
+                    let lo = lower(record_key(group, &start));
+                    let hi = record_key(group, &last);
+                    let range =
+                        records.range::<&[u8]>((as_slice(&lo), Bound::Included(hi.as_slice())))?;
+                    for row in range.take(limit) {
+                        let (key, value) = row?;
+                        out.push(self.decode_row(key.value(), value.value())?);
+                    }
+                }
+                Some(t) => {
+                    let by_type = txn.open_table(RECORDS_BY_TYPE)?;
+                    let lo = lower(type_key(group, &t, &start));
+                    let hi = type_key(group, &t, &last);
+                    let range =
+                        by_type.range::<&[u8]>((as_slice(&lo), Bound::Included(hi.as_slice())))?;
+                    let prefix_len = group_prefix(group).len();
+                    for row in range.take(limit) {
+                        let (key, _) = row?;
+                        let Some((_, id)) = key.value().get(prefix_len..).and_then(parse_type_tail)
+                        else {
+                            return Err(Failure::Corrupt(format!(
+                                "malformed type index key {:02x?}",
+                                key.value()
+                            )));
+                        };
+                        let row_key = record_key(group, &id);
+                        let Some(bytes) = records.get(row_key.as_slice())? else {
+                            return Err(Failure::Corrupt(format!(
+                                "the type index names record {id} of group {group}, which is missing"
+                            )));
+                        };
+                        let record = self.decode_record(bytes.value(), group.as_str(), &id)?;
+                        if record.record().record_type != t {
+                            return Err(Failure::Corrupt(format!(
+                                "the type index files record {id} of group {group} under the wrong type"
+                            )));
+                        }
+                        out.push(record);
+                    }
+                }
+            }
+            Ok(out)
+        })();
+        result.map_err(|f| f.at(&self.path))
+    }
+
+    /// Removes every record and tombstone expired at `now` (see [`Store::expire`]).
+    ///
+    /// Uses the expiry index only: nothing is decoded. Outcomes come in
+    /// (group, id) order, as [`peergroup_protocol::MemoryStore`] reports them.
+    pub fn expire_records(&mut self, now: Timestamp) -> Result<Vec<Merged>, AccessError> {
+        let result = (|| -> Result<Vec<Merged>, Failure> {
+            let txn = self.begin_write()?;
+            let mut outcomes = Vec::new();
+            let mut removed = 0u64;
+            {
+                let mut records = txn.open_table(RECORDS)?;
+                let mut by_type = txn.open_table(RECORDS_BY_TYPE)?;
+                let mut by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
+                // Expired means `expires_at <= now`: every key below `now + 1`.
+                let upper = now.as_millis().checked_add(1).map(u64::to_be_bytes);
+                let hi = upper
+                    .as_ref()
+                    .map_or(Bound::Unbounded, |u| Bound::Excluded(u.as_slice()));
+                let mut due = Vec::new();
+                for row in by_expiry.range::<&[u8]>((Bound::Unbounded, hi))? {
+                    let (key, value) = row?;
+                    due.push((key.value().to_vec(), value.value().to_vec()));
+                }
+                for (key, value) in due {
+                    let parsed = parse_expiry_key(&key);
+                    let Some((_, row_key, group, id)) = parsed else {
+                        return Err(Failure::Corrupt(format!(
+                            "malformed expiry index key {key:02x?}"
+                        )));
+                    };
+                    let Ok(value) = <[u8; EXPIRY_VALUE_LEN]>::try_from(value.as_slice()) else {
+                        return Err(Failure::Corrupt(format!(
+                            "malformed expiry index value {value:02x?}"
+                        )));
+                    };
+                    let (record_type, deleted) = value.split_at(16);
+                    let record_type = RecordType(record_type.try_into().unwrap_or_default());
+                    let group = PeerName::parse(group).map_err(|err| {
+                        Failure::Corrupt(format!("the expiry index names group {group:?}: {err}"))
+                    })?;
+                    if records.remove(row_key)?.is_none() {
+                        return Err(Failure::Corrupt(format!(
+                            "the expiry index names record {id} of group {group}, which is missing"
+                        )));
+                    }
+                    by_type.remove(type_key(&group, &record_type, &id).as_slice())?;
+                    by_expiry.remove(key.as_slice())?;
+                    removed = removed.saturating_add(1);
+                    if deleted != [0] {
+                        continue;
+                    }
+                    outcomes.push(Merged {
+                        group,
+                        id,
+                        record_type,
+                        change: Change::Expired,
+                    });
+                }
+            }
+            if removed == 0 {
+                txn.abort()?;
+            } else {
+                self.commit(txn)?;
+            }
+            outcomes.sort_by(|a, b| (&a.group, a.id).cmp(&(&b.group, b.id)));
+            Ok(outcomes)
+        })();
+        result.map_err(|f| f.at(&self.path))
+    }
+
+    /// Removes all of `group`'s records (see [`Store::remove_group`]).
+    pub fn remove_group_records(&mut self, group: &PeerName) -> Result<u64, AccessError> {
+        let result = (|| -> Result<u64, Failure> {
+            let txn = self.begin_write()?;
+            let removed = self.remove_group_in(&txn, group)?;
+            self.commit(txn)?;
+            Ok(removed)
+        })();
+        result.map_err(|f| f.at(&self.path))
+    }
+
+    /// Removes `group`'s records and their index entries inside `txn`,
+    /// finding them through the type index (whose values carry the expiry).
+    pub(super) fn remove_group_in(
+        &self,
+        txn: &WriteTransaction,
+        group: &PeerName,
+    ) -> Result<u64, Failure> {
+        let mut records = txn.open_table(RECORDS)?;
+        let mut by_type = txn.open_table(RECORDS_BY_TYPE)?;
+        let mut by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
+        let prefix = group_prefix(group);
+        let mut hi = prefix.clone();
+        hi.extend_from_slice(&[0xff; 32]);
+        let mut entries = Vec::new();
+        for row in by_type.range::<&[u8]>(prefix.as_slice()..=hi.as_slice())? {
+            let (key, expires_at) = row?;
+            entries.push((key.value().to_vec(), expires_at.value()));
+        }
+        for (key, expires_at) in &entries {
+            let Some((_, id)) = key.get(prefix.len()..).and_then(parse_type_tail) else {
+                return Err(Failure::Corrupt(format!(
+                    "malformed type index key {key:02x?}"
+                )));
+            };
+            records.remove(record_key(group, &id).as_slice())?;
+            by_expiry.remove(expiry_key(*expires_at, group, &id).as_slice())?;
+            by_type.remove(key.as_slice())?;
+        }
+        Ok(entries.len() as u64)
+    }
+
+    /// Decodes and verifies every stored record, and checks that both indexes
+    /// hold exactly one entry per record. Returns how many records there are.
+    ///
+    /// Opening does not do this (it verifies page checksums, not signatures);
+    /// reads verify what they return. This is the full check, for tools and tests.
+    pub fn verify_records(&self) -> Result<u64, AccessError> {
+        let result = (|| -> Result<u64, Failure> {
+            let txn = self.db.begin_read()?;
+            let records = txn.open_table(RECORDS)?;
+            let by_type = txn.open_table(RECORDS_BY_TYPE)?;
+            let by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
+            let mut count = 0u64;
+            for row in records.iter()? {
+                let (key, value) = row?;
+                let record = self.decode_row(key.value(), value.value())?;
+                let r = record.record();
+                let typed = by_type
+                    .get(type_key(&r.group, &r.record_type, &r.id).as_slice())?
+                    .map(|v| v.value());
+                let expiring = by_expiry
+                    .get(expiry_key(r.expires_at.as_millis(), &r.group, &r.id).as_slice())?
+                    .map(|v| v.value().to_vec());
+                if typed != Some(r.expires_at.as_millis())
+                    || expiring.as_deref()
+                        != Some(&expiry_value(&r.record_type, r.is_deleted())[..])
+                {
+                    return Err(Failure::Corrupt(format!(
+                        "the indexes disagree with record {} of group {}",
+                        r.id, r.group
+                    )));
+                }
+                count = count.saturating_add(1);
+            }
+            let (types, expiries) = (
+                redb::ReadableTableMetadata::len(&by_type)?,
+                redb::ReadableTableMetadata::len(&by_expiry)?,
+            );
+            if types != count || expiries != count {
+                return Err(Failure::Corrupt(format!(
+                    "{count} records but {types} type and {expiries} expiry index entries"
+                )));
+            }
+            Ok(count)
+        })();
+        result.map_err(|f| f.at(&self.path))
+    }
+}
+
+fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Store for RedbStore {
+    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+        Ok(self.get_record(group, id)?)
+    }
+
+    fn merge(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, StoreError> {
+        Ok(self.merge_records(batch)?)
+    }
+
+    fn records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<SignedRecord>, StoreError> {
+        Ok(self.list_records(group, record_type, after, limit)?)
+    }
+
+    fn expire(&mut self, now: Timestamp) -> Result<Vec<Merged>, StoreError> {
+        Ok(self.expire_records(now)?)
+    }
+
+    fn remove_group(&mut self, group: &PeerName) -> Result<u64, StoreError> {
+        Ok(self.remove_group_records(group)?)
+    }
+}

@@ -1,0 +1,204 @@
+//! The redb tables of schema version 1 and their key encodings.
+//!
+//! Every table name but [`META`]'s carries the schema version that introduced
+//! its layout (`records-1`); a migration that changes a layout creates a table
+//! under a new name and drops the old one, so an old build never misreads a new
+//! layout. All integers are big-endian, so that byte order is numeric order.
+//!
+//! `G` below is a group peer name as it sorts in keys: `u16 BE length || UTF-8`.
+//! The length prefix keeps a group's keys contiguous (no name is a prefix of
+//! another name's encoding) and is at most 2 bytes because a peer name is at
+//! most 46 + 1 + 149 × 4 bytes.
+
+use peergroup_protocol::{PeerName, RecordId, RecordType};
+use redb::TableDefinition;
+
+/// `meta`: the store's own metadata. Its name and types never change: it is
+/// how an open learns which layout the rest of the file has.
+///
+/// | key | value |
+/// | --- | --- |
+/// | `"schema-version"` | `u64`: the last migration applied ([`super::migrations::SCHEMA_VERSION`]) |
+pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// The [`META`] key holding the schema version.
+pub(super) const SCHEMA_VERSION_KEY: &str = "schema-version";
+
+/// `records-1`: every group's records and tombstones.
+///
+/// key: `G || record id (16)`; value: the signed record envelope, verbatim as
+/// it was verified (`Signed::as_bytes`). Reads decode and re-verify it.
+pub(super) const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records-1");
+
+/// `records-by-type-1`: index by record type, one entry per row of [`RECORDS`].
+///
+/// key: `G || record type (16) || record id (16)`; value: the record's
+/// `expires_at` (`u64`, ms), so that removing a group finds its
+/// [`RECORDS_BY_EXPIRY`] entries without decoding envelopes.
+pub(super) const RECORDS_BY_TYPE: TableDefinition<'_, &[u8], u64> =
+    TableDefinition::new("records-by-type-1");
+
+/// `records-by-expiry-1`: index by expiration time, one entry per row of [`RECORDS`].
+///
+/// key: `expires_at (u64 BE, ms) || G || record id (16)`; value (17 bytes):
+/// `record type (16) || deleted (u8: 1 for a tombstone, else 0)`, so that an
+/// expiry pass reports what it removed without decoding envelopes.
+pub(super) const RECORDS_BY_EXPIRY: TableDefinition<'_, &[u8], &[u8]> =
+    TableDefinition::new("records-by-expiry-1");
+
+/// `identities-1`: the node's local identities, secret keys included.
+///
+/// key: the identity's peer name (UTF-8); value:
+/// `secret seed (32) || u16 BE len(classifier) || classifier (UTF-8) || friendly name (UTF-8)`.
+/// The peer name is derived again from the seed and classifier on load and
+/// must equal the key.
+pub(super) const IDENTITIES: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("identities-1");
+
+/// `groups-1`: the groups this node belongs to.
+///
+/// key: the group peer name (UTF-8); value:
+/// `u16 BE len(member) || member identity peer name (UTF-8) || signed properties envelope`.
+/// The envelope is re-verified on load and must name the key's group.
+pub(super) const GROUPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups-1");
+
+/// `credentials-1`: the node's own credentials, one per (group, local identity).
+///
+/// key: `G || identity peer name (UTF-8)`; value: opaque bytes of at most
+/// [`super::MAX_CREDENTIAL_SIZE`]. The membership layer defines and verifies
+/// their content.
+pub(super) const CREDENTIALS: TableDefinition<'_, &[u8], &[u8]> =
+    TableDefinition::new("credentials-1");
+
+/// The length of an expiry index value.
+pub(super) const EXPIRY_VALUE_LEN: usize = 17;
+
+/// Appends `G`, the sortable encoding of a group name.
+fn push_group(key: &mut Vec<u8>, group: &PeerName) {
+    let name = group.as_str().as_bytes();
+    // A valid peer name is at most 643 bytes; saturate rather than wrap anyway.
+    let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(name);
+}
+
+/// `G` alone: the prefix of every key of `group` in the group-first tables.
+pub(super) fn group_prefix(group: &PeerName) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.as_str().len().saturating_add(2));
+    push_group(&mut key, group);
+    key
+}
+
+/// A [`RECORDS`] key.
+pub(super) fn record_key(group: &PeerName, id: &RecordId) -> Vec<u8> {
+    let mut key = group_prefix(group);
+    key.extend_from_slice(&id.0);
+    key
+}
+
+/// A [`RECORDS_BY_TYPE`] key.
+pub(super) fn type_key(group: &PeerName, record_type: &RecordType, id: &RecordId) -> Vec<u8> {
+    let mut key = group_prefix(group);
+    key.extend_from_slice(&record_type.0);
+    key.extend_from_slice(&id.0);
+    key
+}
+
+/// A [`RECORDS_BY_EXPIRY`] key.
+pub(super) fn expiry_key(expires_at: u64, group: &PeerName, id: &RecordId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.as_str().len().saturating_add(26));
+    key.extend_from_slice(&expires_at.to_be_bytes());
+    push_group(&mut key, group);
+    key.extend_from_slice(&id.0);
+    key
+}
+
+/// A [`RECORDS_BY_EXPIRY`] value.
+pub(super) fn expiry_value(record_type: &RecordType, deleted: bool) -> [u8; EXPIRY_VALUE_LEN] {
+    let mut value = [0; EXPIRY_VALUE_LEN];
+    let (ty, flag) = value.split_at_mut(16);
+    ty.copy_from_slice(&record_type.0);
+    if let Some(byte) = flag.first_mut() {
+        *byte = u8::from(deleted);
+    }
+    value
+}
+
+/// A [`CREDENTIALS`] key.
+pub(super) fn credential_key(group: &PeerName, identity: &PeerName) -> Vec<u8> {
+    let mut key = group_prefix(group);
+    key.extend_from_slice(identity.as_str().as_bytes());
+    key
+}
+
+/// Splits `G || rest` into the group name text and `rest`.
+pub(super) fn split_group(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_be_bytes(*len));
+    let (name, rest) = rest.split_at_checked(len)?;
+    Some((std::str::from_utf8(name).ok()?, rest))
+}
+
+/// Parses a [`RECORDS_BY_EXPIRY`] key into (expires_at, `G || id`, group text, id).
+pub(super) fn parse_expiry_key(key: &[u8]) -> Option<(u64, &[u8], &str, RecordId)> {
+    let (expires_at, record_key) = key.split_first_chunk::<8>()?;
+    let (group, id) = split_group(record_key)?;
+    let id: [u8; 16] = id.try_into().ok()?;
+    Some((
+        u64::from_be_bytes(*expires_at),
+        record_key,
+        group,
+        RecordId(id),
+    ))
+}
+
+/// Parses a [`RECORDS_BY_TYPE`] key's tail (after `G`) into (type, id).
+pub(super) fn parse_type_tail(tail: &[u8]) -> Option<(RecordType, RecordId)> {
+    let (record_type, id) = tail.split_first_chunk::<16>()?;
+    let id: [u8; 16] = id.try_into().ok()?;
+    Some((RecordType(*record_type), RecordId(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use peergroup_protocol::{
+        RecordId,
+        testing::{group_of, identity},
+    };
+    fn rid(n: u64) -> RecordId {
+        RecordId::from_u128(u128::from(n))
+    }
+
+    use super::*;
+
+    #[test]
+    fn a_group_whose_name_extends_another_has_disjoint_keys() {
+        let alice = identity(1, "alice");
+        let (short, long) = (group_of(&alice, "a"), group_of(&alice, "ab"));
+        // Without the length prefix, "…a" || id could sort inside "…ab"'s range.
+        assert!(!record_key(&short, &rid(1)).starts_with(&group_prefix(&long)));
+        assert!(!record_key(&long, &rid(1)).starts_with(&group_prefix(&short)));
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let alice = identity(1, "alice");
+        let group = group_of(&alice, "chess");
+        let key = expiry_key(42, &group, &rid(9));
+        let (expires_at, row, name, id) = parse_expiry_key(&key).unwrap();
+        assert_eq!((expires_at, name, id), (42, group.as_str(), rid(9)));
+        assert_eq!(row, record_key(&group, &rid(9)).as_slice());
+        let ty = RecordType::from_u128(7);
+        let key = type_key(&group, &ty, &rid(3));
+        let (name, tail) = split_group(&key).unwrap();
+        assert_eq!(name, group.as_str());
+        assert_eq!(parse_type_tail(tail), Some((ty, rid(3))));
+        assert_eq!(split_group(&[0, 9, b'x']), None, "a length past the end");
+        assert_eq!(parse_expiry_key(&[1, 2, 3]), None);
+        // Expiry keys sort by time first.
+        assert!(expiry_key(1, &group, &rid(99)) < expiry_key(2, &group, &rid(0)));
+        assert_eq!(expiry_value(&ty, true)[16], 1);
+    }
+}
