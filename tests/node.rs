@@ -588,3 +588,98 @@ async fn default_port_falls_back_when_taken() {
     drop(taken);
     handle.shutdown().await.unwrap();
 }
+
+/// With a data directory, identities, groups, credentials and records
+/// survive a restart; a group comes back closed, opens offline with its
+/// database readable, and a member that synchronized before connects (and
+/// listens) alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_data_directory_survives_a_restart() {
+    let creator_dir = tempfile::tempdir().unwrap();
+    let member_dir = tempfile::tempdir().unwrap();
+    let (creator, group) = group_with_creator(config().data_dir(creator_dir.path())).await;
+    let id = creator
+        .handle
+        .add_record(&group, note("persistent"))
+        .await
+        .unwrap();
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let member = join(
+        &creator,
+        &group,
+        Role::Member,
+        config().data_dir(member_dir.path()),
+        addrs,
+    )
+    .await;
+    let own = member
+        .handle
+        .add_record(&group, note("member's"))
+        .await
+        .unwrap();
+    let digest = member.handle.digest(&group).await.unwrap();
+    eventually(10, "creator has the member's record", || async {
+        creator.handle.get_record(&group, own).await.is_ok()
+    })
+    .await;
+    creator.handle.shutdown().await.unwrap();
+    member.handle.shutdown().await.unwrap();
+
+    let (again, _) = node(config().data_dir(member_dir.path())).await;
+    let names: Vec<_> = again
+        .identities()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.payload().peer_name.clone())
+        .collect();
+    assert_eq!(names, vec![member.identity.clone()]);
+    assert_eq!(again.groups().await.unwrap(), vec![(group.clone(), false)]);
+    assert!(matches!(
+        again.get_record(&group, id).await.unwrap_err().peer(),
+        Some(Error::InvalidGroup(_))
+    ));
+    again.open(&group).await.unwrap();
+    assert_eq!(
+        again.get_record(&group, id).await.unwrap().data,
+        b"persistent"
+    );
+    assert_eq!(again.digest(&group).await.unwrap(), digest);
+    // Nobody else is online: having synchronized before, it listens alone.
+    again.connect(&group).await.unwrap();
+    let (status, ready) = again.status(&group).await.unwrap();
+    assert!(ready && status.listening);
+    again
+        .add_record(&group, note("after the restart"))
+        .await
+        .unwrap();
+    again.shutdown().await.unwrap();
+
+    let (creator_again, _) = node(config().data_dir(creator_dir.path())).await;
+    creator_again.open(&group).await.unwrap();
+    assert_eq!(
+        creator_again.get_record(&group, own).await.unwrap().data,
+        b"member's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_database_is_a_clear_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(peergroup::node::store::FILE_NAME),
+        b"not a database at all",
+    )
+    .unwrap();
+    let err = peergroup::node::Node::spawn(config().data_dir(dir.path()).build().unwrap())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, peergroup::node::NodeError::Open(_)),
+        "{err:?}"
+    );
+    assert!(text.contains(peergroup::node::store::FILE_NAME), "{text}");
+    let after = std::fs::read(dir.path().join(peergroup::node::store::FILE_NAME)).unwrap();
+    assert_eq!(after, b"not a database at all", "the file is left alone");
+}

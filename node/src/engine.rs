@@ -29,7 +29,7 @@ use libp2p::{
 use peergroup_protocol::{
     Authorizer, Change, CredentialChain, DecodeError, Digest, Error, GroupFlags, GroupProperties,
     GroupSpec, Identity, IdentityInfo, InvitationInfo, Keypair, Membership, Merged, NewRecord,
-    PeerName, Record, RecordId, RecordType, Role, Signed, SignedProperties, SignedRecord, Store,
+    PeerName, Record, RecordId, RecordType, Role, Signed, SignedProperties, SignedRecord,
     StoreError, Timestamp, Verdict, create_invitation, create_password_invitation,
     membership_record,
 };
@@ -41,6 +41,7 @@ use crate::{
     config::Config,
     error::NodeError,
     events::{ConnectionChange, Event, MemberChange, RecordChange, Status},
+    store::Backend,
     sync,
 };
 
@@ -141,7 +142,7 @@ pub struct Engine {
     identities: BTreeMap<PeerName, Identity>,
     groups: BTreeMap<PeerName, Group>,
     topics: HashMap<TopicHash, PeerName>,
-    store: Box<dyn Store + Send>,
+    store: Box<dyn Backend>,
     connected: HashSet<PeerId>,
     pending_sync: HashMap<OutboundRequestId, PeerName>,
     events: Vec<Event>,
@@ -165,8 +166,8 @@ fn hash32(bytes: &[u8]) -> [u8; 32] {
 }
 
 impl Engine {
-    /// An engine for the node `local_peer` keeping records in `store`.
-    pub fn new(local_peer: PeerId, config: &Config, store: Box<dyn Store + Send>) -> Engine {
+    /// An engine for the node `local_peer` keeping its data in `store`.
+    pub fn new(local_peer: PeerId, config: &Config, store: Box<dyn Backend>) -> Engine {
         let bootstrap = config
             .bootstrap
             .iter()
@@ -244,9 +245,35 @@ impl Engine {
             return Err(Error::AlreadyExists(format!("identity {}", identity.peer_name())).into());
         }
         let info = identity.info()?;
+        self.store.save_identity(&identity)?;
         self.identities
             .insert(identity.peer_name().clone(), identity);
         Ok(info)
+    }
+
+    /// Restores the identities and groups a persistent store kept. Groups
+    /// come back closed (open or connect them); one is ready if its creator
+    /// is local or its database holds records (after a first copy a member
+    /// always has its own membership record at least).
+    pub fn restore(
+        &mut self,
+        identities: Vec<Identity>,
+        groups: Vec<(SignedProperties, PeerName, CredentialChain)>,
+    ) -> Result<(), NodeError> {
+        for identity in identities {
+            self.identities
+                .insert(identity.peer_name().clone(), identity);
+        }
+        for (properties, member, chain) in groups {
+            let name = properties.properties().group_peer_name.clone();
+            let has_records = !self.store.records(&name, None, None, 1)?.is_empty();
+            let ready = chain.is_empty() || has_records;
+            self.insert_group(properties, member, chain, ready)?;
+            if let Some(group) = self.groups.get_mut(&name) {
+                group.lifecycle = Lifecycle::Closed;
+            }
+        }
+        Ok(())
     }
 
     /// `PeerEnumIdentities`.
@@ -265,6 +292,7 @@ impl Engine {
         if self.groups.values().any(|g| &g.identity == name) {
             return Err(Error::GroupsExist(format!("identity {name} still has groups")).into());
         }
+        self.store.forget_identity(name)?;
         self.identities.remove(name);
         Ok(())
     }
@@ -287,6 +315,7 @@ impl Engine {
         let name = properties.properties().group_peer_name.clone();
         let mut authorizer = Authorizer::new(&properties);
         authorizer.learn_chain(&chain)?;
+        self.store.save_group(&properties, &identity, &chain)?;
         let topic = topic_of(&name);
         self.topics.insert(topic.hash(), name.clone());
         let is_creator = chain.is_empty();
@@ -473,6 +502,19 @@ impl Engine {
         }
     }
 
+    /// Saves a group's current properties, member and chain.
+    fn persist_group(&mut self, name: &PeerName) {
+        let Some(group) = self.groups.get(name) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .save_group(&group.properties, &group.identity, &group.chain)
+        {
+            tracing::error!(group = %name, error = %e, "cannot save the group's properties");
+        }
+    }
+
     /// `PeerGroupClose`: back offline; the group stays known (closed).
     pub fn close(&mut self, behaviour: &mut Behaviour, name: &PeerName) -> Result<(), NodeError> {
         let group = self.group_mut(name)?;
@@ -512,7 +554,7 @@ impl Engine {
         if let Some(group) = self.groups.remove(name) {
             self.topics.remove(&group.topic.hash());
         }
-        self.store.remove_group(name).map_err(NodeError::Store)?;
+        self.store.forget_group(name).map_err(NodeError::Store)?;
         Ok(())
     }
 
@@ -559,6 +601,7 @@ impl Engine {
                 publish(behaviour, &group.topic, bytes);
             }
         }
+        self.persist_group(name);
         self.events.push(Event::PropertiesChanged {
             group: name.clone(),
         });
@@ -766,6 +809,19 @@ impl Engine {
         }
         let id = RecordId::membership(&group.identity);
         let previous = self.store.get(name, &id).map_err(NodeError::Store)?;
+        // Already published with this chain (before a restart, say): nothing to do.
+        if let Some(previous) = &previous
+            && !previous.record().is_deleted()
+            && peergroup_protocol::membership_chain(previous.record())
+                .ok()
+                .as_ref()
+                == Some(&group.chain)
+        {
+            if let Some(g) = self.groups.get_mut(name) {
+                g.membership_published = true;
+            }
+            return Ok(());
+        }
         let identity = self.identity(&group.identity)?;
         let signed = membership_record(
             group.props(),

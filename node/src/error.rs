@@ -15,6 +15,9 @@ pub enum NodeError {
     /// The node has shut down; the handle can do nothing more.
     #[error("the node has shut down")]
     Shutdown,
+    /// The data directory's database could not be opened (the error names the file).
+    #[error(transparent)]
+    Open(#[from] crate::store::OpenError),
     /// The record store failed.
     #[error(transparent)]
     Store(StoreError),

@@ -19,8 +19,8 @@ use libp2p::{
     swarm::SwarmEvent, tcp, yamux,
 };
 use peergroup_protocol::{
-    Digest, GroupProperties, GroupSpec, IdentityInfo, Membership, MemoryStore, NewRecord, PeerName,
-    Record, RecordId, RecordType, Role, Signed, Timestamp,
+    CredentialChain, Digest, GroupProperties, GroupSpec, IdentityInfo, Membership, MemoryStore,
+    NewRecord, PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -30,6 +30,7 @@ use crate::{
     engine::{ConnectStart, Engine},
     error::NodeError,
     events::{EVENT_CAPACITY, Event, EventFilter, Status, Subscription},
+    store::RedbStore,
 };
 
 /// How many commands may wait for the event loop; senders wait beyond it
@@ -115,8 +116,31 @@ impl Node {
             .build();
         listen(&mut swarm, &config)?;
 
-        let store = Box::new(MemoryStore::new());
-        let mut engine = Engine::new(*swarm.local_peer_id(), &config, store);
+        let mut engine = match &config.data_dir {
+            None => Engine::new(
+                *swarm.local_peer_id(),
+                &config,
+                Box::new(MemoryStore::new()),
+            ),
+            Some(dir) => {
+                let store = RedbStore::open_in_dir(dir)?;
+                let identities = store.identities().map_err(|e| NodeError::Store(e.into()))?;
+                let mut groups = Vec::new();
+                for entry in store.groups().map_err(|e| NodeError::Store(e.into()))? {
+                    let chain = match store
+                        .credential(entry.group(), &entry.member)
+                        .map_err(|e| NodeError::Store(e.into()))?
+                    {
+                        Some(bytes) => CredentialChain::from_bytes(&bytes)?,
+                        None => CredentialChain::creator(),
+                    };
+                    groups.push((entry.properties, entry.member, chain));
+                }
+                let mut engine = Engine::new(*swarm.local_peer_id(), &config, Box::new(store));
+                engine.restore(identities, groups)?;
+                engine
+            }
+        };
         engine.start(swarm.behaviour_mut());
 
         let (events, first) = broadcast::channel(EVENT_CAPACITY);
@@ -190,6 +214,7 @@ fn listen(swarm: &mut Swarm<Behaviour>, config: &Config) -> Result<(), NodeError
 }
 
 async fn run(mut ctx: Ctx, mut commands: mpsc::Receiver<Command>, expiry_interval: Duration) {
+    let mut stopped = None;
     let mut timers = tokio::time::interval(TIMER_INTERVAL);
     timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut expiry = tokio::time::interval(expiry_interval);
@@ -199,7 +224,7 @@ async fn run(mut ctx: Ctx, mut commands: mpsc::Receiver<Command>, expiry_interva
             command = commands.recv() => match command {
                 Some(Command::Run(job)) => job(&mut ctx),
                 Some(Command::Shutdown { reply }) => {
-                    let _ = reply.send(());
+                    stopped = Some(reply);
                     break;
                 }
                 None => break,
@@ -232,6 +257,12 @@ async fn run(mut ctx: Ctx, mut commands: mpsc::Receiver<Command>, expiry_interva
         for waiter in waiters {
             let _ = waiter.send(Err(NodeError::Shutdown));
         }
+    }
+    // Release the swarm's sockets and the database file before `shutdown`
+    // returns, so that a node can be started again on the same data at once.
+    drop(ctx);
+    if let Some(reply) = stopped {
+        let _ = reply.send(());
     }
 }
 

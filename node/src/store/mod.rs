@@ -36,6 +36,7 @@
     )
 )]
 
+mod backend;
 mod database;
 mod error;
 mod local;
@@ -47,6 +48,7 @@ mod tests;
 mod verify;
 
 pub use self::{
+    backend::Backend,
     database::{FILE_NAME, RedbStore},
     error::{AccessError, OpenError},
     local::{GroupEntry, MAX_CREDENTIAL_SIZE},
