@@ -1007,7 +1007,7 @@ impl Engine {
         now: Timestamp,
     ) {
         match event {
-            BehaviourEvent::Gossipsub(e) => self.inject_gossip(behaviour, e),
+            BehaviourEvent::Gossipsub(e) => self.inject_gossip(behaviour, e, now),
             BehaviourEvent::Sync(e) => self.inject_sync(behaviour, e, now),
             BehaviourEvent::Kademlia(e) => self.inject_kad(behaviour, e),
             BehaviourEvent::Mdns(e) => self.inject_mdns(behaviour, e),
@@ -1096,7 +1096,12 @@ impl Engine {
         }
     }
 
-    fn inject_gossip(&mut self, behaviour: &mut Behaviour, event: gossipsub::Event) {
+    fn inject_gossip(
+        &mut self,
+        behaviour: &mut Behaviour,
+        event: gossipsub::Event,
+        now: Timestamp,
+    ) {
         match event {
             gossipsub::Event::Message {
                 propagation_source,
@@ -1104,7 +1109,7 @@ impl Engine {
                 message,
             } => {
                 let verdict =
-                    self.validate_gossip(behaviour, &message, &message_id, propagation_source);
+                    self.validate_gossip(behaviour, &message, &message_id, propagation_source, now);
                 let acceptance = match verdict {
                     GossipVerdict::Accept => Some(MessageAcceptance::Accept),
                     GossipVerdict::Ignore(why) => {
@@ -1175,6 +1180,7 @@ impl Engine {
         message: &gossipsub::Message,
         message_id: &MessageId,
         source: PeerId,
+        now: Timestamp,
     ) -> GossipVerdict {
         let Some(name) = self.topics.get(&message.topic).cloned() else {
             return GossipVerdict::Ignore("not a group of this node");
@@ -1200,6 +1206,11 @@ impl Engine {
                 "record of group {} on the topic of {name}",
                 r.group
             ));
+        }
+        if r.is_expired(now) {
+            // Every replica drops expired records; merging one would only
+            // announce its expiry at the next pass.
+            return GossipVerdict::Ignore("expired");
         }
         if let Some((version, hash)) = group.versions.get(&r.id) {
             if r.version < *version {
@@ -1487,12 +1498,28 @@ impl Engine {
                 }
             };
             last = Some(record.record().id);
+            if record.record().is_expired(now) {
+                continue;
+            }
             let Some(group) = self.groups.get_mut(&name) else {
                 return;
             };
             for verdict in group.authorizer.handle(record) {
-                if let Verdict::Accepted(r) = verdict {
-                    accepted.push(r);
+                match verdict {
+                    Verdict::Accepted(r) => {
+                        // It may have waited for this membership as a gossip message too.
+                        self.report_pending(
+                            behaviour,
+                            &name,
+                            &r.record().id,
+                            MessageAcceptance::Accept,
+                        );
+                        accepted.push(r);
+                    }
+                    Verdict::Dropped { id } => {
+                        self.report_pending(behaviour, &name, &id, MessageAcceptance::Ignore);
+                    }
+                    Verdict::Held { .. } | Verdict::Refused { .. } => {}
                 }
             }
         }

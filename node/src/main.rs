@@ -50,6 +50,24 @@ struct RunArgs {
     /// Do not run Kademlia.
     #[arg(long)]
     no_kademlia: bool,
+    /// Where the node keeps its database (`peergroup.redb`: identities,
+    /// groups, credentials, records). Default: $XDG_DATA_HOME/peergroup, or
+    /// ~/.local/share/peergroup.
+    #[arg(long, env = "PEERGROUP_DATA_DIR", conflicts_with = "ephemeral")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Keep everything in memory; nothing survives the process.
+    #[arg(long)]
+    ephemeral: bool,
+}
+
+/// The default data directory: `$XDG_DATA_HOME/peergroup`, else
+/// `$HOME/.local/share/peergroup`.
+fn default_data_dir() -> Option<std::path::PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(std::path::PathBuf::from(xdg).join("peergroup"));
+    }
+    std::env::var_os("HOME")
+        .map(|home| std::path::PathBuf::from(home).join(".local/share/peergroup"))
 }
 
 fn main() -> ExitCode {
@@ -94,6 +112,13 @@ fn run(args: RunArgs) -> Result<()> {
         .kademlia(!args.no_kademlia);
     if !args.listen.is_empty() {
         builder = builder.listen(args.listen);
+    }
+    if !args.ephemeral {
+        let dir = args
+            .data_dir
+            .or_else(default_data_dir)
+            .context("no data directory: pass --data-dir or --ephemeral")?;
+        builder = builder.data_dir(dir);
     }
     let config = builder.build().context("invalid configuration")?;
     // tokio's current-thread runtime beat the multi-thread one by 20-50 % on

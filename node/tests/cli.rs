@@ -67,8 +67,35 @@ fn run_starts_a_node_and_reports_where_it_listens() {
 
 #[test]
 fn bad_configuration_is_a_clear_error() {
-    let out = peergroup(&["run", "--bootstrap", "/ip4/127.0.0.1/tcp/1", "--no-mdns"]);
+    let out = peergroup(&[
+        "run",
+        "--bootstrap",
+        "/ip4/127.0.0.1/tcp/1",
+        "--no-mdns",
+        "--ephemeral",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("must end with /p2p/"), "{stderr}");
+}
+
+#[test]
+fn a_corrupt_data_directory_fails_with_the_file_named() {
+    let dir = std::env::temp_dir().join(format!("peergroup-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("peergroup.redb");
+    std::fs::write(&file, b"garbage").unwrap();
+    let out = peergroup(&[
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--no-kademlia",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("peergroup.redb"), "{stderr}");
 }
