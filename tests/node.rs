@@ -683,3 +683,59 @@ async fn a_corrupt_database_is_a_clear_error_naming_the_file() {
     let after = std::fs::read(dir.path().join(peergroup::node::store::FILE_NAME)).unwrap();
     assert_eq!(after, b"not a database at all", "the file is left alone");
 }
+
+/// `PeerGroupIssueCredentials` with the store flag: the creator promotes a
+/// member to admin; the member adopts the credential from the group database
+/// and may then change another member's record, which every replica accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_credentials_promote_a_member() {
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let promoted = join(&creator, &group, Role::Member, config(), addrs.clone()).await;
+    let other = join(&creator, &group, Role::Member, config(), addrs).await;
+    let target = other
+        .handle
+        .add_record(&group, note("other's"))
+        .await
+        .unwrap();
+    eventually(10, "the record reaches the member", || async {
+        promoted.handle.get_record(&group, target).await.is_ok()
+    })
+    .await;
+    let mut r = promoted.handle.get_record(&group, target).await.unwrap();
+    r.data = b"edited by a member".to_vec();
+    let err = promoted
+        .handle
+        .update_record(&group, r.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err.peer(), Some(Error::NotAuthorized(_))), "{err}");
+
+    let info = promoted.handle.identities().await.unwrap().remove(0);
+    let text = info.to_text(peergroup::protocol::IDENTITY_TEXT_PREFIX);
+    creator
+        .handle
+        .issue_credentials(&group, &text, Role::Admin, None, true)
+        .await
+        .unwrap();
+    eventually(10, "the promotion is adopted", || async {
+        promoted
+            .handle
+            .update_record(&group, r.clone())
+            .await
+            .is_ok()
+    })
+    .await;
+    for m in [&creator, &other] {
+        eventually(10, "the admin's edit is accepted everywhere", || async {
+            m.handle.get_record(&group, target).await.unwrap().data == b"edited by a member"
+        })
+        .await;
+    }
+    let members = creator.handle.members(&group).await.unwrap();
+    assert!(
+        members
+            .iter()
+            .any(|m| m.subject == promoted.identity && m.role == Role::Admin)
+    );
+}

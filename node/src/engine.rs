@@ -641,6 +641,50 @@ impl Engine {
         )?)
     }
 
+    /// `PeerGroupIssueCredentials`, as the group's local identity: a new
+    /// credential for the identity whose public text is `subject` (a renewal
+    /// or a role change), returned as an invitation. With `store`
+    /// (`PEER_GROUP_STORE_CREDENTIALS`) it is also published as the subject's
+    /// membership record, which the subject adopts when it arrives.
+    // The engine's calls take the behaviour and the time besides the Windows
+    // function's own parameters; a parameter struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_credentials(
+        &mut self,
+        behaviour: &mut Behaviour,
+        name: &PeerName,
+        subject: &str,
+        role: Role,
+        expires: Option<Timestamp>,
+        store: bool,
+        now: Timestamp,
+    ) -> Result<String, NodeError> {
+        let text = self.create_invitation(name, subject, role, expires, now)?;
+        if store {
+            let chain = InvitationInfo::parse(&text)?.chain;
+            let subject_name = chain.verify(self.ready_group(name)?.props())?.subject;
+            let previous = self
+                .store
+                .get(name, &RecordId::membership(&subject_name))
+                .map_err(NodeError::Store)?;
+            let group = self.ready_group(name)?;
+            let issuer = self.identity(&group.identity)?;
+            let record = membership_record(
+                group.props(),
+                &chain,
+                issuer,
+                previous.as_ref().map(|p| p.record()),
+                now,
+            )?;
+            group.authorizer.check(&record).map_err(Error::from)?;
+            if let Some(g) = self.groups.get_mut(name) {
+                g.authorizer.handle(record.clone());
+            }
+            self.commit_and_publish(behaviour, name, record)?;
+        }
+        Ok(text)
+    }
+
     /// `PeerGroupCreatePasswordInvitation`, as the group's local identity.
     pub fn create_password_invitation(
         &self,
@@ -865,6 +909,7 @@ impl Engine {
             group.versions.insert(merged.id, (version, hash));
         }
         if merged.record_type == RecordType::MEMBERSHIP {
+            self.adopt_stored_credential(&merged);
             if let Some(member) = self.membership_owner(&merged) {
                 let change = if change == RecordChange::Added {
                     MemberChange::Joined
@@ -885,6 +930,39 @@ impl Engine {
             id: merged.id,
             record_type: merged.record_type,
         });
+    }
+
+    /// A membership record for the group's local identity, stored by an
+    /// admin (`PEER_GROUP_STORE_CREDENTIALS`), replaces the member's chain
+    /// when it verifies and starts later than the current one.
+    fn adopt_stored_credential(&mut self, merged: &Merged) {
+        let Ok(Some(record)) = self.store.get(&merged.group, &merged.id) else {
+            return;
+        };
+        let Some(group) = self.groups.get(&merged.group) else {
+            return;
+        };
+        let r = record.record();
+        if r.is_deleted() || r.creator != group.identity || r.last_toucher() == &group.identity {
+            return;
+        }
+        let Ok(chain) = peergroup_protocol::membership_chain(r) else {
+            return;
+        };
+        let (Ok(new), Ok(current)) = (
+            chain.verify(group.props()),
+            group.chain.verify(group.props()),
+        ) else {
+            return;
+        };
+        if chain == group.chain || new.not_before <= current.not_before {
+            return;
+        }
+        tracing::info!(group = %merged.group, role = %new.role, "adopting newly issued credentials");
+        if let Some(group) = self.groups.get_mut(&merged.group) {
+            group.chain = chain;
+        }
+        self.persist_group(&merged.group);
     }
 
     fn membership_owner(&self, merged: &Merged) -> Option<PeerName> {

@@ -531,6 +531,33 @@ impl Handle {
         .await
     }
 
+    /// `PeerGroupIssueCredentials`: renews or changes the role of the member
+    /// whose public text is `subject`; returns the credential as an
+    /// invitation, and with `store` also publishes it as the member's
+    /// membership record (the member adopts it when it arrives).
+    pub async fn issue_credentials(
+        &self,
+        group: &PeerName,
+        subject: &str,
+        role: Role,
+        expires: Option<Timestamp>,
+        store: bool,
+    ) -> Result<String, NodeError> {
+        let (group, subject) = (group.clone(), subject.to_owned());
+        self.call(move |ctx| {
+            ctx.engine.issue_credentials(
+                ctx.swarm.behaviour_mut(),
+                &group,
+                &subject,
+                role,
+                expires,
+                store,
+                wall_now(),
+            )
+        })
+        .await
+    }
+
     /// `PeerGroupCreatePasswordInvitation`.
     pub async fn create_password_invitation(&self, group: &PeerName) -> Result<String, NodeError> {
         let group = group.clone();
