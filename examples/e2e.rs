@@ -9,7 +9,9 @@
 //! record's data (all processes share the host clock). Output: one JSON
 //! object with the publisher's rate and each receiver's figures.
 //!
-//! `cargo run --release --example e2e -- 20000`
+//! `cargo run --release --example e2e -- 20000` (flat out), or
+//! `cargo run --release --example e2e -- 5000 1000` to publish at 1,000
+//! records/s, which shows the latency without queueing.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -59,12 +61,13 @@ fn main() -> Result<()> {
         Some("receiver") => runtime.block_on(receiver()),
         n => {
             let n: usize = n.unwrap_or("20000").parse().context("N must be a number")?;
-            runtime.block_on(coordinator(n))
+            let rate: Option<u64> = args.get(2).map(|r| r.parse()).transpose().context("rate must be a number")?;
+            runtime.block_on(coordinator(n, rate))
         }
     }
 }
 
-async fn coordinator(n: usize) -> Result<()> {
+async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
     let (handle, _events) = Node::spawn(config()?).await?;
     let me = handle
         .create_identity("publisher", "")
@@ -123,7 +126,22 @@ async fn coordinator(n: usize) -> Result<()> {
     let start = Instant::now();
     let handle = Arc::new(handle);
     let mut tasks = Vec::new();
-    for t in 0..IN_FLIGHT {
+    let publishers = if rate.is_some() { 1 } else { IN_FLIGHT };
+    let mut ticks = rate.map(|r| {
+        let mut t = tokio::time::interval(Duration::from_nanos(1_000_000_000 / r.max(1)));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    if let Some(ticks) = ticks.as_mut() {
+        for _ in 0..n {
+            ticks.tick().await;
+            let mut data = nanos().to_be_bytes().to_vec();
+            data.extend_from_slice(&padding);
+            let expires = Timestamp::from_millis(nanos() / 1_000_000).saturating_add_secs(3600);
+            handle.add_record(&group, NewRecord::new(BENCH, expires).with_data(data)).await?;
+        }
+    }
+    for t in (0..publishers).filter(|_| rate.is_none()) {
         let (handle, group, padding) = (handle.clone(), group.clone(), padding.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = t;
@@ -155,7 +173,8 @@ async fn coordinator(n: usize) -> Result<()> {
         results.push(line);
     }
     println!(
-        "{{\"n\":{n},\"publisher\":{{\"seconds\":{publish_s:.3},\"puts_per_s\":{:.0}}},\"receivers\":[{}]}}",
+        "{{\"n\":{n},\"rate\":{},\"publisher\":{{\"seconds\":{publish_s:.3},\"puts_per_s\":{:.0}}},\"receivers\":[{}]}}",
+        rate.map_or("null".to_owned(), |r| r.to_string()),
         n as f64 / publish_s,
         results.join(",")
     );
