@@ -61,7 +61,11 @@ fn main() -> Result<()> {
         Some("receiver") => runtime.block_on(receiver()),
         n => {
             let n: usize = n.unwrap_or("20000").parse().context("N must be a number")?;
-            let rate: Option<u64> = args.get(2).map(|r| r.parse()).transpose().context("rate must be a number")?;
+            let rate: Option<u64> = args
+                .get(2)
+                .map(|r| r.parse())
+                .transpose()
+                .context("rate must be a number")?;
             runtime.block_on(coordinator(n, rate))
         }
     }
@@ -138,7 +142,9 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
             let mut data = nanos().to_be_bytes().to_vec();
             data.extend_from_slice(&padding);
             let expires = Timestamp::from_millis(nanos() / 1_000_000).saturating_add_secs(3600);
-            handle.add_record(&group, NewRecord::new(BENCH, expires).with_data(data)).await?;
+            handle
+                .add_record(&group, NewRecord::new(BENCH, expires).with_data(data))
+                .await?;
         }
     }
     for t in (0..publishers).filter(|_| rate.is_none()) {
