@@ -36,6 +36,14 @@ fn nanos() -> u64 {
         .unwrap_or(0)
 }
 
+/// A benchmark record: the publish time (8 bytes) then `padding`.
+fn bench_record(padding: &[u8]) -> NewRecord {
+    let mut data = nanos().to_be_bytes().to_vec();
+    data.extend_from_slice(padding);
+    let expires = Timestamp::from_millis(nanos() / 1_000_000).saturating_add_secs(3600);
+    NewRecord::new(BENCH, expires).with_data(data)
+}
+
 fn config() -> Result<Config> {
     Ok(Config::builder()
         .listen(["/ip4/127.0.0.1/tcp/0".parse()?])
@@ -139,12 +147,7 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
     if let Some(ticks) = ticks.as_mut() {
         for _ in 0..n {
             ticks.tick().await;
-            let mut data = nanos().to_be_bytes().to_vec();
-            data.extend_from_slice(&padding);
-            let expires = Timestamp::from_millis(nanos() / 1_000_000).saturating_add_secs(3600);
-            handle
-                .add_record(&group, NewRecord::new(BENCH, expires).with_data(data))
-                .await?;
+            handle.add_record(&group, bench_record(&padding)).await?;
         }
     }
     for t in (0..publishers).filter(|_| rate.is_none()) {
@@ -152,12 +155,7 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut i = t;
             while i < n {
-                let mut data = nanos().to_be_bytes().to_vec();
-                data.extend_from_slice(&padding);
-                let expires = Timestamp::from_millis(nanos() / 1_000_000).saturating_add_secs(3600);
-                handle
-                    .add_record(&group, NewRecord::new(BENCH, expires).with_data(data))
-                    .await?;
+                handle.add_record(&group, bench_record(&padding)).await?;
                 i += IN_FLIGHT;
             }
             Ok::<(), peergroup::node::NodeError>(())
