@@ -95,7 +95,7 @@ impl Peer {
                 _ => {}
             },
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                self.engine.poll_timers(&mut self.swarm.behaviour_mut().peergroup, Instant::now(), wall());
+                self.engine.poll_timers(&mut self.swarm.behaviour_mut().peergroup, Instant::now());
             }
         }
         if let Err(e) = self.engine.flush() {

@@ -467,7 +467,7 @@ impl Engine {
         for peer in neighbors {
             self.maybe_start_sync(behaviour, &name, peer);
         }
-        self.poll_timers(behaviour, now, Timestamp::EPOCH);
+        self.poll_timers(behaviour, now);
         Ok(ConnectStart::Pending)
     }
 
@@ -983,7 +983,7 @@ impl Engine {
 
     /// Timers: connect deadlines and Kademlia lookups of groups still looking
     /// for a member. Call it regularly (the node does every 250 ms).
-    pub fn poll_timers(&mut self, behaviour: &mut Behaviour, now: Instant, _wall: Timestamp) {
+    pub fn poll_timers(&mut self, behaviour: &mut Behaviour, now: Instant) {
         let mut failed = Vec::new();
         for (name, group) in &mut self.groups {
             if group.lifecycle != Lifecycle::Online || group.ready {

@@ -243,7 +243,7 @@ async fn run(mut ctx: Ctx, mut commands: mpsc::Receiver<Command>, expiry_interva
             }
             _ = timers.tick() => {
                 let Ctx { swarm, engine, .. } = &mut ctx;
-                engine.poll_timers(swarm.behaviour_mut(), Instant::now(), wall_now());
+                engine.poll_timers(swarm.behaviour_mut(), Instant::now());
             }
             _ = expiry.tick() => {
                 if let Err(e) = ctx.engine.expire(wall_now()) {
