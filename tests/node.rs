@@ -739,3 +739,35 @@ async fn stored_credentials_promote_a_member() {
             .any(|m| m.subject == promoted.identity && m.role == Role::Admin)
     );
 }
+
+/// Closing and reconnecting over a connection that stays up: the neighbours
+/// subscribed before are neighbours again at once, and records flow again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_finds_neighbours_already_subscribed() {
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let bob = join(&creator, &group, Role::Member, config(), addrs).await;
+    eventually(10, "neighbours", || async {
+        !bob.handle.connections(&group).await.unwrap().is_empty()
+    })
+    .await;
+    bob.handle.close(&group).await.unwrap();
+    bob.handle.open(&group).await.unwrap();
+    assert!(bob.handle.connections(&group).await.unwrap().is_empty());
+    bob.handle.connect(&group).await.unwrap();
+    let creator_peer = creator.handle.peer_id().await.unwrap();
+    assert_eq!(
+        bob.handle.connections(&group).await.unwrap(),
+        vec![creator_peer]
+    );
+    assert!(bob.handle.status(&group).await.unwrap().0.has_connections);
+    let id = creator
+        .handle
+        .add_record(&group, note("again"))
+        .await
+        .unwrap();
+    eventually(10, "records flow again", || async {
+        bob.handle.get_record(&group, id).await.is_ok()
+    })
+    .await;
+}

@@ -453,6 +453,29 @@ impl Engine {
             group.lifecycle = Lifecycle::Online;
         }
         let name = name.clone();
+        // Peers that subscribed to the topic before we did announced it
+        // already: they are neighbours now.
+        let hash = group.topic.hash();
+        let subscribed: Vec<PeerId> = behaviour
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in subscribed {
+            if self
+                .groups
+                .get_mut(&name)
+                .is_some_and(|g| g.neighbors.insert(peer))
+            {
+                self.events.push(Event::NeighborConnection {
+                    group: name.clone(),
+                    peer,
+                    change: ConnectionChange::Connected,
+                });
+            }
+        }
+        self.set_status(&name, |_| {});
         if self.groups.get(&name).is_some_and(|g| g.ready) {
             self.become_listening(behaviour, &name);
             return Ok(ConnectStart::Ready);
