@@ -761,6 +761,18 @@ async fn reconnecting_finds_neighbours_already_subscribed() {
         vec![creator_peer]
     );
     assert!(bob.handle.status(&group).await.unwrap().0.has_connections);
+    // Publish once the creator knows Bob is back on the topic: a record
+    // published in between reaches Bob only through a later sync.
+    let bob_peer = bob.handle.peer_id().await.unwrap();
+    eventually(10, "the creator sees bob again", || async {
+        creator
+            .handle
+            .connections(&group)
+            .await
+            .unwrap()
+            .contains(&bob_peer)
+    })
+    .await;
     let id = creator
         .handle
         .add_record(&group, note("again"))

@@ -1158,6 +1158,10 @@ impl Engine {
                 // come from a lookup of its own id.
                 for peer in providers {
                     if peer != self.local_peer && !self.connected.contains(&peer) {
+                        // Dial now, while the query still holds the addresses
+                        // it heard for the provider, and also look its id up,
+                        // which finds them if the query has ended.
+                        self.dials.push(DialOpts::peer_id(peer).build());
                         kad.get_closest_peers(peer);
                     }
                 }
