@@ -2,8 +2,8 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use peergroup_protocol::{
-    CredentialChain, Error, GroupSpec, INVITATION_TEXT_PREFIX, InvitationInfo, KdfParams,
-    PasswordPolicy, Role, Scheme, create_invitation, create_password_invitation,
+    CredentialChain, Error, INVITATION_TEXT_PREFIX, InvitationInfo, Role, Scheme,
+    create_invitation, create_password_invitation,
     testing::{T0, identity},
 };
 
@@ -184,14 +184,7 @@ fn an_identity_blob_is_not_an_invitation() {
 
 #[test]
 fn password_invitations_carry_no_subject() {
-    let creator = identity(1, "creator");
-    let policy =
-        PasswordPolicy::new("correct horse", Role::Member, [7; 16], KdfParams::MIN).unwrap();
-    let spec = GroupSpec {
-        password: Some(policy),
-        ..GroupSpec::new(creator.peer_name(), "pw")
-    };
-    let props = spec.create(&creator, T0, |_| false).unwrap();
+    let (creator, props) = crate::password::password_group();
     assert!(props.properties().admits_passwords());
     let text =
         create_password_invitation(&creator, &CredentialChain::creator(), &props, t(1)).unwrap();

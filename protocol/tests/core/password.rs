@@ -6,7 +6,8 @@ use peergroup_protocol::{
     testing::{T0, identity},
 };
 
-fn password_group() -> (
+/// A password group ("correct horse", members by password) and its creator.
+pub(crate) fn password_group() -> (
     peergroup_protocol::Identity,
     peergroup_protocol::SignedProperties,
 ) {
