@@ -124,6 +124,14 @@ impl Group {
     }
 }
 
+/// What [`Engine::merge`] keeps of each incoming record for its events.
+struct Note {
+    version: u32,
+    hash: [u8; 32],
+    /// The record, for membership records only (their events name the member).
+    membership: Option<Record>,
+}
+
 /// One message's gossip verdict, before it is mapped to gossipsub's.
 #[derive(Debug)]
 enum GossipVerdict {
@@ -909,18 +917,25 @@ impl Engine {
         if batch.is_empty() {
             return Ok(());
         }
-        let hashes: Vec<(u32, [u8; 32])> = batch
+        // What the events need is taken from the incoming records: a merged
+        // record is the stored one, so nothing is read back from the store.
+        let notes: Vec<Note> = batch
             .iter()
-            .map(|r| (r.record().version, hash32(r.as_bytes())))
+            .map(|r| Note {
+                version: r.record().version,
+                hash: hash32(r.as_bytes()),
+                membership: (r.record().record_type == RecordType::MEMBERSHIP)
+                    .then(|| r.record().clone()),
+            })
             .collect();
         let outcomes = self.store.merge(batch).map_err(NodeError::Store)?;
-        for (merged, (version, hash)) in outcomes.into_iter().zip(hashes) {
-            self.note_merged(merged, version, hash);
+        for (merged, note) in outcomes.into_iter().zip(notes) {
+            self.note_merged(merged, note);
         }
         Ok(())
     }
 
-    fn note_merged(&mut self, merged: Merged, version: u32, hash: [u8; 32]) {
+    fn note_merged(&mut self, merged: Merged, note: Note) {
         let change = match merged.change {
             Change::Added => RecordChange::Added,
             Change::Updated => RecordChange::Updated,
@@ -929,22 +944,20 @@ impl Engine {
             Change::Stale => return,
         };
         if let Some(group) = self.groups.get_mut(&merged.group) {
-            group.versions.insert(merged.id, (version, hash));
+            group.versions.insert(merged.id, (note.version, note.hash));
         }
-        if merged.record_type == RecordType::MEMBERSHIP {
-            self.adopt_stored_credential(&merged);
-            if let Some(member) = self.membership_owner(&merged) {
-                let change = if change == RecordChange::Added {
-                    MemberChange::Joined
-                } else {
-                    MemberChange::Updated
-                };
-                self.events.push(Event::MemberChanged {
-                    group: merged.group.clone(),
-                    member,
-                    change,
-                });
-            }
+        if let Some(record) = note.membership {
+            self.adopt_stored_credential(&record);
+            let change = if change == RecordChange::Added {
+                MemberChange::Joined
+            } else {
+                MemberChange::Updated
+            };
+            self.events.push(Event::MemberChanged {
+                group: merged.group,
+                member: record.creator,
+                change,
+            });
             return;
         }
         self.events.push(Event::RecordChanged {
@@ -958,14 +971,10 @@ impl Engine {
     /// A membership record for the group's local identity, stored by an
     /// admin (`PEER_GROUP_STORE_CREDENTIALS`), replaces the member's chain
     /// when it verifies and starts later than the current one.
-    fn adopt_stored_credential(&mut self, merged: &Merged) {
-        let Ok(Some(record)) = self.store.get(&merged.group, &merged.id) else {
+    fn adopt_stored_credential(&mut self, r: &Record) {
+        let Some(group) = self.groups.get(&r.group) else {
             return;
         };
-        let Some(group) = self.groups.get(&merged.group) else {
-            return;
-        };
-        let r = record.record();
         if r.is_deleted() || r.creator != group.identity || r.last_toucher() == &group.identity {
             return;
         }
@@ -981,19 +990,11 @@ impl Engine {
         if chain == group.chain || new.not_before <= current.not_before {
             return;
         }
-        tracing::info!(group = %merged.group, role = %new.role, "adopting newly issued credentials");
-        if let Some(group) = self.groups.get_mut(&merged.group) {
+        tracing::info!(group = %r.group, role = %new.role, "adopting newly issued credentials");
+        if let Some(group) = self.groups.get_mut(&r.group) {
             group.chain = chain;
         }
-        self.persist_group(&merged.group);
-    }
-
-    fn membership_owner(&self, merged: &Merged) -> Option<PeerName> {
-        self.store
-            .get(&merged.group, &merged.id)
-            .ok()
-            .flatten()
-            .map(|r| r.record().creator.clone())
+        self.persist_group(&r.group);
     }
 
     /// Merges what gossip delivered since the last call, in one store batch.

@@ -147,12 +147,8 @@ pub(crate) fn authenticate(
     let key: PublicKey = info.key;
     key.verify(
         &auth_message(&request.group, requester, me),
-        &signature_from(signature),
+        &Signature::from_bytes(signature),
     )
     .map_err(|_| Error::NotAuthorized("the request's signature does not verify".into()))?;
     Ok(membership.subject)
-}
-
-fn signature_from(bytes: [u8; 64]) -> Signature {
-    Signature::from_bytes(bytes)
 }
