@@ -1359,7 +1359,8 @@ impl Engine {
                 Verdict::Refused { reason, .. } => {
                     own = GossipVerdict::Reject(reason.to_string());
                 }
-                Verdict::Dropped { id: dropped } => {
+                Verdict::Dropped { record } => {
+                    let dropped = record.record().id;
                     self.report_pending(behaviour, &name, &dropped, MessageAcceptance::Ignore);
                 }
             }
@@ -1622,7 +1623,8 @@ impl Engine {
                         );
                         accepted.push(r);
                     }
-                    Verdict::Dropped { id } => {
+                    Verdict::Dropped { record } => {
+                        let id = record.record().id;
                         self.report_pending(behaviour, &name, &id, MessageAcceptance::Ignore);
                     }
                     Verdict::Held { .. } | Verdict::Refused { .. } => {}

@@ -360,8 +360,8 @@ pub enum Verdict {
     /// A held record pushed out by newer ones (the hold is bounded); sync will
     /// offer it again.
     Dropped {
-        /// The record's id.
-        id: RecordId,
+        /// The record that was dropped.
+        record: SignedRecord,
     },
 }
 
@@ -458,9 +458,7 @@ impl Authorizer {
                 self.held.push_back(record);
                 while self.held.len() > self.max_held {
                     if let Some(old) = self.held.pop_front() {
-                        verdicts.push(Verdict::Dropped {
-                            id: old.record().id,
-                        });
+                        verdicts.push(Verdict::Dropped { record: old });
                     }
                 }
                 false

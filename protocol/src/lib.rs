@@ -26,6 +26,9 @@
 //! - `password`: password groups: the Argon2id verifier and the proof exchange.
 //! - `authorize`: the authorization rules, membership records, and the
 //!   [`Authorizer`] state machine with deferred validation.
+//! - [`session`]: the per-group [`Session`] state machine
+//!   (`handle(input, now)` → outputs): lifecycle, readiness, the first-connect
+//!   copy, held records and the one validation function for every origin.
 //! - `time`: [`Timestamp`].
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![cfg_attr(
@@ -48,6 +51,7 @@ mod invitation;
 mod password;
 mod peer_name;
 mod record;
+pub mod session;
 mod signed;
 mod store;
 mod time;
@@ -88,6 +92,7 @@ pub use self::{
         MAX_ATTRIBUTES, MAX_RECORD_DATA, NewRecord, RECORD_FORMAT, RESERVED_ATTRIBUTES, Record,
         RecordFlags, RecordId, RecordType, SignedRecord,
     },
+    session::{GroupState, Session, SessionConfig},
     signed::{Kind, MAX_ENVELOPE_SIZE, Payload, Signed, WIRE_VERSION, decode_canonical, encode},
     store::{
         Change, Digest, DigestBuilder, MemoryStore, Merged, Store, StoreError, merge_decision,

@@ -30,6 +30,21 @@ impl Timestamp {
         self.0
     }
 
+    /// `self + ms` milliseconds, saturating at [`Timestamp::MAX`].
+    pub const fn saturating_add_millis(self, ms: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// `self + duration` (whole milliseconds), saturating at [`Timestamp::MAX`].
+    pub fn saturating_add(self, duration: std::time::Duration) -> Timestamp {
+        self.saturating_add_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// How long after `earlier` this is; zero if it is not later.
+    pub fn saturating_since(self, earlier: Timestamp) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
     /// `self + seconds`, saturating at [`Timestamp::MAX`].
     pub const fn saturating_add_secs(self, seconds: u64) -> Timestamp {
         Timestamp(self.0.saturating_add(seconds.saturating_mul(1000)))

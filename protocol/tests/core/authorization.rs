@@ -381,7 +381,8 @@ fn the_hold_is_bounded() {
     let mut dropped = Vec::new();
     for n in 0..5 {
         for v in a.handle(add(&stranger, w.group(), n, b"", T0, 60)) {
-            if let Verdict::Dropped { id } = v {
+            if let Verdict::Dropped { record } = v {
+                let id = record.record().id;
                 dropped.push(id);
             }
         }

@@ -10,4 +10,6 @@ mod merge;
 mod password;
 mod peer_name;
 mod record;
+mod session;
+mod sim;
 mod store;

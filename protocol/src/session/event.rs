@@ -1,0 +1,153 @@
+//! What a group session reports to the application (`PeerGroupRegisterEvent`).
+
+use crate::{error::Error, peer_name::PeerName, record::RecordId, record::RecordType};
+
+/// A group's status (`PEER_GROUP_STATUS` plus readiness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Status {
+    /// `PEER_GROUP_STATUS_LISTENING`: online and accepting members.
+    pub listening: bool,
+    /// `PEER_GROUP_STATUS_HAS_CONNECTIONS`: at least one neighbour is connected.
+    pub has_connections: bool,
+    /// Whether the group is ready: it completed its first synchronization with
+    /// a member (the creator is ready at once). Until then record, invitation
+    /// and property calls fail with `PEER_E_GROUP_NOT_READY` (reference 3.2).
+    pub ready: bool,
+}
+
+/// What happened to a record (`PEER_RECORD_CHANGE_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordChange {
+    /// `PEER_RECORD_ADDED`: a new record.
+    Added,
+    /// `PEER_RECORD_UPDATED`: a newer version of a record.
+    Updated,
+    /// `PEER_RECORD_DELETED`: a tombstone.
+    Deleted,
+    /// `PEER_RECORD_EXPIRED`: the record's expiration passed.
+    Expired,
+}
+
+/// What happened to a member (`PEER_MEMBER_CHANGE_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberChange {
+    /// Its first membership record arrived.
+    Joined,
+    /// A newer membership record arrived (renewal, role change).
+    Updated,
+}
+
+/// Whether a neighbour came or went (`PEER_CONNECTION_STATUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionChange {
+    /// `PEER_CONNECTED`.
+    Connected,
+    /// `PEER_DISCONNECTED`.
+    Disconnected,
+}
+
+/// An event of one group; `P` identifies peers (a libp2p `PeerId` in the node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<P> {
+    /// `PEER_GROUP_EVENT_STATUS_CHANGED`.
+    StatusChanged {
+        /// The group.
+        group: PeerName,
+        /// Its new status.
+        status: Status,
+    },
+    /// `PEER_GROUP_EVENT_PROPERTY_CHANGED`.
+    PropertiesChanged {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PEER_GROUP_EVENT_RECORD_CHANGED`, raised once the change is stored.
+    RecordChanged {
+        /// The group.
+        group: PeerName,
+        /// What happened.
+        change: RecordChange,
+        /// The record's id.
+        id: RecordId,
+        /// The record's type.
+        record_type: RecordType,
+    },
+    /// `PEER_GROUP_EVENT_MEMBER_CHANGED`, raised once the membership record is stored.
+    MemberChanged {
+        /// The group.
+        group: PeerName,
+        /// The member's identity.
+        member: PeerName,
+        /// What happened.
+        change: MemberChange,
+    },
+    /// `PEER_GROUP_EVENT_NEIGHBOR_CONNECTION`.
+    NeighborConnection {
+        /// The group.
+        group: PeerName,
+        /// The neighbour.
+        peer: P,
+        /// Connected or disconnected.
+        change: ConnectionChange,
+    },
+    /// `PEER_GROUP_EVENT_CONNECTION_FAILED`, with `hrConnectionFailedReason`.
+    ConnectionFailed {
+        /// The group.
+        group: PeerName,
+        /// Why.
+        reason: Error,
+    },
+}
+
+impl<P> Event<P> {
+    /// The group the event belongs to.
+    pub fn group(&self) -> &PeerName {
+        match self {
+            Event::StatusChanged { group, .. }
+            | Event::PropertiesChanged { group }
+            | Event::RecordChanged { group, .. }
+            | Event::MemberChanged { group, .. }
+            | Event::NeighborConnection { group, .. }
+            | Event::ConnectionFailed { group, .. } => group,
+        }
+    }
+
+    /// The same event with its peer identifiers mapped by `f`.
+    pub fn map_peer<Q>(self, f: impl FnOnce(P) -> Q) -> Event<Q> {
+        match self {
+            Event::StatusChanged { group, status } => Event::StatusChanged { group, status },
+            Event::PropertiesChanged { group } => Event::PropertiesChanged { group },
+            Event::RecordChanged {
+                group,
+                change,
+                id,
+                record_type,
+            } => Event::RecordChanged {
+                group,
+                change,
+                id,
+                record_type,
+            },
+            Event::MemberChanged {
+                group,
+                member,
+                change,
+            } => Event::MemberChanged {
+                group,
+                member,
+                change,
+            },
+            Event::NeighborConnection {
+                group,
+                peer,
+                change,
+            } => Event::NeighborConnection {
+                group,
+                peer: f(peer),
+                change,
+            },
+            Event::ConnectionFailed { group, reason } => Event::ConnectionFailed { group, reason },
+        }
+    }
+}

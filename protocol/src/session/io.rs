@@ -1,0 +1,167 @@
+//! A session's inputs and outputs: everything that crosses its boundary.
+
+use crate::{
+    error::Error,
+    group::SignedProperties,
+    record::{RecordId, RecordType, SignedRecord},
+    session::{GroupState, Reason, event::Event},
+    store::{Change, Merged},
+};
+
+/// Where a record or properties envelope came from. The same validation runs
+/// for every origin; the origin decides what is done with the verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin<P, M> {
+    /// A gossip message `message` delivered by `source`; it gets exactly one
+    /// [`Output::Verdict`], possibly later (a held record).
+    Gossip {
+        /// The neighbour that forwarded it (gossipsub's propagation source).
+        source: P,
+        /// The message's id, to report the verdict for.
+        message: M,
+    },
+    /// A page of a synchronization with `peer`.
+    Sync {
+        /// The neighbour that served it.
+        peer: P,
+    },
+    /// Made by this node's own member (a local write).
+    Local,
+}
+
+/// A gossip verdict (gossipsub's `MessageAcceptance`, without the network types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Acceptance {
+    /// Valid: merged and forwarded.
+    Accept,
+    /// Not forwarded, nobody penalized (stale, duplicate, cannot judge yet).
+    Ignore,
+    /// Provably the sender's fault: not forwarded, the sender is penalized.
+    Reject,
+}
+
+/// What to ask a neighbour for in one page of the first-connect copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Only records of this type (the copy asks for membership records first).
+    pub record_type: Option<RecordType>,
+    /// Only records with ids above this one.
+    pub after: Option<RecordId>,
+}
+
+/// One page of the first-connect copy, as received and decoded.
+#[derive(Debug, Clone)]
+pub struct Page<P> {
+    /// The neighbour that served it.
+    pub peer: P,
+    /// The group's current properties, as the server holds them.
+    pub properties: Option<Result<SignedProperties, Error>>,
+    /// Every envelope of the page, decoded and verified (or why not), in id order.
+    pub records: Vec<Result<SignedRecord, Error>>,
+    /// The server's cursor: the id of the last record it considered for this
+    /// page; the next page starts after it. Must advance past the request's `after`.
+    pub last: Option<RecordId>,
+    /// Whether the server has nothing after `last`.
+    pub done: bool,
+}
+
+/// An input to a [`crate::Session`].
+#[derive(Debug, Clone)]
+pub enum Input<P, M> {
+    /// `peer` subscribed to the group (became a neighbour).
+    NeighborUp(P),
+    /// `peer` left the group or disconnected.
+    NeighborDown(P),
+    /// A record envelope, decoded and verified by the caller (signature checks
+    /// run outside the session, on worker threads), or the reason it was not.
+    Record {
+        /// The verified record, or why it failed to decode or verify.
+        record: Result<SignedRecord, Error>,
+        /// Where it came from.
+        origin: Origin<P, M>,
+    },
+    /// A properties envelope, decoded and verified, or why not.
+    Properties {
+        /// The verified properties, or why they failed to decode or verify.
+        properties: Result<SignedProperties, Error>,
+        /// Where they came from.
+        origin: Origin<P, M>,
+    },
+    /// A page answering the last [`Output::RequestPage`].
+    Page(Page<P>),
+    /// The last [`Output::RequestPage`] to `peer` failed (timeout, refusal,
+    /// the connection closed).
+    PageFailed {
+        /// The neighbour asked.
+        peer: P,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// An [`Output::Merge`] batch is stored; each record with its outcome, in
+    /// the order of the batch.
+    Merged(Vec<(SignedRecord, Change)>),
+    /// An [`Output::Merge`] batch could not be stored.
+    MergeFailed {
+        /// The batch's records.
+        records: Vec<SignedRecord>,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// The store's expiry pass removed these records of the group.
+    Expired(Vec<Merged>),
+    /// The time from [`crate::Session::poll_timeout`] has come.
+    Timeout,
+}
+
+/// What a [`crate::Session`] asks its host to do.
+#[derive(Debug, Clone)]
+pub enum Output<P, M> {
+    /// Join the group's gossip topic.
+    Subscribe,
+    /// Leave the group's gossip topic.
+    Unsubscribe,
+    /// Publish these envelope bytes on the group's topic.
+    Publish(Vec<u8>),
+    /// Report a gossip message's verdict (exactly once per message):
+    /// [`Reason::acceptance`] gives gossipsub's Accept / Ignore / Reject.
+    Verdict {
+        /// The message's propagation source.
+        source: P,
+        /// The message.
+        message: M,
+        /// Why; decides the verdict.
+        reason: Reason,
+    },
+    /// `peer` served something that is provably its fault (in a
+    /// synchronization page): the host may lower its score or cut it off.
+    PeerMisbehaved {
+        /// The neighbour.
+        peer: P,
+        /// What it did.
+        reason: Reason,
+    },
+    /// Merge these verified, authorized records into the store, in this order,
+    /// then answer with [`Input::Merged`] (or [`Input::MergeFailed`]).
+    Merge(Vec<SignedRecord>),
+    /// Store the group's state (properties, member, credential, readiness)
+    /// in one transaction, after every [`Output::Merge`] that came before.
+    Persist(Box<GroupState>),
+    /// Ask `peer` for a page of its database; answer with [`Input::Page`] or
+    /// [`Input::PageFailed`].
+    RequestPage {
+        /// The neighbour to ask.
+        peer: P,
+        /// What to ask for.
+        request: PageRequest,
+    },
+    /// Announce the group in the global cloud (a Kademlia provider record).
+    StartProviding,
+    /// Stop announcing the group.
+    StopProviding,
+    /// Look for members in the clouds (a Kademlia provider lookup).
+    FindMembers,
+    /// Tell the application.
+    Emit(Event<P>),
+    /// The outcome of the last `connect`: ready and online, or failed.
+    ConnectOutcome(Result<(), Error>),
+}

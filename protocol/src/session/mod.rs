@@ -1,0 +1,680 @@
+//! The per-group session: a sans-I/O state machine holding everything a node
+//! decides about one of its groups.
+//!
+//! A [`Session`] owns the group's [`GroupState`] (properties, local member,
+//! credential chain, readiness), its [`Authorizer`] with held (deferred)
+//! records, its lifecycle (closed, open, online; reference 3.2), its
+//! neighbours, the connect deadline, the first-connect copy and the index of
+//! the record versions it knows. It never touches a socket, a disk, a clock
+//! or an RNG: the host feeds it [`Input`]s with the current time
+//! ([`Session::handle`]), calls its local API (add, update, delete records,
+//! invitations, properties), and executes the [`Output`]s it then drains
+//! ([`Session::poll_output`]): subscribe, publish, report a gossip verdict,
+//! merge records, persist the group state, request a page, announce, emit
+//! an event. It asks to be woken at [`Session::poll_timeout`].
+//!
+//! Persisting is an output like any other, so a state change that is not
+//! persisted is a missing output a unit test sees.
+//!
+//! Records are validated by one function for every origin (gossip, a sync
+//! page, a local write): see `validate`. Signature checks happen before a
+//! record gets here (the host verifies on worker threads); the session
+//! decides group, expiry, staleness and authorization.
+//!
+//! `P` identifies peers and `M` gossip messages: libp2p's `PeerId` and
+//! gossipsub's `MessageId` in the node, small integers in the simulator.
+
+mod api;
+mod copy;
+mod event;
+mod io;
+mod state;
+mod validate;
+
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    time::Duration,
+};
+
+use crate::{
+    authorize::{Authorizer, membership_chain},
+    credential::{CredentialChain, Membership},
+    error::Error,
+    group::{GroupFlags, GroupProperties, SignedProperties},
+    identity::Identity,
+    peer_name::PeerName,
+    record::{RecordId, RecordType, SignedRecord},
+    store::{Change, Merged},
+    time::Timestamp,
+};
+
+pub use self::{
+    event::{ConnectionChange, Event, MemberChange, RecordChange, Status},
+    io::{Acceptance, Input, Origin, Output, Page, PageRequest},
+    state::GroupState,
+    validate::Reason,
+};
+
+use self::copy::CopyRun;
+
+/// How long `connect` waits for a first copy by default: 30 s, the timeout
+/// Windows recommends for `PeerGroupConnect`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a group still looking for a member asks the clouds again by default.
+pub const DEFAULT_FIND_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A session's tunables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// How long `connect` of a group that never synchronized waits for a
+    /// first copy before failing. Default [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
+    /// How often a group looking for members asks the clouds again
+    /// ([`Output::FindMembers`]). Default [`DEFAULT_FIND_INTERVAL`].
+    pub find_interval: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            find_interval: DEFAULT_FIND_INTERVAL,
+        }
+    }
+}
+
+/// The version of a record this session knows, for stale and duplicate detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// The record's version number.
+    pub version: u32,
+    /// The sha2-256 of its envelope.
+    pub hash: [u8; 32],
+}
+
+/// What a store holds of a group, to rebuild a session after a restart
+/// ([`Session::restore`]).
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// Every stored record's id and version (tombstones included).
+    pub versions: Vec<(RecordId, Version)>,
+    /// Every stored membership record (live ones and tombstones).
+    pub memberships: Vec<SignedRecord>,
+}
+
+/// Where a group is in its lifecycle (reference 3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Known, not open: every call but `open` and `delete` is `PEER_E_INVALID_GROUP`.
+    Closed,
+    /// Open and offline: the local database is readable.
+    Open,
+    /// Online: subscribed, discoverable, connected to whoever is found.
+    Online,
+}
+
+/// A connect that waits for the first copy.
+#[derive(Debug, Clone)]
+struct ConnectRun<P> {
+    deadline: Timestamp,
+    next_find: Timestamp,
+    /// Neighbours asked for a copy during this connect.
+    tried: BTreeSet<P>,
+}
+
+/// The per-group state machine. See the module docs.
+#[derive(Debug)]
+pub struct Session<P, M> {
+    state: GroupState,
+    identity: Identity,
+    authorizer: Authorizer,
+    config: SessionConfig,
+    lifecycle: Lifecycle,
+    status: Status,
+    neighbors: BTreeSet<P>,
+    connect: Option<ConnectRun<P>>,
+    copy: Option<CopyRun<P>>,
+    /// The highest version known per record, tombstones included.
+    versions: HashMap<RecordId, Version>,
+    /// Gossip messages whose records the authorizer holds, by envelope hash:
+    /// each gets its verdict when its record is released or dropped.
+    held_messages: HashMap<[u8; 32], Vec<(P, M)>>,
+    /// The local member's membership record, as last seen.
+    own_membership: Option<SignedRecord>,
+    /// Records accepted since the last [`Output::Merge`].
+    to_merge: Vec<SignedRecord>,
+    outputs: VecDeque<Output<P, M>>,
+}
+
+impl<P, M> Session<P, M>
+where
+    P: Clone + Ord + std::fmt::Debug,
+    M: Clone + std::fmt::Debug,
+{
+    fn build(
+        state: GroupState,
+        identity: Identity,
+        config: SessionConfig,
+        lifecycle: Lifecycle,
+    ) -> Result<Session<P, M>, Error> {
+        state.check()?;
+        if identity.peer_name() != &state.member {
+            return Err(Error::InvalidArg(format!(
+                "the identity {} is not the group's member {}",
+                identity.peer_name(),
+                state.member
+            )));
+        }
+        let mut authorizer = Authorizer::new(&state.properties);
+        authorizer.learn_chain(&state.chain)?;
+        let status = Status {
+            ready: state.ready,
+            ..Status::default()
+        };
+        Ok(Session {
+            state,
+            identity,
+            authorizer,
+            config,
+            lifecycle,
+            status,
+            neighbors: BTreeSet::new(),
+            connect: None,
+            copy: None,
+            versions: HashMap::new(),
+            held_messages: HashMap::new(),
+            own_membership: None,
+            to_merge: Vec::new(),
+            outputs: VecDeque::new(),
+        })
+    }
+
+    /// `PeerGroupCreate`: the session of a group `identity` just created with
+    /// `properties`. It is open and ready; its state is to be persisted.
+    pub fn create(
+        properties: SignedProperties,
+        identity: Identity,
+        config: SessionConfig,
+    ) -> Result<Session<P, M>, Error> {
+        let state = GroupState {
+            member: identity.peer_name().clone(),
+            properties,
+            chain: CredentialChain::creator(),
+            ready: true,
+        };
+        let mut session = Session::build(state, identity, config, Lifecycle::Open)?;
+        session.persist();
+        Ok(session)
+    }
+
+    /// `PeerGroupJoin`: the session of a group `identity` joined with `chain`.
+    /// It is open and not ready until its first copy; its state is to be persisted.
+    pub fn join(
+        properties: SignedProperties,
+        identity: Identity,
+        chain: CredentialChain,
+        config: SessionConfig,
+    ) -> Result<Session<P, M>, Error> {
+        let state = GroupState {
+            member: identity.peer_name().clone(),
+            properties,
+            chain,
+            ready: false,
+        };
+        let mut session = Session::build(state, identity, config, Lifecycle::Open)?;
+        session.persist();
+        Ok(session)
+    }
+
+    /// A session rebuilt after a restart from its persisted `state` and what
+    /// the store holds: the record versions (for stale and duplicate
+    /// detection) and the membership records (so that every membership
+    /// learned before is known again). It comes back closed.
+    pub fn restore(
+        state: GroupState,
+        identity: Identity,
+        config: SessionConfig,
+        stored: Stored,
+    ) -> Result<Session<P, M>, Error> {
+        let mut session = Session::build(state, identity, config, Lifecycle::Closed)?;
+        session.versions = stored.versions.into_iter().collect();
+        let own = RecordId::membership(&session.state.member);
+        for record in stored.memberships {
+            if record.record().id == own {
+                session.own_membership = Some(record.clone());
+            }
+            // What was stored was accepted before; offering it again only
+            // teaches the authorizer the chains it carries. Nothing is merged.
+            session.authorizer.handle(record);
+        }
+        Ok(session)
+    }
+
+    // ----- queries -------------------------------------------------------------
+
+    /// The group's peer name.
+    pub fn name(&self) -> &PeerName {
+        self.state.group()
+    }
+
+    /// The persisted state.
+    pub fn state(&self) -> &GroupState {
+        &self.state
+    }
+
+    /// The local member's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The lifecycle stage.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// Whether the group is online (subscribed and looking for neighbours).
+    pub fn is_online(&self) -> bool {
+        self.lifecycle == Lifecycle::Online
+    }
+
+    /// The current neighbours.
+    pub fn neighbors(&self) -> impl Iterator<Item = &P> {
+        self.neighbors.iter()
+    }
+
+    /// The version of `id` this session knows, if any.
+    pub fn version(&self, id: &RecordId) -> Option<Version> {
+        self.versions.get(id).copied()
+    }
+
+    /// How many records the authorizer holds for later validation.
+    pub fn held(&self) -> usize {
+        self.authorizer.held()
+    }
+
+    /// `InvalidGroup` unless the group is open (or online).
+    pub fn check_open(&self) -> Result<(), Error> {
+        match self.lifecycle {
+            Lifecycle::Closed => Err(Error::InvalidGroup(format!(
+                "group {} is closed",
+                self.name()
+            ))),
+            Lifecycle::Open | Lifecycle::Online => Ok(()),
+        }
+    }
+
+    /// `InvalidGroup` unless open, `GroupNotReady` unless ready: what every
+    /// record, invitation and property call requires.
+    pub fn check_ready(&self) -> Result<(), Error> {
+        self.check_open()?;
+        if !self.state.ready {
+            return Err(Error::GroupNotReady);
+        }
+        Ok(())
+    }
+
+    /// `PeerGroupGetStatus`.
+    pub fn status(&self) -> Result<Status, Error> {
+        self.check_open()?;
+        Ok(self.status)
+    }
+
+    /// `PeerGroupEnumConnections`: the neighbours.
+    pub fn connections(&self) -> Result<Vec<P>, Error> {
+        self.check_open()?;
+        Ok(self.neighbors.iter().cloned().collect())
+    }
+
+    /// `PeerGroupGetProperties`.
+    pub fn properties(&self) -> Result<&GroupProperties, Error> {
+        self.check_ready()?;
+        Ok(self.state.properties())
+    }
+
+    /// `PeerGroupEnumMembers`: the creator and every membership known from
+    /// chains and membership records.
+    pub fn members(&self) -> Result<Vec<Membership>, Error> {
+        self.check_ready()?;
+        let mut out = vec![Membership::creator(self.state.properties())];
+        for (_, memberships) in self.authorizer.members() {
+            out.extend(memberships.iter().filter(|m| m.chain_len > 1).cloned());
+        }
+        Ok(out)
+    }
+
+    // ----- the sans-I/O loop -----------------------------------------------------
+
+    /// Feeds one input at wall-clock time `now`. Then drain [`Session::poll_output`].
+    pub fn handle(&mut self, input: Input<P, M>, now: Timestamp) {
+        self.dispatch(input, now);
+        self.flush_merges();
+    }
+
+    /// The next output to execute, oldest first. Call it after every
+    /// [`Session::handle`] and local API call until it returns `None`.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output<P, M>> {
+        self.outputs.pop_front()
+    }
+
+    /// When to feed [`Input::Timeout`] next, if the session waits for a time.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.connect.as_ref().map(|c| c.deadline.min(c.next_find))
+    }
+
+    // ----- lifecycle -----------------------------------------------------------
+
+    /// `PeerGroupOpen`: a closed group becomes open (offline, readable).
+    pub fn open(&mut self) {
+        if self.lifecycle == Lifecycle::Closed {
+            self.lifecycle = Lifecycle::Open;
+        }
+    }
+
+    /// `PeerGroupConnect`: goes online. A ready group listens at once and
+    /// [`Output::ConnectOutcome`] is `Ok` now; one that never synchronized
+    /// looks for members ([`Output::FindMembers`] every `find_interval`),
+    /// copies the database of the first neighbour that serves it, and
+    /// reports the outcome when the copy completes or `connect_timeout`
+    /// passes (`NoMembersFound`, or `NoMemberConnections` if members were
+    /// found but none completed the copy).
+    pub fn connect(&mut self, now: Timestamp) -> Result<(), Error> {
+        self.check_open()?;
+        if self.lifecycle != Lifecycle::Online {
+            self.lifecycle = Lifecycle::Online;
+            self.outputs.push_back(Output::Subscribe);
+        }
+        if self.state.ready {
+            self.become_listening();
+            self.outputs.push_back(Output::ConnectOutcome(Ok(())));
+        } else {
+            self.connect = Some(ConnectRun {
+                deadline: now.saturating_add(self.config.connect_timeout),
+                next_find: now,
+                tried: BTreeSet::new(),
+            });
+            self.on_timeout(now);
+            self.try_next_copy();
+        }
+        self.refresh_status();
+        self.flush_merges();
+        Ok(())
+    }
+
+    /// `PeerGroupClose`: back offline; the group stays known (closed). A
+    /// pending connect fails with `InvalidGroup`; held gossip messages are
+    /// reported as ignored.
+    pub fn close(&mut self) -> Result<(), Error> {
+        self.check_open()?;
+        let was_online = self.lifecycle == Lifecycle::Online;
+        self.lifecycle = Lifecycle::Closed;
+        self.copy = None;
+        if self.connect.take().is_some() {
+            self.outputs
+                .push_back(Output::ConnectOutcome(Err(Error::InvalidGroup(format!(
+                    "group {} was closed while connecting",
+                    self.name()
+                )))));
+        }
+        self.release_held_messages();
+        if was_online {
+            self.outputs.push_back(Output::Unsubscribe);
+            self.outputs.push_back(Output::StopProviding);
+        }
+        for peer in std::mem::take(&mut self.neighbors) {
+            self.emit(Event::NeighborConnection {
+                group: self.name().clone(),
+                peer,
+                change: ConnectionChange::Disconnected,
+            });
+        }
+        self.status.listening = false;
+        self.refresh_status();
+        Ok(())
+    }
+
+    fn become_listening(&mut self) {
+        self.connect = None;
+        if !self.status.listening {
+            self.status.listening = true;
+            self.outputs.push_back(Output::StartProviding);
+        }
+    }
+
+    fn neighbor_up(&mut self, peer: P) {
+        if !self.is_online() || !self.neighbors.insert(peer.clone()) {
+            return;
+        }
+        self.emit(Event::NeighborConnection {
+            group: self.name().clone(),
+            peer,
+            change: ConnectionChange::Connected,
+        });
+        self.refresh_status();
+        self.try_next_copy();
+    }
+
+    fn neighbor_down(&mut self, peer: &P) {
+        if !self.neighbors.remove(peer) {
+            return;
+        }
+        self.emit(Event::NeighborConnection {
+            group: self.name().clone(),
+            peer: peer.clone(),
+            change: ConnectionChange::Disconnected,
+        });
+        self.refresh_status();
+        if self.copy.as_ref().is_some_and(|c| &c.peer == peer) {
+            self.copy = None;
+            self.try_next_copy();
+        }
+    }
+
+    fn on_timeout(&mut self, now: Timestamp) {
+        let Some(connect) = self.connect.as_mut() else {
+            return;
+        };
+        if now >= connect.deadline {
+            let found = !connect.tried.is_empty();
+            self.connect = None;
+            self.copy = None;
+            let reason = if found {
+                Error::NoMemberConnections(format!(
+                    "members of {} were found but none completed the database copy",
+                    self.name()
+                ))
+            } else {
+                Error::NoMembersFound(format!(
+                    "no member of {} was found within {:?}",
+                    self.name(),
+                    self.config.connect_timeout
+                ))
+            };
+            // Back offline, still not ready (reference 3.2: a failed connect
+            // leaves the group open).
+            self.lifecycle = Lifecycle::Open;
+            self.release_held_messages();
+            self.outputs.push_back(Output::Unsubscribe);
+            for peer in std::mem::take(&mut self.neighbors) {
+                self.emit(Event::NeighborConnection {
+                    group: self.name().clone(),
+                    peer,
+                    change: ConnectionChange::Disconnected,
+                });
+            }
+            self.refresh_status();
+            self.emit(Event::ConnectionFailed {
+                group: self.name().clone(),
+                reason: reason.clone(),
+            });
+            self.outputs.push_back(Output::ConnectOutcome(Err(reason)));
+            return;
+        }
+        if now >= connect.next_find {
+            connect.next_find = now.saturating_add(self.config.find_interval);
+            self.outputs.push_back(Output::FindMembers);
+        }
+    }
+
+    // ----- store outcomes --------------------------------------------------------
+
+    fn on_merged(&mut self, outcomes: Vec<(SignedRecord, Change)>) {
+        for (record, change) in outcomes {
+            let change = match change {
+                Change::Added => RecordChange::Added,
+                Change::Updated => RecordChange::Updated,
+                Change::Deleted => RecordChange::Deleted,
+                Change::Expired => RecordChange::Expired,
+                Change::Stale => continue,
+            };
+            let r = record.record();
+            if r.record_type == RecordType::MEMBERSHIP {
+                self.emit(Event::MemberChanged {
+                    group: self.name().clone(),
+                    member: r.creator.clone(),
+                    change: if change == RecordChange::Added {
+                        MemberChange::Joined
+                    } else {
+                        MemberChange::Updated
+                    },
+                });
+                continue;
+            }
+            self.emit(Event::RecordChanged {
+                group: self.name().clone(),
+                change,
+                id: r.id,
+                record_type: r.record_type,
+            });
+        }
+    }
+
+    /// A batch that could not be stored: forget the versions it claimed, so
+    /// that the records are accepted when they come again.
+    fn on_merge_failed(&mut self, records: Vec<SignedRecord>) {
+        for record in records {
+            let r = record.record();
+            let hash = validate::envelope_hash(record.as_bytes());
+            if self.versions.get(&r.id).is_some_and(|v| v.hash == hash) {
+                self.versions.remove(&r.id);
+            }
+        }
+    }
+
+    fn on_expired(&mut self, outcomes: Vec<Merged>) {
+        for merged in outcomes {
+            if &merged.group != self.name() {
+                continue;
+            }
+            self.versions.remove(&merged.id);
+            if merged.record_type == RecordType::MEMBERSHIP {
+                continue;
+            }
+            self.emit(Event::RecordChanged {
+                group: merged.group,
+                change: RecordChange::Expired,
+                id: merged.id,
+                record_type: merged.record_type,
+            });
+        }
+    }
+
+    // ----- membership ------------------------------------------------------------
+
+    /// Notices an accepted membership record: the local member's own, and an
+    /// admin's newer credential for it (`PEER_GROUP_STORE_CREDENTIALS`),
+    /// which it adopts and persists.
+    fn note_membership(&mut self, record: &SignedRecord) {
+        let r = record.record();
+        if r.record_type != RecordType::MEMBERSHIP || r.creator != self.state.member {
+            return;
+        }
+        let newer = self
+            .own_membership
+            .as_ref()
+            .is_none_or(|current| record > current);
+        if newer {
+            self.own_membership = Some(record.clone());
+        }
+        if r.is_deleted() || r.last_toucher() == &self.state.member {
+            return;
+        }
+        let Ok(chain) = membership_chain(r) else {
+            return;
+        };
+        let props = self.state.properties();
+        let (Ok(new), Ok(current)) = (chain.verify(props), self.state.chain.verify(props)) else {
+            return;
+        };
+        if chain == self.state.chain || new.not_before <= current.not_before {
+            return;
+        }
+        self.state.chain = chain;
+        self.persist();
+    }
+
+    /// Whether the group database holds the local member's membership record
+    /// with its current chain (always true for the creator, whose membership
+    /// is implied).
+    fn membership_published(&self) -> bool {
+        if self.state.is_creator() {
+            return true;
+        }
+        self.own_membership.as_ref().is_some_and(|r| {
+            !r.record().is_deleted()
+                && membership_chain(r.record()).ok().as_ref() == Some(&self.state.chain)
+        })
+    }
+
+    /// Publishes the local member's membership record if the group has not
+    /// seen it with the current chain (`optional`: only unless the group
+    /// sets `MEMBER_DATA_OPTIONAL`, for the publication after the first copy).
+    fn ensure_membership_published(&mut self, optional: bool, now: Timestamp) -> Result<(), Error> {
+        if self.membership_published() {
+            return Ok(());
+        }
+        if optional && self.state.properties().flags.0 & GroupFlags::MEMBER_DATA_OPTIONAL.0 != 0 {
+            return Ok(());
+        }
+        let record = crate::authorize::membership_record(
+            self.state.properties(),
+            &self.state.chain,
+            &self.identity,
+            self.own_membership.as_ref().map(|r| r.record()),
+            now,
+        )?;
+        self.write_local(record, now)
+    }
+
+    // ----- helpers -----------------------------------------------------------------
+
+    fn persist(&mut self) {
+        self.outputs
+            .push_back(Output::Persist(Box::new(self.state.clone())));
+    }
+
+    fn emit(&mut self, event: Event<P>) {
+        self.outputs.push_back(Output::Emit(event));
+    }
+
+    fn refresh_status(&mut self) {
+        let before = self.status;
+        self.status.has_connections = !self.neighbors.is_empty();
+        self.status.ready = self.state.ready;
+        if self.status != before {
+            self.emit(Event::StatusChanged {
+                group: self.name().clone(),
+                status: self.status,
+            });
+        }
+    }
+
+    fn flush_merges(&mut self) {
+        if !self.to_merge.is_empty() {
+            let batch = std::mem::take(&mut self.to_merge);
+            self.outputs.push_back(Output::Merge(batch));
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! [`GroupState`]: what a node keeps about one of its groups across restarts.
+
+use crate::{
+    credential::CredentialChain,
+    error::Error,
+    group::{GroupProperties, SignedProperties},
+    peer_name::PeerName,
+};
+
+/// A group as this node knows it: the creator-signed properties, the local
+/// identity that is the member, its credential chain and whether the group
+/// is ready. A session emits it ([`crate::Output::Persist`]) whenever any of
+/// it changes; the host stores it in one transaction, so the properties, the
+/// credential and the readiness can never disagree after a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    /// The group's current signed properties.
+    pub properties: SignedProperties,
+    /// The local identity that is a member.
+    pub member: PeerName,
+    /// The member's credential chain: empty only for the group's creator.
+    pub chain: CredentialChain,
+    /// Whether the group completed its first synchronization (always for the creator).
+    pub ready: bool,
+}
+
+impl GroupState {
+    /// The group's peer name.
+    pub fn group(&self) -> &PeerName {
+        &self.properties().group_peer_name
+    }
+
+    /// The group's properties.
+    pub fn properties(&self) -> &GroupProperties {
+        self.properties.properties()
+    }
+
+    /// Whether the local member is the group's creator. Decided by name (the
+    /// creator signs the properties, which name it), never by an empty chain.
+    pub fn is_creator(&self) -> bool {
+        self.member == self.properties().creator_peer_name
+    }
+
+    /// Checks that the state is coherent: a non-creator member holds a chain
+    /// that verifies and names it. `InvalidCredential` otherwise.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.is_creator() {
+            if !self.chain.is_empty() {
+                return Err(Error::InvalidCredential(
+                    "the group's creator holds no explicit credential".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if self.chain.is_empty() {
+            return Err(Error::InvalidCredential(format!(
+                "{} is not the creator of {} and has no credential for it",
+                self.member,
+                self.group()
+            )));
+        }
+        let membership = self.chain.verify(self.properties())?;
+        if membership.subject != self.member {
+            return Err(Error::InvalidCredential(format!(
+                "the stored credential is {}'s, not {}'s",
+                membership.subject, self.member
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,396 @@
+//! The one validation function: every record and properties envelope, from
+//! gossip, from a synchronization page or from a local write, is judged
+//! here, and only the origin decides what happens with the verdict.
+
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    authorize::{AuthorizeError, Verdict},
+    error::{DecodeError, Error},
+    group::SignedProperties,
+    peer_name::PeerName,
+    record::SignedRecord,
+    session::{
+        Acceptance, Event, Origin, Output, Session, Version,
+        io::{Input, Page},
+    },
+    time::Timestamp,
+};
+
+/// Why an envelope got its verdict. [`Reason::acceptance`] maps each reason
+/// to gossip's Accept / Ignore / Reject with one exhaustive match: Reject only
+/// where the fault is provably the sender's (style rule 11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Valid: stored and forwarded.
+    Valid,
+    /// Valid once a membership arrived that it waited for (deferred validation).
+    Released,
+    /// The group is not online on this node.
+    Offline,
+    /// The record had expired when it arrived.
+    Expired,
+    /// An older version than the one this node holds.
+    Stale,
+    /// The version this node holds already.
+    Duplicate,
+    /// Properties with a revision this node has already.
+    StaleProperties,
+    /// A wire or record format this build does not speak (a newer peer):
+    /// this node cannot judge it, which is not the sender's fault.
+    UnsupportedVersion(Error),
+    /// Held for a membership that never came, then pushed out of the bounded hold.
+    HoldDropped,
+    /// Malformed, forged, or structurally invalid.
+    Invalid(Error),
+    /// It belongs to another group than the topic's or the page's.
+    WrongGroup(PeerName),
+    /// Its signer is a member that may not write it, or it breaks the
+    /// membership rules.
+    Unauthorized(AuthorizeError),
+}
+
+impl Reason {
+    /// The gossip verdict for this reason.
+    pub fn acceptance(&self) -> Acceptance {
+        match self {
+            Reason::Valid | Reason::Released => Acceptance::Accept,
+            Reason::Offline
+            | Reason::Expired
+            | Reason::Stale
+            | Reason::Duplicate
+            | Reason::StaleProperties
+            | Reason::UnsupportedVersion(_)
+            | Reason::HoldDropped => Acceptance::Ignore,
+            Reason::Invalid(_) | Reason::WrongGroup(_) | Reason::Unauthorized(_) => {
+                Acceptance::Reject
+            }
+        }
+    }
+
+    /// Whether the sender is at fault (the reason is a Reject).
+    pub fn is_fault(&self) -> bool {
+        self.acceptance() == Acceptance::Reject
+    }
+
+    /// A short, stable name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::Valid => "valid",
+            Reason::Released => "released",
+            Reason::Offline => "offline",
+            Reason::Expired => "expired",
+            Reason::Stale => "stale",
+            Reason::Duplicate => "duplicate",
+            Reason::StaleProperties => "stale-properties",
+            Reason::UnsupportedVersion(_) => "unsupported-version",
+            Reason::HoldDropped => "hold-dropped",
+            Reason::Invalid(_) => "invalid",
+            Reason::WrongGroup(_) => "wrong-group",
+            Reason::Unauthorized(_) => "unauthorized",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::UnsupportedVersion(e) | Reason::Invalid(e) => write!(f, "{}: {e}", self.name()),
+            Reason::WrongGroup(g) => write!(f, "belongs to group {g}"),
+            Reason::Unauthorized(e) => write!(f, "{e}"),
+            _ => f.write_str(self.name()),
+        }
+    }
+}
+
+/// Why a decode or verification failed, as a verdict reason: a format this
+/// build does not know is "cannot judge"; anything else is the sender's fault.
+fn undecodable(error: Error) -> Reason {
+    let newer = match &error {
+        Error::Decode(DecodeError::UnsupportedVersion { .. }) | Error::UnsupportedVersion(_) => {
+            true
+        }
+        Error::Decode(
+            DecodeError::TooLarge { .. }
+            | DecodeError::Malformed { .. }
+            | DecodeError::NonCanonical { .. }
+            | DecodeError::WrongKind { .. }
+            | DecodeError::Text { .. },
+        )
+        | Error::InvalidArg(_)
+        | Error::InvalidPeerName(_)
+        | Error::InvalidClassifier(_)
+        | Error::InvalidFriendlyName(_)
+        | Error::InvalidGroupProperties(_)
+        | Error::InvalidRecord(_)
+        | Error::InvalidAttributes(_)
+        | Error::TooManyAttributes { .. }
+        | Error::InvalidRecordExpiration(_)
+        | Error::MaxRecordSizeExceeded { .. }
+        | Error::AlreadyExists(_)
+        | Error::NotFound(_)
+        | Error::RecordNotFound
+        | Error::NotAuthorized(_)
+        | Error::DeferredValidation(_)
+        | Error::GroupNotReady
+        | Error::InvalidGroup(_)
+        | Error::InvitationNotTrusted(_)
+        | Error::InvalidTimePeriod(_)
+        | Error::ChainTooLong { .. }
+        | Error::InvalidCredential(_)
+        | Error::PasswordDoesNotMeetPolicy(_)
+        | Error::CircularChainDetected
+        | Error::GroupInUse(_)
+        | Error::GroupsExist(_)
+        | Error::NoMembersFound(_)
+        | Error::NoMemberConnections(_)
+        | Error::UnableToListen(_)
+        | Error::ConnectionFailed(_)
+        | Error::Verify(_) => false,
+    };
+    if newer {
+        Reason::UnsupportedVersion(error)
+    } else {
+        Reason::Invalid(error)
+    }
+}
+
+/// The sha2-256 of an envelope: what the session keys versions and held
+/// gossip messages by.
+pub(crate) fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The outcome of [`Session::judge`].
+#[derive(Debug)]
+pub(crate) enum Judged {
+    /// Valid now: queued for the store.
+    Accepted,
+    /// Valid once a missing membership arrives; held by the authorizer.
+    Held,
+    /// Not stored.
+    Refused(Reason),
+}
+
+impl<P, M> Session<P, M>
+where
+    P: Clone + Ord + std::fmt::Debug,
+    M: Clone + std::fmt::Debug,
+{
+    /// Judges one record envelope (the one validation function). Accepted
+    /// records, and held ones it releases, are queued for the next
+    /// [`Output::Merge`]; the verdicts of gossip messages waiting for released
+    /// or dropped records are reported here.
+    pub(crate) fn judge(
+        &mut self,
+        record: Result<SignedRecord, Error>,
+        origin: &Origin<P, M>,
+        now: Timestamp,
+    ) -> Judged {
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => return Judged::Refused(undecodable(error)),
+        };
+        let r = record.record();
+        if &r.group != self.name() {
+            return Judged::Refused(Reason::WrongGroup(r.group.clone()));
+        }
+        if r.is_expired(now) {
+            // Every replica drops expired records; storing one would only
+            // announce its expiry at the next pass.
+            return Judged::Refused(Reason::Expired);
+        }
+        let hash = envelope_hash(record.as_bytes());
+        if let Some(known) = self.versions.get(&r.id) {
+            if r.version < known.version {
+                return Judged::Refused(Reason::Stale);
+            }
+            if r.version == known.version && known.hash == hash {
+                return Judged::Refused(Reason::Duplicate);
+            }
+        }
+        let mut own = Judged::Refused(Reason::Invalid(Error::InvalidRecord(
+            "the authorizer gave no verdict".into(),
+        )));
+        for (i, verdict) in self.authorizer.handle(record).into_iter().enumerate() {
+            match verdict {
+                Verdict::Accepted(accepted) => {
+                    if i == 0 {
+                        own = Judged::Accepted;
+                    } else {
+                        // A held record released by this one: report the
+                        // gossip messages that carried it.
+                        self.report_held(envelope_hash(accepted.as_bytes()), Reason::Released);
+                    }
+                    self.accepted(accepted);
+                }
+                Verdict::Held { .. } => {
+                    if let Origin::Gossip { source, message } = origin {
+                        self.held_messages
+                            .entry(hash)
+                            .or_default()
+                            .push((source.clone(), message.clone()));
+                    }
+                    own = Judged::Held;
+                }
+                Verdict::Refused { reason, .. } => {
+                    own = Judged::Refused(Reason::Unauthorized(reason));
+                }
+                Verdict::Dropped { record } => {
+                    self.report_held(envelope_hash(record.as_bytes()), Reason::HoldDropped);
+                }
+            }
+        }
+        own
+    }
+
+    /// Reports the verdict of every gossip message held for the envelope `hash`.
+    fn report_held(&mut self, hash: [u8; 32], reason: Reason) {
+        for (source, message) in self.held_messages.remove(&hash).unwrap_or_default() {
+            self.outputs.push_back(Output::Verdict {
+                source,
+                message,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    /// Reports every held gossip message as ignored (the group goes offline).
+    pub(crate) fn release_held_messages(&mut self) {
+        let hashes: Vec<[u8; 32]> = self.held_messages.keys().copied().collect();
+        for hash in hashes {
+            self.report_held(hash, Reason::Offline);
+        }
+    }
+
+    /// A record the authorizer accepted: remember its version, notice
+    /// membership news, and queue it for the store.
+    fn accepted(&mut self, record: SignedRecord) {
+        let r = record.record();
+        let version = Version {
+            version: r.version,
+            hash: envelope_hash(record.as_bytes()),
+        };
+        match self.versions.get(&r.id) {
+            Some(known) if known.version > version.version => {}
+            _ => {
+                self.versions.insert(r.id, version);
+            }
+        }
+        self.note_membership(&record);
+        self.to_merge.push(record);
+    }
+
+    /// Handles a record input from gossip or sync.
+    pub(crate) fn on_record(
+        &mut self,
+        record: Result<SignedRecord, Error>,
+        origin: Origin<P, M>,
+        now: Timestamp,
+    ) {
+        if !self.is_online() && !matches!(origin, Origin::Local) {
+            self.verdict(&origin, Reason::Offline);
+            return;
+        }
+        match self.judge(record, &origin, now) {
+            Judged::Accepted => self.verdict(&origin, Reason::Valid),
+            Judged::Held => {}
+            Judged::Refused(reason) => self.verdict(&origin, reason),
+        }
+    }
+
+    /// What an origin gets for a final verdict: gossip messages their
+    /// verdict, sync peers a misbehaviour report when at fault.
+    pub(crate) fn verdict(&mut self, origin: &Origin<P, M>, reason: Reason) {
+        match origin {
+            Origin::Gossip { source, message } => self.outputs.push_back(Output::Verdict {
+                source: source.clone(),
+                message: message.clone(),
+                reason,
+            }),
+            Origin::Sync { peer } if reason.is_fault() => {
+                self.outputs.push_back(Output::PeerMisbehaved {
+                    peer: peer.clone(),
+                    reason,
+                })
+            }
+            Origin::Sync { .. } | Origin::Local => {}
+        }
+    }
+
+    /// Judges a properties envelope: only the creator's, of this group, with a
+    /// higher revision that keeps the immutable members, replaces ours.
+    pub(crate) fn judge_properties(
+        &mut self,
+        properties: Result<SignedProperties, Error>,
+    ) -> Reason {
+        let newer = match properties {
+            Ok(p) => p,
+            Err(error) => return undecodable(error),
+        };
+        let p = newer.properties();
+        if &p.group_peer_name != self.name() {
+            return Reason::WrongGroup(p.group_peer_name.clone());
+        }
+        if p.revision <= self.state.properties().revision {
+            return Reason::StaleProperties;
+        }
+        if let Err(e) = self.state.properties().check_update(p) {
+            return Reason::Invalid(e);
+        }
+        self.state.properties = newer;
+        self.persist();
+        self.emit(Event::PropertiesChanged {
+            group: self.name().clone(),
+        });
+        Reason::Valid
+    }
+
+    /// Handles a properties input from gossip or sync.
+    pub(crate) fn on_properties(
+        &mut self,
+        properties: Result<SignedProperties, Error>,
+        origin: Origin<P, M>,
+    ) {
+        if !self.is_online() && !matches!(origin, Origin::Local) {
+            self.verdict(&origin, Reason::Offline);
+            return;
+        }
+        let reason = self.judge_properties(properties);
+        self.verdict(&origin, reason);
+    }
+
+    /// Routes an input to its handler.
+    pub(crate) fn dispatch(&mut self, input: Input<P, M>, now: Timestamp) {
+        match input {
+            Input::NeighborUp(peer) => self.neighbor_up(peer),
+            Input::NeighborDown(peer) => self.neighbor_down(&peer),
+            Input::Record { record, origin } => self.on_record(record, origin, now),
+            Input::Properties { properties, origin } => self.on_properties(properties, origin),
+            Input::Page(page) => self.on_page(page, now),
+            Input::PageFailed { peer, reason } => self.on_page_failed(&peer, &reason),
+            Input::Merged(outcomes) => self.on_merged(outcomes),
+            Input::MergeFailed { records, .. } => self.on_merge_failed(records),
+            Input::Expired(outcomes) => self.on_expired(outcomes),
+            Input::Timeout => self.on_timeout(now),
+        }
+    }
+
+    /// Judges every record of a page (origin: sync with the page's server).
+    pub(crate) fn judge_page(&mut self, page: &mut Page<P>, now: Timestamp) {
+        let origin = Origin::Sync {
+            peer: page.peer.clone(),
+        };
+        if let Some(properties) = page.properties.take() {
+            let reason = self.judge_properties(properties);
+            self.verdict(&origin, reason);
+        }
+        for record in std::mem::take(&mut page.records) {
+            match self.judge(record, &origin, now) {
+                Judged::Accepted | Judged::Held => {}
+                Judged::Refused(reason) => self.verdict(&origin, reason),
+            }
+        }
+    }
+}

@@ -1,0 +1,724 @@
+//! The per-group session at the unit level: inputs in, outputs out, no I/O.
+
+use peergroup_protocol::{
+    CredentialChain, Error, GroupSpec, Identity, Kind, NewRecord, RecordId, RecordType, Role,
+    SignedProperties, SignedRecord, Timestamp, WIRE_VERSION, issue_credential, membership_record,
+    session::{
+        Acceptance, ConnectionChange, Event, GroupState, Input, MemberChange, Origin, Output, Page,
+        Reason, RecordChange, Session, SessionConfig, Stored,
+    },
+    testing::{NOTE, T0, add, forge_envelope, identity, update},
+};
+
+type Sess = Session<u32, u64>;
+
+struct Fixture {
+    creator: Identity,
+    props: SignedProperties,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let creator = identity(1, "creator");
+        let props = GroupSpec::new(creator.peer_name(), "unit")
+            .create(&creator, T0, |_| false)
+            .unwrap();
+        Fixture { creator, props }
+    }
+
+    fn group(&self) -> &peergroup_protocol::PeerName {
+        &self.props.properties().group_peer_name
+    }
+
+    fn chain(&self, who: &Identity, role: Role) -> CredentialChain {
+        issue_credential(
+            &self.creator,
+            &CredentialChain::creator(),
+            self.props.properties(),
+            who.info().unwrap().payload(),
+            role,
+            T0,
+            T0.saturating_add_secs(365 * 86_400),
+        )
+        .unwrap()
+    }
+
+    /// The creator's session, online, with its initial outputs drained.
+    fn creator_online(&self) -> Sess {
+        let mut s = Sess::create(
+            self.props.clone(),
+            self.creator.clone(),
+            SessionConfig::default(),
+        )
+        .unwrap();
+        s.connect(T0).unwrap();
+        drain(&mut s);
+        s
+    }
+
+    fn membership(&self, who: &Identity, role: Role) -> SignedRecord {
+        membership_record(
+            self.props.properties(),
+            &self.chain(who, role),
+            who,
+            None,
+            T0,
+        )
+        .unwrap()
+    }
+}
+
+fn drain(s: &mut Sess) -> Vec<Output<u32, u64>> {
+    std::iter::from_fn(|| s.poll_output()).collect()
+}
+
+fn gossip(record: Result<SignedRecord, Error>, source: u32, message: u64) -> Input<u32, u64> {
+    Input::Record {
+        record,
+        origin: Origin::Gossip { source, message },
+    }
+}
+
+fn verdicts(outputs: &[Output<u32, u64>]) -> Vec<(u64, Reason)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Verdict {
+                message, reason, ..
+            } => Some((*message, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn merged(outputs: &[Output<u32, u64>]) -> Vec<SignedRecord> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Merge(batch) => Some(batch.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn persisted(outputs: &[Output<u32, u64>]) -> Vec<GroupState> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Persist(state) => Some((**state).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Regression (issue 8, bug 5): held gossip messages are keyed by message,
+/// not by record id. Two versions of one record wait for two different
+/// memberships; when one membership arrives, only the message carrying the
+/// version it validates is accepted; the other stays held and unreported.
+#[test]
+fn held_messages_are_released_by_message_not_by_record_id() {
+    let f = Fixture::new();
+    let mut s = f.creator_online();
+    let member = identity(2, "member");
+    let admin = identity(3, "admin");
+    let v1 = add(&member, f.group(), 1, b"v1", T0, 3600);
+    let v2 = update(&admin, &v1, b"v2", T0.saturating_add_secs(1));
+    s.handle(gossip(Ok(v1.clone()), 9, 101), T0);
+    s.handle(gossip(Ok(v2.clone()), 9, 102), T0);
+    let out = drain(&mut s);
+    assert!(verdicts(&out).is_empty(), "both are held: {out:?}");
+    assert_eq!(s.held(), 2);
+
+    // The member's membership arrives: v1 is valid now, v2 (by an unknown admin) is not.
+    s.handle(gossip(Ok(f.membership(&member, Role::Member)), 9, 103), T0);
+    let out = drain(&mut s);
+    assert_eq!(
+        verdicts(&out),
+        vec![(101, Reason::Released), (103, Reason::Valid)]
+    );
+    assert!(merged(&out).contains(&v1));
+    assert!(!merged(&out).contains(&v2), "v2 was forwarded unchecked");
+
+    s.handle(gossip(Ok(f.membership(&admin, Role::Admin)), 9, 104), T0);
+    let out = drain(&mut s);
+    assert_eq!(
+        verdicts(&out),
+        vec![(102, Reason::Released), (104, Reason::Valid)]
+    );
+    assert_eq!(s.held(), 0);
+}
+
+/// Regression (issue 8, bug 1): properties received by gossip or in a copy
+/// page are persisted.
+#[test]
+fn received_properties_are_persisted() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = Sess::join(
+        f.props.clone(),
+        member.clone(),
+        f.chain(&member, Role::Member),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    s.connect(T0).unwrap();
+    drain(&mut s);
+    let mut newer = f.props.properties().clone();
+    newer.friendly_name = "renamed".into();
+    newer.revision += 1;
+    let signed = peergroup_protocol::Signed::sign(newer, f.creator.keypair()).unwrap();
+    s.handle(
+        Input::Properties {
+            properties: Ok(signed.clone()),
+            origin: Origin::Gossip {
+                source: 1,
+                message: 7,
+            },
+        },
+        T0,
+    );
+    let out = drain(&mut s);
+    let states = persisted(&out);
+    assert_eq!(states.len(), 1, "{out:?}");
+    assert_eq!(states[0].properties, signed);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Emit(Event::PropertiesChanged { .. })))
+    );
+    assert_eq!(verdicts(&out), vec![(7, Reason::Valid)]);
+
+    // In a copy page too.
+    let mut newest = signed.properties().clone();
+    newest.friendly_name = "renamed again".into();
+    newest.revision += 1;
+    let newest = peergroup_protocol::Signed::sign(newest, f.creator.keypair()).unwrap();
+    s.handle(Input::NeighborUp(1), T0);
+    drain(&mut s);
+    s.handle(
+        Input::Page(Page {
+            peer: 1,
+            properties: Some(Ok(newest.clone())),
+            records: vec![],
+            last: None,
+            done: true,
+        }),
+        T0,
+    );
+    let out = drain(&mut s);
+    assert!(
+        persisted(&out).iter().any(|p| p.properties == newest),
+        "{out:?}"
+    );
+}
+
+/// Regression (issue 8, bug 2): a member is the creator only by name; a
+/// missing credential never makes a joined member the creator.
+#[test]
+fn a_member_without_a_credential_is_refused_not_made_creator() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let state = GroupState {
+        properties: f.props.clone(),
+        member: member.peer_name().clone(),
+        chain: CredentialChain::creator(),
+        ready: true,
+    };
+    assert!(!state.is_creator());
+    assert!(matches!(state.check(), Err(Error::InvalidCredential(_))));
+    let restored = Sess::restore(state, member, SessionConfig::default(), Stored::default());
+    assert!(matches!(restored, Err(Error::InvalidCredential(_))));
+    // Someone else's chain is refused too.
+    let other = identity(3, "other");
+    let state = GroupState {
+        properties: f.props.clone(),
+        member: identity(2, "member").peer_name().clone(),
+        chain: f.chain(&other, Role::Member),
+        ready: true,
+    };
+    assert!(matches!(state.check(), Err(Error::InvalidCredential(_))));
+}
+
+/// Regression (issue 8, bug 4): readiness comes only from a completed copy,
+/// and is persisted only then.
+#[test]
+fn an_interrupted_copy_leaves_the_group_not_ready() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = Sess::join(
+        f.props.clone(),
+        member.clone(),
+        f.chain(&member, Role::Member),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    assert!(persisted(&drain(&mut s)).iter().all(|p| !p.ready));
+    s.connect(T0).unwrap();
+    s.handle(Input::NeighborUp(1), T0);
+    let out = drain(&mut s);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::RequestPage { peer: 1, .. }))
+    );
+    let records: Vec<_> = (0..3)
+        .map(|n| Ok(add(&f.creator, f.group(), n, b"x", T0, 3600)))
+        .collect();
+    // Memberships done; the first page of records arrives, then the server vanishes.
+    s.handle(
+        Input::Page(Page {
+            peer: 1,
+            properties: None,
+            records: vec![],
+            last: None,
+            done: true,
+        }),
+        T0,
+    );
+    s.handle(
+        Input::Page(Page {
+            peer: 1,
+            properties: None,
+            last: Some(RecordId::from_u128(u128::MAX - 1)),
+            records,
+            done: false,
+        }),
+        T0,
+    );
+    s.handle(Input::NeighborDown(1), T0);
+    let out = drain(&mut s);
+    assert_eq!(merged(&out).len(), 3, "the records are stored meanwhile");
+    assert!(persisted(&out).iter().all(|p| !p.ready), "{out:?}");
+    assert!(!s.status().unwrap().ready);
+    assert!(matches!(
+        s.add_record(NewRecord::new(NOTE, T0.saturating_add_secs(60)), [1; 8], T0),
+        Err(Error::GroupNotReady)
+    ));
+
+    // Another neighbour serves a complete copy: ready, persisted, announced.
+    s.handle(Input::NeighborUp(2), T0);
+    for _ in 0..2 {
+        s.handle(
+            Input::Page(Page {
+                peer: 2,
+                properties: None,
+                records: vec![],
+                last: None,
+                done: true,
+            }),
+            T0,
+        );
+    }
+    let out = drain(&mut s);
+    assert!(persisted(&out).iter().any(|p| p.ready), "{out:?}");
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::ConnectOutcome(Ok(()))))
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Emit(Event::StatusChanged { status, .. }) if status.ready && status.listening
+    )));
+    // The member publishes its membership once it is synchronized.
+    let published = merged(&out);
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].record().record_type, RecordType::MEMBERSHIP);
+}
+
+/// Regression (issue 8, bug 6): a wire version this build does not speak is
+/// "cannot judge yet" (Ignore), not the sender's fault (Reject).
+#[test]
+fn an_unsupported_wire_version_is_ignored_not_rejected() {
+    let f = Fixture::new();
+    let mut s = f.creator_online();
+    let r = add(&f.creator, f.group(), 1, b"x", T0, 60);
+    let newer = forge_envelope(
+        WIRE_VERSION + 1,
+        Kind::Record.to_byte(),
+        r.signer_key().as_bytes(),
+        b"\xa0",
+        r.signature().as_bytes(),
+    );
+    s.handle(gossip(SignedRecord::from_bytes(&newer), 4, 1), T0);
+    s.handle(gossip(SignedRecord::from_bytes(b"\x01garbage"), 4, 2), T0);
+    let v = verdicts(&drain(&mut s));
+    assert_eq!(v.len(), 2);
+    assert!(matches!(v[0], (1, Reason::UnsupportedVersion(_))));
+    assert_eq!(v[0].1.acceptance(), Acceptance::Ignore);
+    assert!(matches!(v[1], (2, Reason::Invalid(_))));
+    assert_eq!(v[1].1.acceptance(), Acceptance::Reject);
+}
+
+/// One validation function: the same bad record gets the same reason from
+/// gossip, from a sync page and as a local write.
+#[test]
+fn gossip_sync_and_local_writes_share_one_validation() {
+    let f = Fixture::new();
+    let stranger = identity(9, "stranger");
+    let other = Fixture {
+        creator: identity(5, "elsewhere"),
+        props: GroupSpec::new(identity(5, "elsewhere").peer_name(), "other")
+            .create(&identity(5, "elsewhere"), T0, |_| false)
+            .unwrap(),
+    };
+    let foreign = add(&other.creator, other.group(), 1, b"x", T0, 60);
+    let expired = add(&f.creator, f.group(), 2, b"x", T0, 1);
+    let later = T0.saturating_add_secs(5);
+    let mut s = f.creator_online();
+    s.handle(Input::NeighborUp(3), T0);
+    drain(&mut s);
+    for (record, expected) in [
+        (foreign.clone(), Reason::WrongGroup(other.group().clone())),
+        (expired.clone(), Reason::Expired),
+    ] {
+        s.handle(gossip(Ok(record.clone()), 3, 11), later);
+        assert_eq!(verdicts(&drain(&mut s)), vec![(11, expected.clone())]);
+        // From a sync peer: the same reason, reported as misbehaviour when it is a fault.
+        s.handle(
+            Input::Record {
+                record: Ok(record),
+                origin: Origin::Sync { peer: 3 },
+            },
+            later,
+        );
+        let out = drain(&mut s);
+        let misbehaved: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::PeerMisbehaved { peer: 3, reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect();
+        if expected.is_fault() {
+            assert_eq!(misbehaved, vec![expected]);
+        } else {
+            assert!(misbehaved.is_empty());
+        }
+        assert!(merged(&out).is_empty());
+    }
+    // A stranger's record is held (deferred), from any remote origin.
+    s.handle(
+        gossip(Ok(add(&stranger, f.group(), 3, b"x", T0, 600)), 3, 12),
+        T0,
+    );
+    assert!(verdicts(&drain(&mut s)).is_empty());
+    assert_eq!(s.held(), 1);
+    // The local API refuses what validation refuses.
+    let mut past = f.creator_online();
+    let err = past
+        .add_record(NewRecord::new(NOTE, T0), [1; 8], T0.saturating_add_secs(1))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRecordExpiration(_)), "{err}");
+}
+
+#[test]
+fn local_writes_merge_and_publish_when_online() {
+    let f = Fixture::new();
+    let mut s = Sess::create(f.props.clone(), f.creator.clone(), SessionConfig::default()).unwrap();
+    drain(&mut s);
+    let new = || NewRecord::new(NOTE, T0.saturating_add_secs(60)).with_data(b"d".to_vec());
+    // Open but offline: stored, not published.
+    let id = s.add_record(new(), [1; 8], T0).unwrap();
+    let out = drain(&mut s);
+    assert_eq!(merged(&out).len(), 1);
+    assert!(!out.iter().any(|o| matches!(o, Output::Publish(_))));
+    assert_eq!(s.version(&id).unwrap().version, 1);
+    assert!(matches!(
+        s.add_record(new(), [1; 8], T0),
+        Err(Error::AlreadyExists(_))
+    ));
+    s.connect(T0).unwrap();
+    let out = drain(&mut s);
+    assert!(out.iter().any(|o| matches!(o, Output::Subscribe)));
+    assert!(out.iter().any(|o| matches!(o, Output::StartProviding)));
+    assert!(matches!(out.last(), Some(Output::ConnectOutcome(Ok(())))));
+    let current = merged(&out);
+    assert!(current.is_empty());
+    s.add_record(new(), [2; 8], T0).unwrap();
+    let out = drain(&mut s);
+    let stored = merged(&out);
+    let published: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published, vec![stored[0].as_bytes().to_vec()]);
+    // Update and delete take the current record; without one: RecordNotFound.
+    let mut proposed = stored[0].record().clone();
+    proposed.data = b"e".to_vec();
+    assert!(matches!(
+        s.update_record(&proposed, None, T0),
+        Err(Error::RecordNotFound)
+    ));
+    s.update_record(&proposed, Some(stored[0].clone()), T0)
+        .unwrap();
+    let v2 = merged(&drain(&mut s)).remove(0);
+    assert_eq!(v2.record().version, 2);
+    s.delete_record(Some(v2.clone()), T0).unwrap();
+    let gone = merged(&drain(&mut s)).remove(0);
+    assert!(gone.record().is_deleted());
+    assert!(matches!(
+        s.delete_record(Some(gone), T0),
+        Err(Error::RecordNotFound)
+    ));
+}
+
+#[test]
+fn a_joined_member_publishes_its_membership_before_its_first_record() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = Sess::restore(
+        GroupState {
+            properties: f.props.clone(),
+            member: member.peer_name().clone(),
+            chain: f.chain(&member, Role::Member),
+            ready: true,
+        },
+        member,
+        SessionConfig::default(),
+        Stored::default(),
+    )
+    .unwrap();
+    s.open();
+    s.add_record(NewRecord::new(NOTE, T0.saturating_add_secs(60)), [1; 8], T0)
+        .unwrap();
+    let batch = merged(&drain(&mut s));
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[0].record().record_type, RecordType::MEMBERSHIP);
+    assert_eq!(batch[1].record().record_type, NOTE);
+    s.add_record(NewRecord::new(NOTE, T0.saturating_add_secs(60)), [2; 8], T0)
+        .unwrap();
+    assert_eq!(merged(&drain(&mut s)).len(), 1, "published once");
+}
+
+#[test]
+fn connect_times_out_with_the_windows_errors() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let join = || {
+        let mut s = Sess::join(
+            f.props.clone(),
+            member.clone(),
+            f.chain(&member, Role::Member),
+            SessionConfig::default(),
+        )
+        .unwrap();
+        drain(&mut s);
+        s.connect(T0).unwrap();
+        s
+    };
+    // Nobody found.
+    let mut s = join();
+    let out = drain(&mut s);
+    assert!(out.iter().any(|o| matches!(o, Output::FindMembers)));
+    let find = SessionConfig::default().find_interval;
+    assert_eq!(
+        s.poll_timeout(),
+        Some(T0.saturating_add(find)),
+        "the next lookup"
+    );
+    s.handle(Input::Timeout, T0.saturating_add_secs(2));
+    assert!(
+        drain(&mut s)
+            .iter()
+            .any(|o| matches!(o, Output::FindMembers))
+    );
+    let deadline = T0.saturating_add(SessionConfig::default().connect_timeout);
+    s.handle(Input::Timeout, deadline);
+    let out = drain(&mut s);
+    assert!(out.iter().any(|o| matches!(o, Output::Unsubscribe)));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Emit(Event::ConnectionFailed {
+            reason: Error::NoMembersFound(_),
+            ..
+        })
+    )));
+    assert!(matches!(
+        out.last(),
+        Some(Output::ConnectOutcome(Err(Error::NoMembersFound(_))))
+    ));
+    assert!(!s.is_online());
+    assert_eq!(s.poll_timeout(), None);
+    // A member found that never completes the copy.
+    let mut s = join();
+    s.handle(Input::NeighborUp(5), T0);
+    s.handle(
+        Input::PageFailed {
+            peer: 5,
+            reason: "refused".into(),
+        },
+        T0,
+    );
+    s.handle(Input::Timeout, deadline);
+    let out = drain(&mut s);
+    assert!(matches!(
+        out.last(),
+        Some(Output::ConnectOutcome(Err(Error::NoMemberConnections(_))))
+    ));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Emit(Event::NeighborConnection {
+            peer: 5,
+            change: ConnectionChange::Disconnected,
+            ..
+        })
+    )));
+}
+
+#[test]
+fn closing_reports_held_messages_and_a_pending_connect() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = Sess::join(
+        f.props.clone(),
+        member.clone(),
+        f.chain(&member, Role::Member),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    s.connect(T0).unwrap();
+    s.handle(
+        gossip(Ok(add(&identity(7, "x"), f.group(), 1, b"", T0, 60)), 1, 77),
+        T0,
+    );
+    drain(&mut s);
+    s.close().unwrap();
+    let out = drain(&mut s);
+    assert_eq!(verdicts(&out), vec![(77, Reason::Offline)]);
+    assert!(matches!(
+        out.iter().find(|o| matches!(o, Output::ConnectOutcome(_))),
+        Some(Output::ConnectOutcome(Err(Error::InvalidGroup(_))))
+    ));
+    assert!(matches!(s.status(), Err(Error::InvalidGroup(_))));
+    // Offline messages are ignored without a hold.
+    s.open();
+    s.handle(
+        gossip(Ok(add(&f.creator, f.group(), 2, b"", T0, 60)), 1, 78),
+        T0,
+    );
+    assert_eq!(verdicts(&drain(&mut s)), vec![(78, Reason::Offline)]);
+}
+
+#[test]
+fn stored_changes_become_events() {
+    let f = Fixture::new();
+    let mut s = f.creator_online();
+    let member = identity(2, "member");
+    let m = f.membership(&member, Role::Member);
+    let r = add(&f.creator, f.group(), 1, b"x", T0, 60);
+    let r2 = update(&f.creator, &r, b"y", T0);
+    use peergroup_protocol::Change;
+    s.handle(
+        Input::Merged(vec![
+            (m.clone(), Change::Added),
+            (r.clone(), Change::Added),
+            (r2.clone(), Change::Updated),
+            (r.clone(), Change::Stale),
+        ]),
+        T0,
+    );
+    let events: Vec<_> = drain(&mut s)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Emit(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            Event::MemberChanged {
+                group: f.group().clone(),
+                member: member.peer_name().clone(),
+                change: MemberChange::Joined
+            },
+            Event::RecordChanged {
+                group: f.group().clone(),
+                change: RecordChange::Added,
+                id: r.record().id,
+                record_type: NOTE
+            },
+            Event::RecordChanged {
+                group: f.group().clone(),
+                change: RecordChange::Updated,
+                id: r.record().id,
+                record_type: NOTE
+            },
+        ]
+    );
+}
+
+/// `PeerGroupIssueCredentials` with the store flag: the subject adopts the
+/// newer credential from the group database and persists it.
+#[test]
+fn a_stored_credential_is_adopted_and_persisted() {
+    let f = Fixture::new();
+    let mut admin_side = f.creator_online();
+    let member = identity(2, "member");
+    let mut s = Sess::restore(
+        GroupState {
+            properties: f.props.clone(),
+            member: member.peer_name().clone(),
+            chain: f.chain(&member, Role::Member),
+            ready: true,
+        },
+        member.clone(),
+        SessionConfig::default(),
+        Stored::default(),
+    )
+    .unwrap();
+    s.open();
+    s.connect(T0).unwrap();
+    drain(&mut s);
+    let later = T0.saturating_add_secs(10);
+    let text = member.public_text().unwrap();
+    admin_side
+        .issue_credentials(&text, Role::Admin, None, true, |_| Ok(None), later)
+        .unwrap();
+    let record = merged(&drain(&mut admin_side)).remove(0);
+    s.handle(gossip(Ok(record), 1, 5), later);
+    let out = drain(&mut s);
+    let states = persisted(&out);
+    assert_eq!(states.len(), 1);
+    let m = states[0].chain.verify(f.props.properties()).unwrap();
+    assert_eq!(m.role, Role::Admin);
+    assert_eq!(s.state().chain, states[0].chain);
+}
+
+#[test]
+fn a_page_that_does_not_advance_is_misbehaviour() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = Sess::join(
+        f.props.clone(),
+        member.clone(),
+        f.chain(&member, Role::Member),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    s.connect(T0).unwrap();
+    s.handle(Input::NeighborUp(1), T0);
+    s.handle(Input::NeighborUp(2), T0);
+    drain(&mut s);
+    let stuck = Page {
+        peer: 1,
+        properties: None,
+        records: vec![],
+        last: None,
+        done: false,
+    };
+    s.handle(Input::Page(stuck), T0);
+    let out = drain(&mut s);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::PeerMisbehaved { peer: 1, .. }))
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::RequestPage { peer: 2, .. })),
+        "the copy moves to another neighbour: {out:?}"
+    );
+    let _ = Timestamp::EPOCH;
+}

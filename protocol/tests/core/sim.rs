@@ -1,0 +1,873 @@
+//! A deterministic, seeded, virtual-time simulator of several group sessions
+//! (style rule 23b): gossip flooding with forwarding on Accept, the
+//! first-connect copy over request/response with timeouts, message loss,
+//! reordering (random latency), partitions and restarts from the persisted
+//! state and the store. A run of thousands of messages takes milliseconds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use peergroup_protocol::{
+    CredentialChain, DecodeError, Error, GroupSpec, Identity, InvitationInfo, Kind, MemoryStore,
+    NewRecord, RecordId, RecordType, Role, Signed, SignedProperties, SignedRecord, Store,
+    Timestamp, create_invitation,
+    session::{
+        Acceptance, Event, GroupState, Input, Origin, Output, Page, PageRequest, Session,
+        SessionConfig, Stored, Version,
+    },
+    testing::{NOTE, T0, identity},
+};
+use sha2::{Digest as _, Sha256};
+
+/// How many records a simulated server puts in one page (small, so that copies page).
+const PAGE: usize = 16;
+/// How long a simulated request waits for its response, in ms.
+const REQUEST_TIMEOUT: u64 = 5_000;
+
+/// splitmix64: a tiny deterministic RNG for the simulation.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// True with probability `permille` / 1000.
+    pub(crate) fn chance(&mut self, permille: u64) -> bool {
+        self.below(1000) < permille
+    }
+}
+
+pub(crate) type Sess = Session<usize, u64>;
+
+#[derive(Debug)]
+enum Msg {
+    Gossip {
+        from: usize,
+        to: usize,
+        id: u64,
+    },
+    Request {
+        from: usize,
+        to: usize,
+        rid: u64,
+        request: PageRequest,
+    },
+    Response {
+        from: usize,
+        to: usize,
+        rid: u64,
+        page: Result<Served, String>,
+    },
+    RequestTimeout {
+        node: usize,
+        rid: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Served {
+    properties: Vec<u8>,
+    records: Vec<Vec<u8>>,
+    last: Option<RecordId>,
+    done: bool,
+}
+
+pub(crate) struct Node {
+    pub(crate) identity: Identity,
+    pub(crate) session: Option<Sess>,
+    pub(crate) store: MemoryStore,
+    pub(crate) persisted: Option<GroupState>,
+    subscribed: bool,
+    neighbors: BTreeSet<usize>,
+    seen: HashSet<u64>,
+    cache: HashMap<u64, Vec<u8>>,
+    outstanding: Option<(usize, u64)>,
+    pub(crate) events: Vec<Event<usize>>,
+    pub(crate) outcomes: Vec<Result<(), Error>>,
+    /// Every verdict reported, by message id: each must be reported once.
+    pub(crate) verdicts: HashMap<u64, Vec<Acceptance>>,
+    pub(crate) misbehaved: usize,
+    pub(crate) persists: usize,
+}
+
+impl Node {
+    pub(crate) fn session(&mut self) -> &mut Sess {
+        self.session.as_mut().expect("the node is up")
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.session.is_some()
+    }
+
+    pub(crate) fn ready(&self) -> bool {
+        self.persisted.as_ref().is_some_and(|s| s.ready)
+    }
+}
+
+/// The simulated world: nodes of one group on a virtual network.
+pub(crate) struct Sim {
+    pub(crate) rng: Rng,
+    pub(crate) now: Timestamp,
+    seq: u64,
+    queue: BTreeMap<(Timestamp, u64), Msg>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) properties: SignedProperties,
+    pub(crate) config: SessionConfig,
+    /// Probability (per mille) that any message is lost.
+    pub(crate) loss: u64,
+    /// Latency range in ms: `1..=max_latency`; different latencies reorder messages.
+    pub(crate) max_latency: u64,
+    /// Which side of a partition each node is on (`None`: no partition).
+    pub(crate) partition: Option<Vec<u8>>,
+    rids: u64,
+}
+
+fn message_id(bytes: &[u8]) -> u64 {
+    let d = Sha256::digest(bytes);
+    u64::from_be_bytes(d[..8].try_into().unwrap())
+}
+
+impl Sim {
+    /// A world with a creator (node 0) that created the group, and no other node yet.
+    pub(crate) fn new(seed: u64) -> Sim {
+        let creator = identity(1, "creator");
+        let properties = GroupSpec::new(creator.peer_name(), "sim")
+            .create(&creator, T0, |_| false)
+            .unwrap();
+        let config = SessionConfig::default();
+        let mut sim = Sim {
+            rng: Rng::new(seed),
+            now: T0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes: Vec::new(),
+            properties: properties.clone(),
+            config,
+            loss: 0,
+            max_latency: 30,
+            partition: None,
+            rids: 0,
+        };
+        let session = Sess::create(properties, creator.clone(), config).unwrap();
+        sim.nodes.push(Node::new(creator, session));
+        sim.drain(0);
+        sim
+    }
+
+    /// Adds a node whose identity `inviter` invites as `role`; it joins (not connected yet).
+    pub(crate) fn invite(&mut self, inviter: usize, role: Role) -> usize {
+        let n = self.nodes.len();
+        let who = identity(u8::try_from(n + 1).unwrap(), &format!("m{n}"));
+        let issuer = &self.nodes[inviter];
+        let state = issuer.persisted.as_ref().unwrap();
+        let text = create_invitation(
+            &issuer.identity,
+            &state.chain,
+            &state.properties,
+            &who.info().unwrap(),
+            role,
+            None,
+            self.now,
+        )
+        .unwrap();
+        let info = InvitationInfo::parse(&text).unwrap();
+        let chain: CredentialChain = info.accept(&who, self.now).unwrap();
+        let session = Sess::join(info.properties, who.clone(), chain, self.config).unwrap();
+        self.nodes.push(Node::new(who, session));
+        self.drain(n);
+        n
+    }
+
+    pub(crate) fn group(&self) -> &peergroup_protocol::PeerName {
+        &self.properties.properties().group_peer_name
+    }
+
+    pub(crate) fn connect(&mut self, i: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        node.session().open();
+        node.session().connect(now).unwrap();
+        self.drain(i);
+        self.sync_neighbors();
+    }
+
+    /// Stops node `i` (its session is dropped; store and persisted state stay).
+    pub(crate) fn crash(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.session = None;
+        node.subscribed = false;
+        node.outstanding = None;
+        node.seen.clear();
+        node.cache.clear();
+        self.sync_neighbors();
+    }
+
+    /// Starts node `i` again from what it persisted and stored; it comes back closed.
+    pub(crate) fn restart(&mut self, i: usize) {
+        let group = self.group().clone();
+        let node = &mut self.nodes[i];
+        let state = node
+            .persisted
+            .clone()
+            .expect("the node persisted its state");
+        let stored = stored(&node.store, &group);
+        node.session =
+            Some(Sess::restore(state, node.identity.clone(), self.config, stored).unwrap());
+    }
+
+    /// Adds, updates or deletes a record at node `i` (a no-op when it cannot).
+    pub(crate) fn random_write(&mut self, i: usize) {
+        let now = self.now;
+        let group = self.group().clone();
+        let pick = self.rng.below(10);
+        let nonce = self.rng.next().to_be_bytes();
+        let node = &mut self.nodes[i];
+        if node.session.is_none() || node.session().check_ready().is_err() {
+            return;
+        }
+        let live: Vec<SignedRecord> = node
+            .store
+            .records(&group, Some(NOTE), None, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|r| !r.record().is_deleted())
+            .collect();
+        let result = if pick < 5 || live.is_empty() {
+            let new = NewRecord::new(NOTE, now.saturating_add_secs(3600))
+                .with_data(format!("{i} at {}", now.as_millis()).into_bytes());
+            node.session().add_record(new, nonce, now).map(|_| ())
+        } else {
+            let target = live[usize::try_from(self.rng.below(live.len() as u64)).unwrap()].clone();
+            if pick < 9 {
+                let mut proposed = target.record().clone();
+                proposed.data = format!("{i} edits at {}", now.as_millis()).into_bytes();
+                node.session().update_record(&proposed, Some(target), now)
+            } else {
+                node.session().delete_record(Some(target), now)
+            }
+        };
+        match result {
+            Ok(()) | Err(Error::NotAuthorized(_)) => {}
+            Err(e) => panic!("node {i}: write failed: {e}"),
+        }
+        self.drain(i);
+    }
+
+    fn linked(&self, a: usize, b: usize) -> bool {
+        a != b
+            && self.nodes[a].is_up()
+            && self.nodes[b].is_up()
+            && self
+                .partition
+                .as_ref()
+                .is_none_or(|sides| sides[a] == sides[b])
+    }
+
+    /// Neighbours are the linked nodes that are both subscribed (what
+    /// gossipsub subscriptions tell each side).
+    pub(crate) fn sync_neighbors(&mut self) {
+        let now = self.now;
+        for i in 0..self.nodes.len() {
+            let want: BTreeSet<usize> = if self.nodes[i].subscribed {
+                (0..self.nodes.len())
+                    .filter(|&j| self.linked(i, j) && self.nodes[j].subscribed)
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let have = self.nodes[i].neighbors.clone();
+            if want == have {
+                continue;
+            }
+            self.nodes[i].neighbors = want.clone();
+            if let Some(session) = self.nodes[i].session.as_mut() {
+                for gone in have.difference(&want) {
+                    session.handle(Input::NeighborDown(*gone), now);
+                }
+                for new in want.difference(&have) {
+                    session.handle(Input::NeighborUp(*new), now);
+                }
+            }
+            self.drain(i);
+        }
+    }
+
+    fn send(&mut self, msg: Msg) {
+        if self.rng.chance(self.loss) {
+            return;
+        }
+        let delay = 1 + self.rng.below(self.max_latency);
+        self.seq += 1;
+        self.queue
+            .insert((self.now.saturating_add_millis(delay), self.seq), msg);
+    }
+
+    fn gossip_to_neighbors(&mut self, from: usize, id: u64, except: Option<usize>) {
+        let targets: Vec<usize> = self.nodes[from]
+            .neighbors
+            .iter()
+            .copied()
+            .filter(|&j| Some(j) != except)
+            .collect();
+        for to in targets {
+            self.send(Msg::Gossip { from, to, id });
+        }
+    }
+
+    /// Executes node `i`'s outputs until it has none.
+    pub(crate) fn drain(&mut self, i: usize) {
+        let group = self.group().clone();
+        loop {
+            let Some(session) = self.nodes[i].session.as_mut() else {
+                return;
+            };
+            let Some(output) = session.poll_output() else {
+                break;
+            };
+            let now = self.now;
+            match output {
+                Output::Subscribe => {
+                    self.nodes[i].subscribed = true;
+                    self.sync_neighbors();
+                }
+                Output::Unsubscribe => {
+                    self.nodes[i].subscribed = false;
+                    self.sync_neighbors();
+                }
+                Output::Publish(bytes) => {
+                    let id = message_id(&bytes);
+                    self.nodes[i].seen.insert(id);
+                    self.nodes[i].cache.insert(id, bytes);
+                    self.gossip_to_neighbors(i, id, None);
+                }
+                Output::Verdict {
+                    source,
+                    message,
+                    reason,
+                } => {
+                    let acceptance = reason.acceptance();
+                    self.nodes[i]
+                        .verdicts
+                        .entry(message)
+                        .or_default()
+                        .push(acceptance);
+                    if acceptance == Acceptance::Accept {
+                        self.gossip_to_neighbors(i, message, Some(source));
+                    }
+                }
+                Output::PeerMisbehaved { .. } => self.nodes[i].misbehaved += 1,
+                Output::Merge(batch) => {
+                    let node = &mut self.nodes[i];
+                    let outcomes = node.store.merge(batch.clone()).unwrap();
+                    let merged = batch
+                        .into_iter()
+                        .zip(outcomes.into_iter().map(|m| m.change))
+                        .collect();
+                    node.session().handle(Input::Merged(merged), now);
+                }
+                Output::Persist(state) => {
+                    assert_eq!(state.group(), &group);
+                    self.nodes[i].persisted = Some(*state);
+                    self.nodes[i].persists += 1;
+                }
+                Output::RequestPage { peer, request } => {
+                    self.rids += 1;
+                    let rid = self.rids;
+                    self.nodes[i].outstanding = Some((peer, rid));
+                    self.send(Msg::Request {
+                        from: i,
+                        to: peer,
+                        rid,
+                        request,
+                    });
+                    self.seq += 1;
+                    self.queue.insert(
+                        (now.saturating_add_millis(REQUEST_TIMEOUT), self.seq),
+                        Msg::RequestTimeout { node: i, rid },
+                    );
+                }
+                Output::StartProviding | Output::StopProviding | Output::FindMembers => {}
+                Output::Emit(event) => self.nodes[i].events.push(event),
+                Output::ConnectOutcome(outcome) => self.nodes[i].outcomes.push(outcome),
+            }
+        }
+    }
+
+    fn serve(&self, at: usize, request: PageRequest) -> Result<Served, String> {
+        let node = &self.nodes[at];
+        let session = node.session.as_ref().ok_or("down")?;
+        session.check_ready().map_err(|e| e.to_string())?;
+        let records = node
+            .store
+            .records(self.group(), request.record_type, request.after, PAGE)
+            .unwrap();
+        Ok(Served {
+            properties: node
+                .persisted
+                .as_ref()
+                .unwrap()
+                .properties
+                .as_bytes()
+                .to_vec(),
+            last: records.last().map(|r| r.record().id).or(request.after),
+            done: records.len() < PAGE,
+            records: records.into_iter().map(SignedRecord::into_bytes).collect(),
+        })
+    }
+
+    fn deliver(&mut self, msg: Msg) {
+        let now = self.now;
+        match msg {
+            Msg::Gossip { from, to, id } => {
+                if !self.linked(from, to) || !self.nodes[to].subscribed {
+                    return;
+                }
+                let Some(bytes) = self.nodes[from].cache.get(&id).cloned() else {
+                    return;
+                };
+                let node = &mut self.nodes[to];
+                if !node.seen.insert(id) {
+                    return;
+                }
+                node.cache.insert(id, bytes.clone());
+                let origin = Origin::Gossip {
+                    source: from,
+                    message: id,
+                };
+                let input = match SignedRecord::from_bytes(&bytes) {
+                    Err(Error::Decode(DecodeError::WrongKind { found, .. }))
+                        if found == Kind::Properties.to_byte() =>
+                    {
+                        Input::Properties {
+                            properties: Signed::from_bytes(&bytes),
+                            origin,
+                        }
+                    }
+                    record => Input::Record { record, origin },
+                };
+                node.session().handle(input, now);
+                self.drain(to);
+            }
+            Msg::Request {
+                from,
+                to,
+                rid,
+                request,
+            } => {
+                if !self.linked(from, to) {
+                    return;
+                }
+                let page = self.serve(to, request);
+                self.send(Msg::Response {
+                    from: to,
+                    to: from,
+                    rid,
+                    page,
+                });
+            }
+            Msg::Response {
+                from,
+                to,
+                rid,
+                page,
+            } => {
+                let node = &mut self.nodes[to];
+                if node.outstanding != Some((from, rid)) || node.session.is_none() {
+                    return;
+                }
+                node.outstanding = None;
+                let input = match page {
+                    Ok(served) => Input::Page(Page {
+                        peer: from,
+                        properties: Some(SignedProperties::from_bytes(&served.properties)),
+                        records: served
+                            .records
+                            .iter()
+                            .map(|b| SignedRecord::from_bytes(b))
+                            .collect(),
+                        last: served.last,
+                        done: served.done,
+                    }),
+                    Err(reason) => Input::PageFailed { peer: from, reason },
+                };
+                node.session().handle(input, now);
+                self.drain(to);
+            }
+            Msg::RequestTimeout { node: i, rid } => {
+                let node = &mut self.nodes[i];
+                let Some((peer, outstanding)) = node.outstanding else {
+                    return;
+                };
+                if outstanding != rid || node.session.is_none() {
+                    return;
+                }
+                node.outstanding = None;
+                node.session().handle(
+                    Input::PageFailed {
+                        peer,
+                        reason: "timeout".into(),
+                    },
+                    now,
+                );
+                self.drain(i);
+            }
+        }
+    }
+
+    /// Runs the world until `until` (virtual time).
+    pub(crate) fn run_until(&mut self, until: Timestamp) {
+        loop {
+            let next_msg = self.queue.keys().next().map(|(t, _)| *t);
+            let next_timer = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.session.as_ref().and_then(|s| s.poll_timeout()))
+                .min();
+            let next = match (next_msg, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => break,
+            };
+            if next > until {
+                break;
+            }
+            self.now = self.now.max(next);
+            for i in 0..self.nodes.len() {
+                let due = self.nodes[i]
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.poll_timeout())
+                    .is_some_and(|t| t <= self.now);
+                if due {
+                    let now = self.now;
+                    self.nodes[i].session().handle(Input::Timeout, now);
+                    self.drain(i);
+                }
+            }
+            while let Some(entry) = self.queue.first_entry() {
+                if entry.key().0 > self.now {
+                    break;
+                }
+                let msg = entry.remove();
+                self.deliver(msg);
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Advances virtual time by `min + random(0..spread)` ms.
+    pub(crate) fn run_random(&mut self, min: u64, spread: u64) {
+        let ms = min + self.rng.below(spread);
+        self.run_for(ms);
+    }
+
+    /// Advances virtual time by `ms`.
+    pub(crate) fn run_for(&mut self, ms: u64) {
+        let until = self.now.saturating_add_millis(ms);
+        self.run_until(until);
+    }
+
+    pub(crate) fn digest(&self, i: usize) -> peergroup_protocol::Digest {
+        self.nodes[i].store.digest(self.group()).unwrap()
+    }
+
+    /// Panics if a gossip message got more than one verdict at any node.
+    pub(crate) fn assert_one_verdict_per_message(&self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            for (id, verdicts) in &node.verdicts {
+                assert_eq!(
+                    verdicts.len(),
+                    1,
+                    "node {i} reported message {id:x} {} times: {verdicts:?}",
+                    verdicts.len()
+                );
+            }
+        }
+    }
+}
+
+impl Node {
+    fn new(identity: Identity, session: Sess) -> Node {
+        Node {
+            identity,
+            session: Some(session),
+            store: MemoryStore::new(),
+            persisted: None,
+            subscribed: false,
+            neighbors: BTreeSet::new(),
+            seen: HashSet::new(),
+            cache: HashMap::new(),
+            outstanding: None,
+            events: Vec::new(),
+            outcomes: Vec::new(),
+            verdicts: HashMap::new(),
+            misbehaved: 0,
+            persists: 0,
+        }
+    }
+}
+
+/// What a restarted node reads from its store to rebuild its session.
+pub(crate) fn stored(store: &MemoryStore, group: &peergroup_protocol::PeerName) -> Stored {
+    let all = store.records(group, None, None, usize::MAX).unwrap();
+    Stored {
+        versions: all
+            .iter()
+            .map(|r| {
+                (
+                    r.record().id,
+                    Version {
+                        version: r.record().version,
+                        hash: Sha256::digest(r.as_bytes()).into(),
+                    },
+                )
+            })
+            .collect(),
+        memberships: all
+            .into_iter()
+            .filter(|r| r.record().record_type == RecordType::MEMBERSHIP)
+            .collect(),
+    }
+}
+
+// ----- simulations -------------------------------------------------------------
+
+/// Five members (two admins, two members) join, then write concurrently
+/// (adds, updates of each other's records by admins, deletes) while every
+/// message takes a random 1 to 30 ms, so that messages overtake each other:
+/// over many seeds every replica ends byte-identical, every joiner became
+/// ready through its copy, and every gossip message got exactly one verdict.
+#[test]
+fn sessions_converge_under_reordering_over_many_seeds() {
+    for seed in 0..40 {
+        let mut sim = Sim::new(seed);
+        sim.connect(0);
+        for role in [Role::Admin, Role::Admin, Role::Member, Role::Member] {
+            // The creator or the first admin (once it is ready) invites.
+            let inviter = if sim.nodes.len() > 1 && sim.nodes[1].ready() && sim.rng.chance(500) {
+                1
+            } else {
+                0
+            };
+            let n = sim.invite(inviter, role);
+            sim.connect(n);
+            sim.run_random(0, 200);
+        }
+        for _ in 0..150 {
+            let writer = usize::try_from(sim.rng.below(5)).unwrap();
+            sim.random_write(writer);
+            sim.run_random(0, 25);
+        }
+        sim.run_for(10_000);
+        for i in 0..5 {
+            assert!(sim.nodes[i].ready(), "seed {seed}: node {i} is not ready");
+            assert_eq!(
+                sim.digest(i),
+                sim.digest(0),
+                "seed {seed}: node {i} diverged"
+            );
+        }
+        sim.assert_one_verdict_per_message();
+        assert!(
+            sim.nodes[0]
+                .store
+                .records(sim.group(), Some(NOTE), None, usize::MAX)
+                .unwrap()
+                .len()
+                > 20,
+            "seed {seed}: the writers wrote"
+        );
+    }
+}
+
+/// Joiners of a 100-record group become ready only through a complete copy,
+/// whatever the network does: 15 % of all messages lost, a partition, and
+/// joiners crashed and restarted at random (mid-copy among them). A joiner
+/// that crashes before completing comes back not ready; once ready, it holds
+/// every record the group had.
+#[test]
+fn joiners_become_ready_only_through_a_complete_copy_despite_loss_partitions_and_restarts() {
+    let (mut restarts_mid_copy, mut partitions, mut retries) = (0, 0, 0);
+    for seed in 0..40 {
+        let mut sim = Sim::new(1000 + seed);
+        sim.connect(0);
+        for _ in 0..100 {
+            sim.random_write(0);
+        }
+        let admin = sim.invite(0, Role::Admin);
+        sim.connect(admin);
+        sim.run_for(5_000);
+        assert!(
+            sim.nodes[admin].ready(),
+            "seed {seed}: the admin copied without loss: {:?} {:?} misbehaved {}",
+            sim.nodes[admin].events,
+            sim.nodes[admin].outcomes,
+            sim.nodes[admin].misbehaved
+        );
+        let expected = sim.digest(0);
+        assert_eq!(sim.digest(admin), expected);
+        let joiners: Vec<usize> = (0..3).map(|_| sim.invite(0, Role::Member)).collect();
+        for &j in &joiners {
+            sim.connect(j);
+        }
+        sim.loss = 150;
+        let mut partitioned_until = None;
+        for step in 0..2_000u64 {
+            sim.run_random(50, 200);
+            if step % 40 == 7 && partitioned_until.is_none() {
+                let sides = (0..sim.nodes.len())
+                    .map(|_| u8::from(sim.rng.chance(500)))
+                    .collect();
+                sim.partition = Some(sides);
+                partitioned_until = Some(step + 20);
+                partitions += 1;
+                sim.sync_neighbors();
+            }
+            if partitioned_until == Some(step) {
+                sim.partition = None;
+                partitioned_until = None;
+                sim.sync_neighbors();
+            }
+            for &j in &joiners {
+                if sim.nodes[j].is_up() && !sim.nodes[j].ready() && sim.rng.chance(30) {
+                    sim.crash(j);
+                    restarts_mid_copy += 1;
+                    sim.run_random(0, 100);
+                    sim.restart(j);
+                    let status = sim.nodes[j].session().status();
+                    assert!(
+                        status.is_err(),
+                        "seed {seed}: a restarted group comes back closed"
+                    );
+                    sim.nodes[j].session().open();
+                    assert!(
+                        !sim.nodes[j].session().status().unwrap().ready,
+                        "seed {seed}: an interrupted copy must not count as complete"
+                    );
+                    sim.connect(j);
+                }
+                // A connect that timed out is retried, as an application would.
+                let failed = matches!(sim.nodes[j].outcomes.last(), Some(Err(_)));
+                if failed && sim.nodes[j].is_up() && !sim.nodes[j].session().is_online() {
+                    retries += 1;
+                    sim.connect(j);
+                }
+            }
+            if joiners.iter().all(|&j| sim.nodes[j].ready()) {
+                break;
+            }
+        }
+        for &j in &joiners {
+            assert!(
+                sim.nodes[j].ready(),
+                "seed {seed}: joiner {j} never became ready"
+            );
+            for record in sim.nodes[0]
+                .store
+                .records(sim.group(), Some(NOTE), None, usize::MAX)
+                .unwrap()
+            {
+                assert!(
+                    sim.nodes[j]
+                        .store
+                        .get(sim.group(), &record.record().id)
+                        .unwrap()
+                        .is_some(),
+                    "seed {seed}: joiner {j} is ready without record {}",
+                    record.record().id
+                );
+            }
+        }
+        sim.assert_one_verdict_per_message();
+    }
+    // The runs did exercise what they claim to.
+    assert!(
+        restarts_mid_copy > 20,
+        "{restarts_mid_copy} restarts mid-copy"
+    );
+    assert!(partitions > 20, "{partitions} partitions");
+    assert!(retries > 0, "{retries} connects retried after a timeout");
+}
+
+/// A member that restarts rebuilds what it knew: the memberships (so a
+/// member's new record is stored, not held), the record versions (so a
+/// replayed old version is stale), and its credential and properties.
+#[test]
+fn a_restarted_member_knows_what_it_knew() {
+    let mut sim = Sim::new(7);
+    sim.connect(0);
+    let a = sim.invite(0, Role::Member);
+    let b = sim.invite(0, Role::Member);
+    sim.connect(a);
+    sim.connect(b);
+    sim.run_for(2_000);
+    sim.random_write(a);
+    sim.random_write(b);
+    sim.run_for(2_000);
+    // A member updates its record: the creator now knows version 2.
+    let group = sim.group().clone();
+    let a_name = sim.nodes[a].identity.peer_name().clone();
+    let mine = sim.nodes[a]
+        .store
+        .records(&group, Some(NOTE), None, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.record().creator == a_name)
+        .expect("a wrote a record");
+    let now = sim.now;
+    let mut proposed = mine.record().clone();
+    proposed.data = b"v2".to_vec();
+    sim.nodes[a]
+        .session()
+        .update_record(&proposed, Some(mine.clone()), now)
+        .unwrap();
+    sim.drain(a);
+    sim.run_for(2_000);
+    let members_before = sim.nodes[0].session().members().unwrap().len();
+    assert_eq!(members_before, 3);
+    let digest = sim.digest(0);
+    sim.crash(0);
+    sim.restart(0);
+    sim.nodes[0].session().open();
+    assert_eq!(sim.nodes[0].session().members().unwrap().len(), 3);
+    sim.connect(0);
+    sim.run_for(2_000);
+    // A member's new record is stored at once, not held for an unknown member.
+    sim.random_write(b);
+    sim.run_for(2_000);
+    assert_ne!(sim.digest(0), digest);
+    assert_eq!(sim.digest(0), sim.digest(b));
+    assert_eq!(sim.nodes[0].session().held(), 0);
+    // A replayed older version is stale after the restart, not merged again.
+    let now = sim.now;
+    let session = sim.nodes[0].session();
+    session.handle(
+        Input::Record {
+            record: Ok(mine.clone()),
+            origin: Origin::Gossip {
+                source: a,
+                message: 42,
+            },
+        },
+        now,
+    );
+    let mut verdicts = Vec::new();
+    while let Some(out) = session.poll_output() {
+        if let Output::Verdict { reason, .. } = out {
+            verdicts.push(reason);
+        }
+    }
+    assert_eq!(verdicts, vec![peergroup_protocol::session::Reason::Stale]);
+}
