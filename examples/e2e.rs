@@ -158,7 +158,7 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
                 handle.add_record(&group, bench_record(&padding)).await?;
                 i += IN_FLIGHT;
             }
-            Ok::<(), peergroup::node::NodeError>(())
+            Ok::<(), peergroup::node::Error>(())
         }));
     }
     for t in tasks {

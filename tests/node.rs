@@ -64,7 +64,8 @@ async fn five_members_converge_after_1000_concurrent_updates() {
     // Wait for the mesh: every member sees the other four.
     for m in &members {
         eventually(20, "neighbours", || async {
-            let (status, ready) = m.handle.status(&group).await.unwrap();
+            let status = m.handle.status(&group).await.unwrap();
+            let ready = status.ready;
             ready && status.has_connections
         })
         .await;
@@ -173,7 +174,8 @@ async fn a_joiner_is_not_ready_until_its_first_copy() {
         .await
         .unwrap();
     let mut joiner = invited(&creator, &group, Role::Member, config(), None).await;
-    let (status, ready) = joiner.handle.status(&group).await.unwrap();
+    let status = joiner.handle.status(&group).await.unwrap();
+    let ready = status.ready;
     assert!(!ready && !status.listening);
     for err in [
         joiner
@@ -192,7 +194,8 @@ async fn a_joiner_is_not_ready_until_its_first_copy() {
         .connect_by_address(&group, addrs)
         .await
         .unwrap();
-    let (status, ready) = joiner.handle.status(&group).await.unwrap();
+    let status = joiner.handle.status(&group).await.unwrap();
+    let ready = status.ready;
     assert!(ready && status.listening);
     assert_eq!(
         joiner.handle.get_record(&group, id).await.unwrap().data,
@@ -203,7 +206,7 @@ async fn a_joiner_is_not_ready_until_its_first_copy() {
         peergroup::node::EventKind::StatusChanged,
     )
     .into_iter()
-    .filter(|e| matches!(e, peergroup::node::Event::StatusChanged { ready: true, .. }))
+    .filter(|e| matches!(e, peergroup::node::Event::StatusChanged { status, .. } if status.ready))
     .collect();
     assert!(
         !ready_events.is_empty(),
@@ -241,7 +244,7 @@ async fn connect_fails_cleanly_when_no_member_is_found() {
         }]
     ));
     // The group is back offline and still not ready.
-    assert!(!joiner.handle.status(&group).await.unwrap().1);
+    assert!(!joiner.handle.status(&group).await.unwrap().ready);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,16 +293,30 @@ async fn api_errors_are_typed() {
     h.shutdown().await.unwrap();
     assert!(matches!(
         h.get_record(&group, id).await,
-        Err(peergroup::node::NodeError::Shutdown)
+        Err(peergroup::node::Error::Shutdown)
     ));
     h.shutdown().await.unwrap();
 }
 
-/// A raw libp2p swarm carrying peergroup's behaviour, publishing whatever it
-/// likes on a group's topic (the behaviour embedded, without an engine).
-async fn rogue() -> libp2p::Swarm<peergroup::node::Behaviour> {
+/// A plain libp2p swarm speaking gossipsub the way peergroup nodes do
+/// (same protocol prefix, anonymous messages, content ids), publishing
+/// whatever it likes on a group's topic.
+async fn rogue() -> libp2p::Swarm<libp2p::gossipsub::Behaviour> {
+    use libp2p::gossipsub;
     let key = libp2p::identity::Keypair::generate_ed25519();
-    let behaviour = peergroup::node::Behaviour::new(&key, &config().build().unwrap()).unwrap();
+    let config = gossipsub::ConfigBuilder::default()
+        .protocol_id_prefix(peergroup::node::GOSSIP_PROTOCOL_PREFIX)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .message_id_fn(|m| {
+            use sha2::Digest;
+            gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
+        })
+        .max_transmit_size(peergroup::node::MAX_TRANSMIT_SIZE)
+        .heartbeat_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
     libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -386,15 +403,15 @@ async fn forged_and_malformed_gossip_never_reaches_a_store() {
     let mut swarm = rogue().await;
     swarm.dial(creator_addrs[0].clone()).unwrap();
     let topic = peergroup::node::topic_of(&group);
-    swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+    swarm.behaviour_mut().subscribe(&topic).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
             .await
             .expect("the rogue never joined the mesh");
-        if let libp2p::swarm::SwarmEvent::Behaviour(peergroup::node::BehaviourEvent::Gossipsub(
-            libp2p::gossipsub::Event::Subscribed { .. },
-        )) = event
+        if let libp2p::swarm::SwarmEvent::Behaviour(libp2p::gossipsub::Event::Subscribed {
+            ..
+        }) = event
         {
             break;
         }
@@ -406,7 +423,6 @@ async fn forged_and_malformed_gossip_never_reaches_a_store() {
     ] {
         swarm
             .behaviour_mut()
-            .gossipsub
             .publish(topic.clone(), payload)
             .unwrap();
     }
@@ -462,7 +478,8 @@ async fn members_find_each_other_through_kademlia() {
         joiner.handle.get_record(&group, id).await.unwrap().data,
         b"found via the DHT"
     );
-    let (status, ready) = joiner.handle.status(&group).await.unwrap();
+    let status = joiner.handle.status(&group).await.unwrap();
+    let ready = status.ready;
     assert!(ready && status.listening);
 }
 
@@ -527,13 +544,7 @@ async fn bursts_of_near_limit_records_propagate() {
     let addrs = creator.handle.listen_addrs().await.unwrap();
     let bob = join(&creator, &group, Role::Member, config(), addrs).await;
     eventually(10, "mesh", || async {
-        creator
-            .handle
-            .status(&group)
-            .await
-            .unwrap()
-            .0
-            .has_connections
+        creator.handle.status(&group).await.unwrap().has_connections
     })
     .await;
     let big = vec![0x5a; peergroup::protocol::MAX_RECORD_DATA];
@@ -634,7 +645,13 @@ async fn a_node_with_a_data_directory_survives_a_restart() {
         .map(|i| i.payload().peer_name.clone())
         .collect();
     assert_eq!(names, vec![member.identity.clone()]);
-    assert_eq!(again.groups().await.unwrap(), vec![(group.clone(), false)]);
+    assert_eq!(
+        again.groups().await.unwrap(),
+        vec![peergroup::node::GroupEntry {
+            group: group.clone(),
+            lifecycle: peergroup::protocol::session::Lifecycle::Closed,
+        }]
+    );
     assert!(matches!(
         again.get_record(&group, id).await.unwrap_err().peer(),
         Some(Error::InvalidGroup(_))
@@ -647,7 +664,8 @@ async fn a_node_with_a_data_directory_survives_a_restart() {
     assert_eq!(again.digest(&group).await.unwrap(), digest);
     // Nobody else is online: having synchronized before, it listens alone.
     again.connect(&group).await.unwrap();
-    let (status, ready) = again.status(&group).await.unwrap();
+    let status = again.status(&group).await.unwrap();
+    let ready = status.ready;
     assert!(ready && status.listening);
     again
         .add_record(&group, note("after the restart"))
@@ -667,7 +685,7 @@ async fn a_node_with_a_data_directory_survives_a_restart() {
 async fn a_corrupt_database_is_a_clear_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join(peergroup::node::store::FILE_NAME),
+        dir.path().join(peergroup::node::storage::FILE_NAME),
         b"not a database at all",
     )
     .unwrap();
@@ -675,12 +693,9 @@ async fn a_corrupt_database_is_a_clear_error_naming_the_file() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(
-        matches!(err, peergroup::node::NodeError::Open(_)),
-        "{err:?}"
-    );
-    assert!(text.contains(peergroup::node::store::FILE_NAME), "{text}");
-    let after = std::fs::read(dir.path().join(peergroup::node::store::FILE_NAME)).unwrap();
+    assert!(matches!(err, peergroup::node::Error::Open(_)), "{err:?}");
+    assert!(text.contains(peergroup::node::storage::FILE_NAME), "{text}");
+    let after = std::fs::read(dir.path().join(peergroup::node::storage::FILE_NAME)).unwrap();
     assert_eq!(after, b"not a database at all", "the file is left alone");
 }
 
@@ -751,6 +766,11 @@ async fn reconnecting_finds_neighbours_already_subscribed() {
         !bob.handle.connections(&group).await.unwrap().is_empty()
     })
     .await;
+    let bob_peer = bob.handle.peer_id().await.unwrap();
+    let mut seen_by_creator = creator.handle.subscribe(
+        peergroup::node::EventFilter::kinds([peergroup::node::EventKind::NeighborConnection])
+            .with_group(group.clone()),
+    );
     bob.handle.close(&group).await.unwrap();
     bob.handle.open(&group).await.unwrap();
     assert!(bob.handle.connections(&group).await.unwrap().is_empty());
@@ -760,19 +780,25 @@ async fn reconnecting_finds_neighbours_already_subscribed() {
         bob.handle.connections(&group).await.unwrap(),
         vec![creator_peer]
     );
-    assert!(bob.handle.status(&group).await.unwrap().0.has_connections);
-    // Publish once the creator knows Bob is back on the topic: a record
-    // published in between reaches Bob only through a later sync.
-    let bob_peer = bob.handle.peer_id().await.unwrap();
-    eventually(10, "the creator sees bob again", || async {
-        creator
-            .handle
-            .connections(&group)
+    assert!(bob.handle.status(&group).await.unwrap().has_connections);
+    // Publish once the creator saw Bob leave and come back on the topic: a
+    // record published in between reaches Bob only through a later sync.
+    let (mut left, mut back) = (false, false);
+    while !back {
+        let event = tokio::time::timeout(Duration::from_secs(10), seen_by_creator.recv())
             .await
+            .expect("the creator sees bob leave and come back")
             .unwrap()
-            .contains(&bob_peer)
-    })
-    .await;
+            .unwrap();
+        if let peergroup::node::Event::NeighborConnection { peer, change, .. } = event
+            && peer == bob_peer
+        {
+            match change {
+                peergroup::node::ConnectionChange::Disconnected => left = true,
+                peergroup::node::ConnectionChange::Connected => back = left,
+            }
+        }
+    }
     let id = creator
         .handle
         .add_record(&group, note("again"))
@@ -782,4 +808,73 @@ async fn reconnecting_finds_neighbours_already_subscribed() {
         bob.handle.get_record(&group, id).await.is_ok()
     })
     .await;
+}
+
+/// The behaviour runs on an injected clock: a connect times out, and
+/// records expire, when the clock says so, without waiting in real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_follow_an_injected_clock() {
+    use std::sync::Arc;
+
+    use peergroup::node::{Clock, Event, EventFilter, EventKind, ManualClock, RecordChange};
+
+    let clock = ManualClock::new(now());
+    let with_clock = || config().clock(Arc::new(clock.clone()));
+    let (creator, group) = group_with_creator(with_clock()).await;
+    // A joiner nobody serves: its connect fails when the clock passes the
+    // connect timeout (20 s in these tests), not after 20 real seconds.
+    let joiner = invited(&creator, &group, Role::Member, with_clock(), None).await;
+    creator.handle.shutdown().await.unwrap();
+    let started = std::time::Instant::now();
+    let connecting = {
+        let (handle, group) = (joiner.handle.clone(), group.clone());
+        tokio::spawn(async move { handle.connect(&group).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    clock.advance(21_000);
+    let err = connecting.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err.peer(), Some(Error::NoMembersFound(_))),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Expiry: a fresh node with the record, and the clock past its expiration.
+    let (node, _) = node(with_clock()).await;
+    let info = node.create_identity("solo", "").await.unwrap();
+    let group = node
+        .create_group(peergroup::protocol::GroupSpec::new(
+            &info.payload().peer_name,
+            "t",
+        ))
+        .await
+        .unwrap();
+    let mut changes = node.subscribe(EventFilter::kinds([EventKind::RecordChanged]));
+    let soon = NewRecord::new(
+        RecordType::from_u128(0x6e6f7465_0000_4000_8000_000000000001),
+        clock.now().saturating_add_secs(60),
+    );
+    let id2 = node.add_record(&group, soon).await.unwrap();
+    clock.advance(61_000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = tokio::time::timeout_at(deadline, changes.recv())
+            .await
+            .expect("the record expires")
+            .unwrap()
+            .unwrap();
+        if let Event::RecordChanged {
+            id,
+            change: RecordChange::Expired,
+            ..
+        } = event
+        {
+            assert_eq!(id, id2);
+            break;
+        }
+    }
+    assert!(matches!(
+        node.get_record(&group, id2).await.unwrap_err().peer(),
+        Some(Error::RecordNotFound)
+    ));
 }

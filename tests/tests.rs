@@ -2,5 +2,6 @@
 
 mod mdns;
 mod node;
+mod regressions;
 mod replication;
 mod support;

@@ -13,7 +13,7 @@ use std::{
 };
 
 use criterion::{Criterion, Throughput};
-use peergroup_node::store::RedbStore;
+use peergroup_node::storage::RedbStore;
 use peergroup_protocol::{
     Kind, SignedRecord, Store, encode,
     testing::{T0, add, group_of, identity},

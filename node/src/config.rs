@@ -1,9 +1,11 @@
 //! The node's [`Config`], built with [`ConfigBuilder`]; every default is documented.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use libp2p::{Multiaddr, multiaddr::Protocol};
 use thiserror::Error;
+
+use crate::behaviour::{Clock, SystemClock};
 
 /// The Windows grouping port; the default listen port. When it is taken the
 /// node falls back to a port the OS chooses.
@@ -31,11 +33,14 @@ pub struct Config {
     pub(crate) bootstrap: Vec<Multiaddr>,
     pub(crate) mdns: bool,
     pub(crate) kademlia: bool,
+    pub(crate) identify: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) expiry_interval: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) transport_seed: Option<[u8; 32]>,
     pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng_seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -49,11 +54,14 @@ impl Default for Config {
             bootstrap: Vec::new(),
             mdns: true,
             kademlia: true,
+            identify: true,
             connect_timeout: Duration::from_secs(30),
             expiry_interval: Duration::from_secs(15),
             heartbeat: Duration::from_secs(1),
             transport_seed: None,
             data_dir: None,
+            clock: Arc::new(SystemClock),
+            rng_seed: None,
         }
     }
 }
@@ -105,6 +113,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// Whether to run identify, which tells Kademlia the listen addresses of
+    /// peers that dial us. Default: on. An application with its own identify
+    /// turns it off.
+    pub fn identify(mut self, on: bool) -> Self {
+        self.0.identify = on;
+        self
+    }
+
     /// How long `connect` waits for a not-yet-ready group to find a member and
     /// copy its database before failing with `NoMembersFound`. Default: 30 s
     /// (the timeout Windows recommends for `PeerGroupConnect`).
@@ -127,7 +143,10 @@ impl ConfigBuilder {
     }
 
     /// The seed of the node's libp2p transport key (its `PeerId`), separate
-    /// from its identities' keys. Default: random at every start.
+    /// from its identities' keys. Default: with a data directory, the key in
+    /// its `node.key` file (created once, mode 0600), so that the peer id
+    /// survives restarts; without one, random at every start. Only
+    /// [`crate::Node`] uses it: an embedding application brings its own key.
     pub fn transport_seed(mut self, seed: [u8; 32]) -> Self {
         self.0.transport_seed = Some(seed);
         self
@@ -136,6 +155,20 @@ impl ConfigBuilder {
     /// The data directory. Default: none (everything in memory).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.0.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The wall clock. Default: the system clock. Tests inject a
+    /// [`crate::ManualClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.0.clock = clock;
+        self
+    }
+
+    /// Seeds the behaviour's random number generator (identity keys, record
+    /// ids), for reproducible tests. Default: seeded from the operating system.
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.0.rng_seed = Some(seed);
         self
     }
 

@@ -1,52 +1,81 @@
-//! [`NodeError`]: what the node's API returns.
+//! [`Error`]: what the node's API returns.
 
-use peergroup_protocol::{Error, StoreError};
-use thiserror::Error;
+use std::path::PathBuf;
 
-use crate::{behaviour::BehaviourError, config::ConfigError};
+use peergroup_protocol::StoreError;
+use thiserror::Error as ThisError;
+
+use crate::{
+    behaviour::{BuildError, OperationError},
+    config::ConfigError,
+    storage::OpenError,
+};
 
 /// A node operation's failure.
-#[derive(Debug, Error)]
+#[derive(Debug, ThisError)]
 #[non_exhaustive]
-pub enum NodeError {
+pub enum Error {
     /// A Windows-style peer-group error (`PEER_E_*`); most API errors are these.
     #[error(transparent)]
-    Peer(#[from] Error),
+    Peer(#[from] peergroup_protocol::Error),
     /// The node has shut down; the handle can do nothing more.
     #[error("the node has shut down")]
     Shutdown,
     /// The data directory's database could not be opened (the error names the file).
     #[error(transparent)]
-    Open(#[from] crate::store::OpenError),
-    /// The record store failed.
+    Open(#[from] OpenError),
+    /// A read of the record store failed (the error names the file).
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
+    /// A write could not be committed (a full disk, an I/O error).
+    #[error("the store could not commit: {0}")]
+    Write(String),
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The libp2p behaviour could not be built.
     #[error(transparent)]
-    Behaviour(#[from] BehaviourError),
+    Behaviour(#[from] BuildError),
     /// The transport could not be set up.
     #[error("transport: {0}")]
     Transport(String),
+    /// The node key file could not be read or written.
+    #[error("node key file {path}: {reason}")]
+    NodeKey {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The operating system's random number generator failed.
     #[error("no randomness available: {0}")]
     Random(String),
 }
 
-impl NodeError {
+/// The name this crate used before `node::Error`; kept for the crate's own code.
+pub(crate) type NodeError = Error;
+
+impl Error {
     /// The peer-group error inside, if this is one.
-    pub fn peer(&self) -> Option<&Error> {
+    pub fn peer(&self) -> Option<&peergroup_protocol::Error> {
         match self {
-            NodeError::Peer(e) => Some(e),
+            Error::Peer(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl From<peergroup_protocol::AuthorizeError> for NodeError {
-    fn from(e: peergroup_protocol::AuthorizeError) -> NodeError {
-        NodeError::Peer(e.into())
+impl From<peergroup_protocol::AuthorizeError> for Error {
+    fn from(e: peergroup_protocol::AuthorizeError) -> Error {
+        Error::Peer(e.into())
+    }
+}
+
+impl From<OperationError> for Error {
+    fn from(e: OperationError) -> Error {
+        match e {
+            OperationError::Peer(e) => Error::Peer(e),
+            OperationError::Store(reason) => Error::Write(reason),
+        }
     }
 }

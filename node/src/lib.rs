@@ -1,49 +1,64 @@
 //! The peergroup node: the Windows Peer-to-Peer Grouping model on rust-libp2p.
 //!
-//! [`Node::spawn`] starts a node and returns a [`Handle`] whose methods mirror
-//! the Windows functions (create, join, connect, records, invitations, ...)
-//! and a [`Subscription`] to its [`Event`]s. Applications with their own
-//! libp2p `Swarm` embed [`Behaviour`] instead and drive it with an [`Engine`].
+//! Two ways in:
+//!
+//! - [`Node::spawn`] starts a ready-made node and returns a [`Handle`], whose
+//!   methods mirror the Windows functions (create, join, connect, records,
+//!   invitations, ...), and a [`Subscription`] to its [`Event`]s.
+//! - An application with its own libp2p `Swarm` adds [`Behaviour`] as one
+//!   field of its `#[derive(NetworkBehaviour)]` struct, calls its methods
+//!   and matches its [`Event`]s (`examples/embed.rs`).
+//!
+//! The design is in the project's `architecture.md`: a sans-I/O session per
+//! group (`peergroup_protocol::Session`), this crate's behaviour as the shell
+//! that turns its outputs into I/O, storage and signature checks off the
+//! swarm task, and the node as a thin host.
 //!
 //! # Layout
 //!
+//! - `behaviour`: [`Behaviour`] (the `NetworkBehaviour`, poll order, the
+//!   public API), its [`Event`]s, [`OperationId`]s and [`Clock`]s.
 //! - `config`: [`Config`] and its builder, with every default documented.
-//! - `behaviour`: the composed libp2p [`Behaviour`] (gossipsub, Kademlia, mDNS,
-//!   identify, request-response); every protocol id is private.
-//! - `engine`: the [`Engine`]: groups, identities, gossip validation,
-//!   discovery, the first-connect copy; no swarm ownership, no clock.
-//! - `sync`: the first-connect copy protocol's messages and authentication.
-//! - `node`: the event loop owning the swarm, and the [`Handle`].
-//! - `events`: [`Event`]s and filtered [`Subscription`]s.
-//! - `error`: [`NodeError`].
-//! - [`store`]: [`store::RedbStore`], the persistent record database, keystore
-//!   and group list in one redb file, with its migrations and error types.
+//! - `keystore`: local identities. `groups`: group name to session.
+//! - `gossip`: topics, gossipsub configuration, received messages, verdicts.
+//! - `verify`: the verify pool (signature checks on worker threads).
+//! - `discovery`: Kademlia providers, mDNS, bootstrap, the address book.
+//! - [`sync`]: the first-connect copy protocol's messages and its handler.
+//! - [`storage`]: the storage worker and the [`storage::Backend`]s
+//!   ([`storage::RedbStore`] on disk, [`storage::MemoryBackend`]).
+//! - `node`: [`Node`], its event loop, [`Request`]/[`Response`] commands,
+//!   the [`Handle`] and filtered [`Subscription`]s.
+//! - `error`: [`Error`].
 
 mod behaviour;
 mod config;
-mod engine;
+mod discovery;
 mod error;
-mod events;
+mod gossip;
+mod groups;
+mod keystore;
 mod node;
-pub mod store;
+pub mod storage;
 pub mod sync;
+mod verify;
 
 pub use peergroup_protocol as protocol;
 
 pub use self::{
     behaviour::{
-        Behaviour, BehaviourError, BehaviourEvent, GOSSIP_PROTOCOL_PREFIX, IDENTIFY_PROTOCOL,
-        KAD_PROTOCOL, MAX_TRANSMIT_SIZE,
+        Behaviour, BuildError, Clock, Event, GroupEntry, IDENTIFY_PROTOCOL, KAD_PROTOCOL,
+        ManualClock, OperationError, OperationId, Stats, SystemClock, live_records,
     },
     config::{Config, ConfigBuilder, ConfigError, DEFAULT_PORT},
-    engine::{ConnectStart, Engine, provider_key, topic_of},
-    error::NodeError,
-    events::{
-        ConnectionChange, EVENT_CAPACITY, Event, EventFilter, EventKind, MemberChange, Missed,
-        RecordChange, Status, Subscription,
+    discovery::provider_key,
+    error::Error,
+    gossip::{GOSSIP_PROTOCOL_PREFIX, MAX_TRANSMIT_SIZE, topic_of},
+    node::{
+        COMMAND_CAPACITY, EVENT_CAPACITY, EventFilter, EventKind, Handle, KEY_FILE, Missed, Node,
+        Request, Response, Subscription,
     },
-    node::{COMMAND_CAPACITY, Handle, Node},
 };
+pub use peergroup_protocol::session::{ConnectionChange, MemberChange, RecordChange, Status};
 
 /// The node's version, as the binary reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

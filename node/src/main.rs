@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
-use peergroup_node::{Config, Node, NodeError};
+use peergroup_node::{Config, Error as NodeError, Node};
 
 /// A peer-group replication node: the Windows Peer-to-Peer Grouping model on libp2p.
 ///
@@ -29,7 +29,7 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs a node until interrupted (Ctrl-C), logging its events.
+    /// Runs a node until interrupted (Ctrl-C or SIGTERM), logging its events.
     ///
     /// Log verbosity follows RUST_LOG (default: info).
     Run(RunArgs),
@@ -51,8 +51,9 @@ struct RunArgs {
     #[arg(long)]
     no_kademlia: bool,
     /// Where the node keeps its database (`peergroup.redb`: identities,
-    /// groups, credentials, records). Default: $XDG_DATA_HOME/peergroup, or
-    /// ~/.local/share/peergroup.
+    /// groups, credentials, records) and its transport key (`node.key`, so
+    /// that its peer id survives restarts). Default: $XDG_DATA_HOME/peergroup,
+    /// or ~/.local/share/peergroup.
     #[arg(long, env = "PEERGROUP_DATA_DIR", conflicts_with = "ephemeral")]
     data_dir: Option<std::path::PathBuf>,
     /// Keep everything in memory; nothing survives the process.
@@ -133,6 +134,9 @@ fn run(args: RunArgs) -> Result<()> {
         for addr in handle.listen_addrs().await? {
             println!("listening on {addr}");
         }
+        // Containers stop with SIGTERM: it shuts down as cleanly as Ctrl-C
+        // (queued writes are committed before the process exits).
+        let mut terminate = terminate_signal()?;
         loop {
             tokio::select! {
                 event = events.recv() => match event {
@@ -145,8 +149,36 @@ fn run(args: RunArgs) -> Result<()> {
                     handle.shutdown().await?;
                     break;
                 }
+                _ = terminate.recv() => {
+                    tracing::info!("terminated, shutting down");
+                    handle.shutdown().await?;
+                    break;
+                }
             }
         }
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// SIGTERM, as a stream of deliveries.
+#[cfg(unix)]
+fn terminate_signal() -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")
+}
+
+/// Elsewhere there is no SIGTERM: a stream that never delivers.
+#[cfg(not(unix))]
+fn terminate_signal() -> Result<Never> {
+    Ok(Never)
+}
+
+#[cfg(not(unix))]
+struct Never;
+
+#[cfg(not(unix))]
+impl Never {
+    async fn recv(&mut self) -> Option<()> {
+        std::future::pending().await
+    }
 }

@@ -162,7 +162,7 @@ impl Payload for Credential {
 }
 
 /// What a verified chain proves about its subject.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Membership {
     /// The group.
     pub group: PeerName,

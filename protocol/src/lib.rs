@@ -93,7 +93,10 @@ pub use self::{
         RecordFlags, RecordId, RecordType, SignedRecord,
     },
     session::{GroupState, Session, SessionConfig},
-    signed::{Kind, MAX_ENVELOPE_SIZE, Payload, Signed, WIRE_VERSION, decode_canonical, encode},
+    signed::{
+        Kind, MAX_ENVELOPE_SIZE, Payload, Signed, WIRE_VERSION, decode_canonical, encode,
+        envelope_kind,
+    },
     store::{
         Change, Digest, DigestBuilder, MemoryStore, Merged, Store, StoreError, merge_decision,
     },

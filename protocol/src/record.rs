@@ -397,7 +397,7 @@ fn validate_attribute(name: &str, value: &AttributeValue) -> Result<(), Error> {
 
 /// What an application sets to add a record (the members of `PEER_RECORD`
 /// that `PeerGroupAddRecord` reads; the infrastructure sets the rest).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewRecord {
     /// The record's type; required, and not a reserved type.
     pub record_type: RecordType,
@@ -408,6 +408,7 @@ pub struct NewRecord {
     /// Optional attributes.
     pub attributes: Attributes,
     /// Optional data, at most [`MAX_RECORD_DATA`] bytes.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 

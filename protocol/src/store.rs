@@ -60,7 +60,7 @@ pub struct Merged {
 ///
 /// It hashes, in record-id order, each record's 16-byte id followed by the
 /// sha2-256 of its envelope bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Digest(pub [u8; 32]);
 
 impl fmt::Display for Digest {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use peergroup_node::store::{OpenError, RedbStore};
+use peergroup_node::storage::{OpenError, RedbStore};
 use peergroup_protocol::{
     Store,
     testing::{T0, add, group_of, identity},

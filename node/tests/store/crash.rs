@@ -31,7 +31,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use peergroup_node::store::RedbStore;
+use peergroup_node::storage::RedbStore;
 use peergroup_protocol::{
     Identity, MemoryStore, PeerName, SignedRecord, Store,
     testing::{T0, add, group_of, identity, rid},

@@ -1,15 +1,15 @@
-//! Old files keep opening: `golden/schema-1.redb` was written by the schema-1
-//! code (records, a tombstone, an identity, a group and a credential, all
-//! from deterministic fixtures). Every later build must open a copy of it and
-//! read the same contents. Regenerate it only when a new schema version adds a
-//! new golden file: `PEERGROUP_WRITE_GOLDEN=1 cargo test -p peergroup-node
-//! --test store golden`.
+//! Old files keep opening: `golden/schema-N.redb` was written by the schema-N
+//! code (records, a tombstone, an identity, a group, all from deterministic
+//! fixtures). Every later build must open a copy of each and read the same
+//! contents, migrated.
 
 use std::path::PathBuf;
 
-use peergroup_node::store::RedbStore;
+use peergroup_node::storage::RedbStore;
 use peergroup_protocol::{
-    GroupSpec, Identity, PeerName, SignedProperties, SignedRecord, Store,
+    CredentialChain, GroupSpec, Identity, PeerName, Role, SignedProperties, SignedRecord, Store,
+    issue_credential,
+    session::GroupState,
     testing::{T0, add, delete, group_of, identity, update},
 };
 
@@ -42,40 +42,27 @@ fn contents() -> Contents {
     }
 }
 
-fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/store/golden/schema-1.redb")
+fn golden_path(version: u32) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/store/golden/schema-{version}.redb"))
 }
 
-#[test]
-fn the_schema_1_golden_file_opens_with_its_contents() {
-    let c = contents();
-    if std::env::var_os("PEERGROUP_WRITE_GOLDEN").is_some() {
-        let _ = std::fs::remove_file(golden_path());
-        let mut store = RedbStore::open(golden_path()).unwrap();
-        store.merge(c.records.clone()).unwrap();
-        store.put_identity(&c.alice).unwrap();
-        store.put_group(&c.properties, c.alice.peer_name()).unwrap();
-        store
-            .put_credential(&c.group, c.alice.peer_name(), b"golden credential")
-            .unwrap();
-    }
-    let (_dir, path) = crate::temp_path();
-    std::fs::copy(golden_path(), &path).unwrap();
+/// Opens a copy of the golden file of `version` and checks what every
+/// version holds: the records (fully verified, summaries and indexes
+/// agreeing), the identity with its secret key, and that the tombstone
+/// still blocks the record it deleted.
+fn open_golden(version: u32, c: &Contents) -> (tempfile::TempDir, RedbStore) {
+    let (dir, path) = crate::temp_path();
+    std::fs::copy(golden_path(version), &path).unwrap();
     let mut store = RedbStore::open(&path).unwrap();
     assert_eq!(store.verify_records().unwrap(), 2);
     assert_eq!(store.records(&c.group, None, None, 10).unwrap(), c.records);
+    assert_eq!(store.versions(&c.group).unwrap().len(), 2);
     let alice = store.identity(c.alice.peer_name()).unwrap().unwrap();
     assert_eq!(
         *alice.keypair().secret_bytes(),
         *c.alice.keypair().secret_bytes()
     );
-    let entry = store.group(&c.group).unwrap().unwrap();
-    assert_eq!(entry.properties, c.properties);
-    assert_eq!(
-        store.credential(&c.group, c.alice.peer_name()).unwrap(),
-        Some(b"golden credential".to_vec())
-    );
-    // The tombstone still blocks the record it deleted.
     let stale = store
         .merge(vec![add(
             &identity(2, "bob"),
@@ -87,4 +74,52 @@ fn the_schema_1_golden_file_opens_with_its_contents() {
         )])
         .unwrap();
     assert_eq!(stale[0].change, peergroup_protocol::Change::Stale);
+    (dir, store)
+}
+
+/// `golden/schema-1.redb` was written by the schema-1 code: its group row
+/// and credential (the creator's, whose opaque credential schema 1 kept)
+/// become one `groups-2` state, ready because the member is the creator.
+#[test]
+fn the_schema_1_golden_file_migrates_with_its_contents() {
+    let c = contents();
+    let (_dir, store) = open_golden(1, &c);
+    let state = store.group_state(&c.group).unwrap().unwrap();
+    assert_eq!(state.properties, c.properties);
+    assert_eq!(&state.member, c.alice.peer_name());
+    assert!(state.is_creator() && state.chain.is_empty() && state.ready);
+}
+
+/// `golden/schema-2.redb` was written by the schema-2 code: the records, the
+/// identity, and the state of a group that Bob joined (not ready yet).
+/// Regenerate it only when a new schema version adds a new golden file:
+/// `PEERGROUP_WRITE_GOLDEN=1 cargo test -p peergroup-node --test store golden`.
+#[test]
+fn the_schema_2_golden_file_opens_with_its_contents() {
+    let c = contents();
+    let bob = identity(2, "bob");
+    let joined = GroupState {
+        properties: c.properties.clone(),
+        member: bob.peer_name().clone(),
+        chain: issue_credential(
+            &c.alice,
+            &CredentialChain::creator(),
+            c.properties.properties(),
+            bob.info().unwrap().payload(),
+            Role::Admin,
+            T0,
+            T0.saturating_add_secs(100 * 365 * 24 * 3600),
+        )
+        .unwrap(),
+        ready: false,
+    };
+    if std::env::var_os("PEERGROUP_WRITE_GOLDEN").is_some() {
+        let _ = std::fs::remove_file(golden_path(2));
+        let mut store = RedbStore::open(golden_path(2)).unwrap();
+        store.merge(c.records.clone()).unwrap();
+        store.put_identity(&c.alice).unwrap();
+        store.put_group_state(&joined).unwrap();
+    }
+    let (_dir, store) = open_golden(2, &c);
+    assert_eq!(store.group_state(&c.group).unwrap().unwrap(), joined);
 }

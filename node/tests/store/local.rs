@@ -1,33 +1,57 @@
 //! Identities, groups and credentials persist; secrets stay out of Debug;
 //! the file's permissions, locking and schema checks.
 
-use peergroup_node::store::{AccessError, FILE_NAME, OpenError, RedbStore};
+use peergroup_node::storage::{AccessError, FILE_NAME, OpenError, RedbStore};
 use peergroup_protocol::{
-    GroupSpec, Store,
+    CredentialChain, GroupSpec, Identity, Role, Store, issue_credential,
+    session::GroupState,
     testing::{T0, add, identity, rid},
 };
 
 use crate::{open, temp_path};
 
+fn creator_state(creator: &Identity, classifier: &str) -> GroupState {
+    GroupState {
+        properties: GroupSpec::new(creator.peer_name(), classifier)
+            .create(creator, T0, |_| false)
+            .unwrap(),
+        member: creator.peer_name().clone(),
+        chain: CredentialChain::creator(),
+        ready: true,
+    }
+}
+
 #[test]
-fn identities_groups_and_credentials_survive_reopen() {
+fn identities_and_group_states_survive_reopen() {
     let (_dir, path) = temp_path();
     let alice = identity(1, "alice");
     let bob = identity(2, "bob");
-    let properties = GroupSpec::new(alice.peer_name(), "chess")
-        .create(&alice, T0, |_| false)
-        .unwrap();
-    let group = properties.properties().group_peer_name.clone();
+    let created = creator_state(&alice, "chess");
+    let group = created.group().clone();
+    // Bob's state in the same group: a member with its chain, not ready yet.
+    let chain = issue_credential(
+        &alice,
+        &CredentialChain::creator(),
+        created.properties(),
+        bob.info().unwrap().payload(),
+        Role::Member,
+        T0,
+        T0.saturating_add_secs(86_400),
+    )
+    .unwrap();
+    let joined = GroupState {
+        member: bob.peer_name().clone(),
+        chain,
+        ready: false,
+        ..created.clone()
+    };
     {
-        let mut store = open(&path);
+        let store = open(&path);
         store.put_identity(&alice).unwrap();
         store.put_identity(&bob).unwrap();
-        store.put_group(&properties, alice.peer_name()).unwrap();
-        store
-            .put_credential(&group, alice.peer_name(), b"opaque credential")
-            .unwrap();
+        store.put_group_state(&joined).unwrap();
     }
-    let mut store = open(&path);
+    let store = open(&path);
     let loaded = store.identity(alice.peer_name()).unwrap().unwrap();
     assert_eq!(loaded.peer_name(), alice.peer_name());
     assert_eq!(loaded.friendly_name(), alice.friendly_name());
@@ -45,16 +69,11 @@ fn identities_groups_and_credentials_survive_reopen() {
     expected.sort();
     assert_eq!(names, expected);
 
-    let entry = store.group(&group).unwrap().unwrap();
-    assert_eq!(entry.properties, properties);
-    assert_eq!(&entry.member, alice.peer_name());
-    assert_eq!(entry.group(), &group);
-    assert_eq!(store.groups().unwrap(), vec![entry]);
-    assert_eq!(
-        store.credential(&group, alice.peer_name()).unwrap(),
-        Some(b"opaque credential".to_vec())
-    );
-    assert_eq!(store.credential(&group, bob.peer_name()).unwrap(), None);
+    assert_eq!(store.group_state(&group).unwrap().unwrap(), joined);
+    assert!(!store.group_state(&group).unwrap().unwrap().is_creator());
+    // One row: replacing it changes properties, member, chain and readiness together.
+    store.put_group_state(&created).unwrap();
+    assert_eq!(store.group_states().unwrap(), vec![created]);
 
     assert!(store.remove_identity(bob.peer_name()).unwrap());
     assert!(!store.remove_identity(bob.peer_name()).unwrap());
@@ -62,26 +81,15 @@ fn identities_groups_and_credentials_survive_reopen() {
 }
 
 #[test]
-fn deleting_a_group_removes_its_entry_credentials_and_records() {
+fn deleting_a_group_removes_its_state_and_records() {
     let (_dir, path) = temp_path();
     let alice = identity(1, "alice");
-    let properties = GroupSpec::new(alice.peer_name(), "chess")
-        .create(&alice, T0, |_| false)
-        .unwrap();
-    let other = GroupSpec::new(alice.peer_name(), "go")
-        .create(&alice, T0, |_| false)
-        .unwrap();
-    let group = properties.properties().group_peer_name.clone();
-    let other_group = other.properties().group_peer_name.clone();
+    let one = creator_state(&alice, "chess");
+    let two = creator_state(&alice, "go");
+    let (group, other_group) = (one.group().clone(), two.group().clone());
     let mut store = open(&path);
-    store.put_group(&properties, alice.peer_name()).unwrap();
-    store.put_group(&other, alice.peer_name()).unwrap();
-    store
-        .put_credential(&group, alice.peer_name(), b"c1")
-        .unwrap();
-    store
-        .put_credential(&other_group, alice.peer_name(), b"c2")
-        .unwrap();
+    store.put_group_state(&one).unwrap();
+    store.put_group_state(&two).unwrap();
     store
         .merge(vec![
             add(&alice, &group, 1, b"x", T0, 60),
@@ -91,35 +99,33 @@ fn deleting_a_group_removes_its_entry_credentials_and_records() {
 
     assert!(store.delete_group(&group).unwrap());
     assert!(!store.delete_group(&group).unwrap());
-    assert!(store.group(&group).unwrap().is_none());
-    assert_eq!(store.credential(&group, alice.peer_name()).unwrap(), None);
+    assert!(store.group_state(&group).unwrap().is_none());
     assert_eq!(store.get(&group, &rid(&alice, 1)).unwrap(), None);
-    assert!(store.group(&other_group).unwrap().is_some());
-    assert_eq!(
-        store.credential(&other_group, alice.peer_name()).unwrap(),
-        Some(b"c2".to_vec())
-    );
+    assert!(store.versions(&group).unwrap().is_empty());
+    assert!(store.group_state(&other_group).unwrap().is_some());
     assert!(store.get(&other_group, &rid(&alice, 1)).unwrap().is_some());
+    assert_eq!(store.versions(&other_group).unwrap().len(), 1);
     assert_eq!(store.verify_records().unwrap(), 1);
 }
 
 #[test]
-fn oversized_credentials_are_refused() {
+fn an_incoherent_group_state_is_refused() {
     let (_dir, path) = temp_path();
     let alice = identity(1, "alice");
-    let mut store = open(&path);
-    let huge = vec![0; peergroup_node::store::MAX_CREDENTIAL_SIZE + 1];
-    let err = store
-        .put_credential(alice.peer_name(), alice.peer_name(), &huge)
-        .unwrap_err();
-    assert!(matches!(err, AccessError::TooLarge { .. }), "{err}");
+    let bob = identity(2, "bob");
+    let mut state = creator_state(&alice, "chess");
+    state.member = bob.peer_name().clone();
+    let store = open(&path);
+    let err = store.put_group_state(&state).unwrap_err();
+    assert!(matches!(err, AccessError::Refused { .. }), "{err}");
+    assert!(store.group_states().unwrap().is_empty());
 }
 
 #[test]
 fn secrets_never_appear_in_debug_output() {
     let (_dir, path) = temp_path();
     let alice = identity(7, "alice");
-    let mut store = open(&path);
+    let store = open(&path);
     store.put_identity(&alice).unwrap();
     let loaded = store.identity(alice.peer_name()).unwrap().unwrap();
     let secret = alice.keypair().secret_bytes();
@@ -183,7 +189,7 @@ fn a_newer_schema_is_refused_untouched() {
     match &err {
         OpenError::UnknownSchema {
             found, supported, ..
-        } => assert_eq!((*found, *supported), (99, 1)),
+        } => assert_eq!((*found, *supported), (99, 2)),
         other => panic!("expected UnknownSchema, got {other}"),
     }
     assert!(

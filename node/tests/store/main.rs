@@ -11,7 +11,7 @@ mod suite;
 
 use std::path::{Path, PathBuf};
 
-use peergroup_node::store::RedbStore;
+use peergroup_node::storage::RedbStore;
 use tempfile::TempDir;
 
 /// A temporary directory and the path of a store file inside it.

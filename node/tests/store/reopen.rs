@@ -100,7 +100,7 @@ fn merge_envelopes_reports_each_envelope_in_order() {
     envelopes[50][last] ^= 1;
     envelopes.push(good[3].as_bytes().to_vec());
     let slices: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
-    let mut store = open(&path);
+    let store = open(&path);
     let outcomes = store.merge_envelopes(&slices).unwrap();
     assert_eq!(outcomes.len(), 101);
     for (n, outcome) in outcomes.iter().enumerate() {
@@ -169,7 +169,7 @@ fn the_pipeline_merges_like_one_by_one_decoding() {
                 .map(|r| memory.merge(vec![r]).unwrap()[0].change)
         })
         .collect();
-    let mut store = open(&path);
+    let store = open(&path);
     let actual: Vec<Option<Change>> = store
         .merge_envelopes(&slices)
         .unwrap()

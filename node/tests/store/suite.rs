@@ -1,6 +1,6 @@
 //! The backend-independent Store suite, on redb.
 
-use peergroup_node::store::RedbStore;
+use peergroup_node::storage::RedbStore;
 use peergroup_protocol::testing::run_store_suite;
 use tempfile::TempDir;
 

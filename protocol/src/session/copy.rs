@@ -40,6 +40,9 @@ pub(super) struct CopyRun<P> {
     phase: Phase,
     /// The cursor of the outstanding request.
     after: Option<RecordId>,
+    /// The last page is in; the copy completes once the store has every
+    /// record it brought (so that a ready group can read what it copied).
+    finishing: bool,
 }
 
 impl<P, M> Session<P, M>
@@ -69,6 +72,7 @@ where
             peer: peer.clone(),
             phase: Phase::Memberships,
             after: None,
+            finishing: false,
         });
         self.request(peer, Phase::Memberships, None);
     }
@@ -91,7 +95,7 @@ where
         let Some(copy) = self.copy.as_ref() else {
             return;
         };
-        if copy.peer != page.peer {
+        if copy.peer != page.peer || copy.finishing {
             return;
         }
         let (phase, after) = (copy.phase, copy.after);
@@ -121,13 +125,37 @@ where
         match (page.done, phase) {
             (false, phase) => self.request(page.peer, phase, page.last),
             (true, Phase::Memberships) => self.request(page.peer, Phase::Records, None),
-            (true, Phase::Records) => self.copy_complete(now),
+            (true, Phase::Records) => {
+                if let Some(copy) = self.copy.as_mut() {
+                    copy.finishing = true;
+                }
+                self.copy_merged(now);
+            }
         }
     }
 
     pub(super) fn on_page_failed(&mut self, peer: &P, _reason: &str) {
-        if self.copy.as_ref().is_some_and(|c| &c.peer == peer) {
+        if self
+            .copy
+            .as_ref()
+            .is_some_and(|c| &c.peer == peer && !c.finishing)
+        {
             self.copy = None;
+            self.try_next_copy();
+        }
+    }
+
+    /// A merge was answered: a finishing copy completes once none is in flight.
+    pub(super) fn copy_merged(&mut self, now: Timestamp) {
+        let finishing = self.copy.as_ref().is_some_and(|c| c.finishing);
+        if finishing && self.merges_in_flight == 0 {
+            self.copy_complete(now);
+        }
+    }
+
+    /// A merge failed: a running copy starts over with another neighbour.
+    pub(super) fn copy_merge_failed(&mut self) {
+        if self.copy.take().is_some() {
             self.try_next_copy();
         }
     }

@@ -1,9 +1,11 @@
 //! What a group session reports to the application (`PeerGroupRegisterEvent`).
 
+use serde::{Deserialize, Serialize};
+
 use crate::{error::Error, peer_name::PeerName, record::RecordId, record::RecordType};
 
 /// A group's status (`PEER_GROUP_STATUS` plus readiness).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Status {
     /// `PEER_GROUP_STATUS_LISTENING`: online and accepting members.
     pub listening: bool,
@@ -16,7 +18,7 @@ pub struct Status {
 }
 
 /// What happened to a record (`PEER_RECORD_CHANGE_TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RecordChange {
     /// `PEER_RECORD_ADDED`: a new record.
     Added,
@@ -29,7 +31,7 @@ pub enum RecordChange {
 }
 
 /// What happened to a member (`PEER_MEMBER_CHANGE_TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MemberChange {
     /// Its first membership record arrived.
     Joined,
@@ -38,7 +40,7 @@ pub enum MemberChange {
 }
 
 /// Whether a neighbour came or went (`PEER_CONNECTION_STATUS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ConnectionChange {
     /// `PEER_CONNECTED`.
     Connected,
@@ -47,8 +49,10 @@ pub enum ConnectionChange {
 }
 
 /// An event of one group; `P` identifies peers (a libp2p `PeerId` in the node).
+///
+/// Not `#[non_exhaustive]` on purpose: the node converts every variant into
+/// its own event type, and a new variant must fail its build, not vanish.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Event<P> {
     /// `PEER_GROUP_EVENT_STATUS_CHANGED`.
     StatusChanged {

@@ -104,7 +104,7 @@ pub struct Stored {
 }
 
 /// Where a group is in its lifecycle (reference 3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Lifecycle {
     /// Known, not open: every call but `open` and `delete` is `PEER_E_INVALID_GROUP`.
     Closed,
@@ -144,6 +144,8 @@ pub struct Session<P, M> {
     own_membership: Option<SignedRecord>,
     /// Records accepted since the last [`Output::Merge`].
     to_merge: Vec<SignedRecord>,
+    /// [`Output::Merge`] batches not yet answered by the store.
+    merges_in_flight: u64,
     outputs: VecDeque<Output<P, M>>,
 }
 
@@ -186,6 +188,7 @@ where
             held_messages: HashMap::new(),
             own_membership: None,
             to_merge: Vec::new(),
+            merges_in_flight: 0,
             outputs: VecDeque::new(),
         })
     }
@@ -520,7 +523,8 @@ where
 
     // ----- store outcomes --------------------------------------------------------
 
-    fn on_merged(&mut self, outcomes: Vec<(SignedRecord, Change)>) {
+    fn on_merged(&mut self, outcomes: Vec<(SignedRecord, Change)>, now: Timestamp) {
+        self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
         for (record, change) in outcomes {
             let change = match change {
                 Change::Added => RecordChange::Added,
@@ -549,11 +553,15 @@ where
                 record_type: r.record_type,
             });
         }
+        self.copy_merged(now);
     }
 
     /// A batch that could not be stored: forget the versions it claimed, so
     /// that the records are accepted when they come again.
     fn on_merge_failed(&mut self, records: Vec<SignedRecord>) {
+        self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
+        // A copy whose records did not all get stored is no copy.
+        self.copy_merge_failed();
         for record in records {
             let r = record.record();
             let hash = validate::envelope_hash(record.as_bytes());
@@ -674,6 +682,7 @@ where
     fn flush_merges(&mut self) {
         if !self.to_merge.is_empty() {
             let batch = std::mem::take(&mut self.to_merge);
+            self.merges_in_flight = self.merges_in_flight.saturating_add(1);
             self.outputs.push_back(Output::Merge(batch));
         }
     }

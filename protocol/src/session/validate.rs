@@ -370,7 +370,7 @@ where
             Input::Properties { properties, origin } => self.on_properties(properties, origin),
             Input::Page(page) => self.on_page(page, now),
             Input::PageFailed { peer, reason } => self.on_page_failed(&peer, &reason),
-            Input::Merged(outcomes) => self.on_merged(outcomes),
+            Input::Merged(outcomes) => self.on_merged(outcomes, now),
             Input::MergeFailed { records, .. } => self.on_merge_failed(records),
             Input::Expired(outcomes) => self.on_expired(outcomes),
             Input::Timeout => self.on_timeout(now),

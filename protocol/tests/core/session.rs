@@ -286,7 +286,8 @@ fn an_interrupted_copy_leaves_the_group_not_ready() {
     );
     s.handle(Input::NeighborDown(1), T0);
     let out = drain(&mut s);
-    assert_eq!(merged(&out).len(), 3, "the records are stored meanwhile");
+    let stored = merged(&out);
+    assert_eq!(stored.len(), 3, "the records are stored meanwhile");
     assert!(persisted(&out).iter().all(|p| !p.ready), "{out:?}");
     assert!(!s.status().unwrap().ready);
     assert!(matches!(
@@ -294,7 +295,9 @@ fn an_interrupted_copy_leaves_the_group_not_ready() {
         Err(Error::GroupNotReady)
     ));
 
-    // Another neighbour serves a complete copy: ready, persisted, announced.
+    // Another neighbour serves a complete copy. The group is ready only once
+    // the store has everything the copies brought (the earlier page's batch
+    // is still being merged), so that a ready group reads what it copied.
     s.handle(Input::NeighborUp(2), T0);
     for _ in 0..2 {
         s.handle(
@@ -308,6 +311,14 @@ fn an_interrupted_copy_leaves_the_group_not_ready() {
             T0,
         );
     }
+    let out = drain(&mut s);
+    assert!(persisted(&out).iter().all(|p| !p.ready), "{out:?}");
+    assert!(!s.status().unwrap().ready);
+    let changes = stored
+        .into_iter()
+        .map(|r| (r, peergroup_protocol::Change::Added))
+        .collect();
+    s.handle(Input::Merged(changes), T0);
     let out = drain(&mut s);
     assert!(persisted(&out).iter().any(|p| p.ready), "{out:?}");
     assert!(

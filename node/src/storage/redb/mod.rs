@@ -2,16 +2,20 @@
 //!
 //! [`RedbStore`] implements the protocol's [`Store`](peergroup_protocol::Store)
 //! trait (every group's records, merged with the protocol's merge order) and
-//! keeps the node's local identities with their secret keys, its groups'
-//! signed properties and its own credentials, all in one file in the node's
-//! data directory ([`FILE_NAME`]). Nothing else runs beside it: redb is
-//! embedded.
+//! the node's [`Backend`](super::Backend), and keeps the node's local
+//! identities with their secret keys and the state of its groups (properties,
+//! member, credential, readiness), all in one file in the node's data
+//! directory ([`FILE_NAME`]). Nothing else runs beside it: redb is embedded.
 //!
-//! - Records are stored as the verified envelope bytes, verbatim, and
-//!   re-verified whenever they are read back, so a byte altered on disk is
-//!   reported ([`AccessError::Corrupt`]) and never served.
+//! - Records are stored as the envelope bytes that were verified before they
+//!   were stored, verbatim, each with a summary row (version, sha2-256,
+//!   type, expiry). Reads check an envelope against its hash and decode it
+//!   without checking its signature again, so a byte altered on disk is
+//!   reported ([`AccessError::Corrupt`]) and never served, at a fraction of a
+//!   signature check's cost. `verify_records` runs the full check.
 //! - A merge is one durable write transaction for the whole batch (group
-//!   commit); it returns what changed, for record events.
+//!   commit); it returns what changed, for record events. Only versions
+//!   equal to the stored one need the stored envelope.
 //! - Tables carry a schema version in their name; the file records its schema
 //!   version and every open runs the numbered migrations (`migrations`).
 //! - Opening checks every page checksum; a file that is empty, foreign,
@@ -20,8 +24,9 @@
 //! The byte layout of every table is documented in `tables` and in
 //! `docs/store.md`.
 //!
-//! The store is synchronous: async code reaches it through the node's store
-//! actor or `spawn_blocking` (style rule 18).
+//! The store is synchronous and every method takes `&self` (redb serializes
+//! write transactions and runs reads beside them): the node reaches it from
+//! its storage worker thread and from readers (style rule 18).
 //!
 //! Nothing here may panic on what it reads from disk: the lints below hold
 //! the store to the protocol crate's rule (style rule 9).
@@ -48,9 +53,9 @@ mod tests;
 mod verify;
 
 pub use self::{
-    backend::Backend,
-    database::{FILE_NAME, RedbStore},
+    database::{FILE_NAME, RawPage, RedbStore},
     error::{AccessError, OpenError},
-    local::{GroupEntry, MAX_CREDENTIAL_SIZE},
     verify::decode_records,
 };
+
+use self::{error::Failure, merge::Merger};

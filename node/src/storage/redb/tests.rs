@@ -4,13 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use peergroup_protocol::{
-    GroupSpec, Store, StoreError,
+    CredentialChain, GroupSpec, Store, StoreError,
+    session::GroupState,
     testing::{T0, add, identity, rid, tamper},
 };
 
 use super::{
     AccessError, RedbStore,
-    tables::{GROUPS, IDENTITIES, RECORDS, record_key},
+    tables::{GROUP_STATES, IDENTITIES, RECORDS, encode_group_state, record_key},
 };
 
 fn store() -> (tempfile::TempDir, RedbStore) {
@@ -94,7 +95,7 @@ fn a_valid_envelope_under_another_key_is_corrupt() {
 
 #[test]
 fn a_damaged_identity_row_is_corrupt_and_shows_no_secret() {
-    let (_dir, mut store) = store();
+    let (_dir, store) = store();
     let alice = identity(9, "alice");
     store.put_identity(&alice).unwrap();
     // The seed, then a classifier length that runs past the end.
@@ -121,22 +122,55 @@ fn a_damaged_identity_row_is_corrupt_and_shows_no_secret() {
 
 #[test]
 fn a_tampered_group_row_is_corrupt() {
-    let (_dir, mut store) = store();
+    let (_dir, store) = store();
     let alice = identity(1, "alice");
     let properties = GroupSpec::new(alice.peer_name(), "chess")
         .create(&alice, T0, |_| false)
         .unwrap();
     let group = properties.properties().group_peer_name.clone();
-    store.put_group(&properties, alice.peer_name()).unwrap();
-    let mut row = Vec::new();
-    let member = alice.peer_name().as_str().as_bytes();
-    row.extend_from_slice(&(member.len() as u16).to_be_bytes());
-    row.extend_from_slice(member);
-    let mut envelope = properties.as_bytes().to_vec();
-    let last = envelope.len() - 1;
-    envelope[last] ^= 1;
-    row.extend_from_slice(&envelope);
-    write_raw(&store, GROUPS, group.as_str(), &row);
-    assert_corrupt(store.group(&group).unwrap_err(), &store);
-    assert_corrupt(store.groups().unwrap_err(), &store);
+    let state = GroupState {
+        properties,
+        member: alice.peer_name().clone(),
+        chain: CredentialChain::creator(),
+        ready: true,
+    };
+    store.put_group_state(&state).unwrap();
+    let mut row = encode_group_state(&state).unwrap();
+    // A byte of the properties envelope.
+    let at = row.len() - 3;
+    row[at] ^= 1;
+    write_raw(&store, GROUP_STATES, group.as_str(), &row);
+    assert_corrupt(store.group_state(&group).unwrap_err(), &store);
+    assert_corrupt(store.group_states().unwrap_err(), &store);
+}
+
+/// Regression (issue 8, bug 2): a row naming a member that is not the
+/// creator, without a credential, is corruption: it never loads as the
+/// creator's group. And the store refuses to write one.
+#[test]
+fn a_member_row_without_credential_is_never_the_creators() {
+    let (_dir, store) = store();
+    let alice = identity(1, "alice");
+    let bob = identity(2, "bob");
+    let properties = GroupSpec::new(alice.peer_name(), "chess")
+        .create(&alice, T0, |_| false)
+        .unwrap();
+    let group = properties.properties().group_peer_name.clone();
+    let state = GroupState {
+        properties,
+        member: bob.peer_name().clone(),
+        chain: CredentialChain::creator(),
+        ready: true,
+    };
+    assert!(matches!(
+        store.put_group_state(&state).unwrap_err(),
+        AccessError::Refused { .. }
+    ));
+    write_raw(
+        &store,
+        GROUP_STATES,
+        group.as_str(),
+        &encode_group_state(&state).unwrap(),
+    );
+    assert_corrupt(store.group_state(&group).unwrap_err(), &store);
 }

@@ -1,4 +1,4 @@
-//! Events (`PeerGroupRegisterEvent`) and filtered subscriptions.
+//! Filtered subscriptions to the node's events (`PeerGroupRegisterEvent`).
 //!
 //! The event loop broadcasts every [`Event`] into one bounded ring
 //! ([`EVENT_CAPACITY`]); each [`Subscription`] reads it at its own pace and
@@ -6,111 +6,18 @@
 //! ring's capacity behind is never waited for: its next read reports how many
 //! events it missed ([`Missed`]) and it carries on from the oldest retained one.
 
-use libp2p::PeerId;
-use peergroup_protocol::{Error, PeerName, RecordId, RecordType};
+use peergroup_protocol::{PeerName, RecordType};
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use crate::behaviour::Event;
 
 /// How many events the ring keeps for slow subscribers.
 pub const EVENT_CAPACITY: usize = 4096;
 
-/// A group's status flags (`PEER_GROUP_STATUS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Status {
-    /// `PEER_GROUP_STATUS_LISTENING`: online and accepting members.
-    pub listening: bool,
-    /// `PEER_GROUP_STATUS_HAS_CONNECTIONS`: at least one neighbour is connected.
-    pub has_connections: bool,
-}
-
-/// What happened to a record (`PEER_RECORD_CHANGE_TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordChange {
-    /// A new record.
-    Added,
-    /// A newer version of a record.
-    Updated,
-    /// A tombstone.
-    Deleted,
-    /// The record's expiration passed.
-    Expired,
-}
-
-/// What happened to a member (`PEER_MEMBER_CHANGE_TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MemberChange {
-    /// Its first membership record arrived.
-    Joined,
-    /// A newer membership record arrived (renewal, role change).
-    Updated,
-}
-
-/// Whether a neighbour came or went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConnectionChange {
-    /// `PEER_CONNECTED`.
-    Connected,
-    /// `PEER_DISCONNECTED`.
-    Disconnected,
-}
-
-/// An event of one group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// `PEER_GROUP_EVENT_STATUS_CHANGED`.
-    StatusChanged {
-        /// The group.
-        group: PeerName,
-        /// Its new status.
-        status: Status,
-        /// Whether the group is ready (has completed its first synchronization).
-        ready: bool,
-    },
-    /// `PEER_GROUP_EVENT_PROPERTY_CHANGED`.
-    PropertiesChanged {
-        /// The group.
-        group: PeerName,
-    },
-    /// `PEER_GROUP_EVENT_RECORD_CHANGED`.
-    RecordChanged {
-        /// The group.
-        group: PeerName,
-        /// What happened.
-        change: RecordChange,
-        /// The record's id.
-        id: RecordId,
-        /// The record's type.
-        record_type: RecordType,
-    },
-    /// `PEER_GROUP_EVENT_MEMBER_CHANGED`.
-    MemberChanged {
-        /// The group.
-        group: PeerName,
-        /// The member's identity.
-        member: PeerName,
-        /// What happened.
-        change: MemberChange,
-    },
-    /// `PEER_GROUP_EVENT_NEIGHBOR_CONNECTION`.
-    NeighborConnection {
-        /// The group.
-        group: PeerName,
-        /// The neighbour's libp2p peer id.
-        peer: PeerId,
-        /// Connected or disconnected.
-        change: ConnectionChange,
-    },
-    /// `PEER_GROUP_EVENT_CONNECTION_FAILED`, with `hrConnectionFailedReason`.
-    ConnectionFailed {
-        /// The group.
-        group: PeerName,
-        /// Why.
-        reason: Error,
-    },
-}
-
 /// The kinds of [`Event`], for filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum EventKind {
     /// [`Event::StatusChanged`].
     StatusChanged,
@@ -124,6 +31,10 @@ pub enum EventKind {
     NeighborConnection,
     /// [`Event::ConnectionFailed`].
     ConnectionFailed,
+    /// [`Event::OperationCompleted`] (the node consumes these itself).
+    OperationCompleted,
+    /// [`Event::StoreFailed`].
+    StoreFailed,
 }
 
 impl Event {
@@ -136,29 +47,19 @@ impl Event {
             Event::MemberChanged { .. } => EventKind::MemberChanged,
             Event::NeighborConnection { .. } => EventKind::NeighborConnection,
             Event::ConnectionFailed { .. } => EventKind::ConnectionFailed,
-        }
-    }
-
-    /// The group the event belongs to.
-    pub fn group(&self) -> &PeerName {
-        match self {
-            Event::StatusChanged { group, .. }
-            | Event::PropertiesChanged { group }
-            | Event::RecordChanged { group, .. }
-            | Event::MemberChanged { group, .. }
-            | Event::NeighborConnection { group, .. }
-            | Event::ConnectionFailed { group, .. } => group,
+            Event::OperationCompleted { .. } => EventKind::OperationCompleted,
+            Event::StoreFailed { .. } => EventKind::StoreFailed,
         }
     }
 }
 
 /// Which events a subscription wants (`PEER_GROUP_EVENT_REGISTRATION`).
 /// The default wants everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFilter {
     /// Only these kinds (empty: all kinds).
     pub kinds: Vec<EventKind>,
-    /// Only this group.
+    /// Only this group (events of no group, such as store failures, pass).
     pub group: Option<PeerName>,
     /// Only record changes of this type (other kinds are unaffected).
     pub record_type: Option<RecordType>,
@@ -195,7 +96,9 @@ impl EventFilter {
         if !self.kinds.is_empty() && !self.kinds.contains(&event.kind()) {
             return false;
         }
-        if self.group.as_ref().is_some_and(|g| g != event.group()) {
+        if let (Some(wanted), Some(group)) = (&self.group, event.group())
+            && wanted != group
+        {
             return false;
         }
         match (self.record_type, event) {

@@ -9,18 +9,21 @@ use std::{
 
 use peergroup_protocol::{
     Change, Merged, PeerName, RecordId, RecordType, SignedRecord, Store, StoreError, Timestamp,
+    session::Version,
 };
 use redb::{
     Builder, Database, ReadableDatabase, ReadableTable, WriteTransaction, backends::FileBackend,
 };
+use sha2::{Digest as _, Sha256};
 
 use super::{
     AccessError, OpenError,
     error::Failure,
     migrations::{self, Found, SCHEMA_VERSION},
     tables::{
-        EXPIRY_VALUE_LEN, RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, expiry_key, expiry_value,
-        group_prefix, parse_expiry_key, parse_type_tail, record_key, split_group, type_key,
+        EXPIRY_VALUE_LEN, RECORD_SUMMARIES, RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, Summary,
+        expiry_key, expiry_value, group_prefix, parse_expiry_key, parse_type_tail, record_key,
+        split_group, type_key,
     },
 };
 
@@ -203,7 +206,13 @@ impl RedbStore {
             // Nothing to write: leave the file as the integrity check left it.
             txn.abort().map_err(|e| redb_error(e.into()))?;
         } else {
-            migrations::migrate(&txn, from).map_err(redb_error)?;
+            migrations::migrate(&txn, from).map_err(|failure| match failure {
+                Failure::Redb(e) => OpenError::from_redb(path.clone(), e),
+                Failure::Corrupt(reason) | Failure::Refused(reason) => OpenError::Corrupt {
+                    path: path.clone(),
+                    reason,
+                },
+            })?;
             txn.commit().map_err(|e| redb_error(e.into()))?;
         }
         Ok(RedbStore { db, path })
@@ -222,32 +231,47 @@ impl RedbStore {
         Ok(txn.commit()?)
     }
 
-    /// Decodes and verifies a stored record that must be `group`'s `id`.
+    /// Decodes a stored envelope that must be `group`'s `id`, after checking
+    /// it against its summary's sha2-256 (see `docs/store.md`, "Reads trust
+    /// checked rows"). A missing or different summary is corruption.
     pub(super) fn decode_record(
         &self,
         bytes: &[u8],
+        summary: Option<&[u8]>,
         group: &str,
         id: &RecordId,
     ) -> Result<SignedRecord, Failure> {
-        let record = SignedRecord::from_bytes(bytes)
+        let Some(Summary { version, .. }) = summary.and_then(Summary::decode) else {
+            return Err(Failure::Corrupt(format!(
+                "record {id} of group {group} has no valid summary row"
+            )));
+        };
+        if version.hash != envelope_hash(bytes) {
+            return Err(Failure::Corrupt(format!(
+                "record {id} of group {group} does not match its checksum"
+            )));
+        }
+        let record = SignedRecord::decode_trusted(bytes)
             .map_err(|e| Failure::Corrupt(format!("record {id} of group {group}: {e}")))?;
         let r = record.record();
-        if r.group.as_str() != group || r.id != *id {
+        if r.group.as_str() != group || r.id != *id || r.version != version.version {
             return Err(Failure::Corrupt(format!(
-                "the row of record {id} in group {group} holds record {} of group {}",
-                r.id, r.group
+                "the row of record {id} in group {group} holds record {} version {} of group {}",
+                r.id, r.version, r.group
             )));
         }
         Ok(record)
     }
 
-    /// Decodes a `G || id` key and its envelope.
-    fn decode_row(&self, key: &[u8], bytes: &[u8]) -> Result<SignedRecord, Failure> {
-        let Some((group, id)) = split_group(key).and_then(|(g, id)| Some((g, id.try_into().ok()?)))
-        else {
-            return Err(Failure::Corrupt(format!("malformed record key {key:02x?}")));
-        };
-        self.decode_record(bytes, group, &RecordId(id))
+    /// Decodes a `G || id` key, its envelope and its summary.
+    fn decode_row(
+        &self,
+        key: &[u8],
+        bytes: &[u8],
+        summary: Option<&[u8]>,
+    ) -> Result<SignedRecord, Failure> {
+        let (group, id) = parse_record_key(key)?;
+        self.decode_record(bytes, summary, group, &id)
     }
 
     /// The stored copy of a record (see [`Store::get`]).
@@ -259,15 +283,18 @@ impl RedbStore {
         let result = (|| -> Result<Option<SignedRecord>, Failure> {
             let txn = self.db.begin_read()?;
             let table = txn.open_table(RECORDS)?;
+            let summaries = txn.open_table(RECORD_SUMMARIES)?;
             let key = record_key(group, id);
-            match table.get(key.as_slice())? {
-                Some(bytes) => Ok(Some(self.decode_record(
-                    bytes.value(),
-                    group.as_str(),
-                    id,
-                )?)),
-                None => Ok(None),
-            }
+            let Some(bytes) = table.get(key.as_slice())? else {
+                return Ok(None);
+            };
+            let summary = summaries.get(key.as_slice())?;
+            Ok(Some(self.decode_record(
+                bytes.value(),
+                summary.as_ref().map(|s| s.value()),
+                group.as_str(),
+                id,
+            )?))
         })();
         result.map_err(|f| f.at(&self.path))
     }
@@ -280,61 +307,163 @@ impl RedbStore {
         after: Option<RecordId>,
         limit: usize,
     ) -> Result<Vec<SignedRecord>, AccessError> {
-        let result = (|| -> Result<Vec<SignedRecord>, Failure> {
-            let mut out = Vec::new();
-            if limit == 0 {
-                return Ok(out);
-            }
-            let txn = self.db.begin_read()?;
-            let records = txn.open_table(RECORDS)?;
-            let start = after.unwrap_or(RecordId::ZERO);
-            let last = RecordId([0xff; 16]);
-            let lower = |key: Vec<u8>| match after {
-                Some(_) => Bound::Excluded(key),
-                None => Bound::Included(key),
-            };
-            match record_type {
-                None => {
-                    let lo = lower(record_key(group, &start));
-                    let hi = record_key(group, &last);
-                    let range =
-                        records.range::<&[u8]>((as_slice(&lo), Bound::Included(hi.as_slice())))?;
-                    for row in range.take(limit) {
-                        let (key, value) = row?;
-                        out.push(self.decode_row(key.value(), value.value())?);
-                    }
-                }
-                Some(t) => {
-                    let by_type = txn.open_table(RECORDS_BY_TYPE)?;
-                    let lo = lower(type_key(group, &t, &start));
-                    let hi = type_key(group, &t, &last);
-                    let range =
-                        by_type.range::<&[u8]>((as_slice(&lo), Bound::Included(hi.as_slice())))?;
-                    let prefix_len = group_prefix(group).len();
-                    for row in range.take(limit) {
-                        let (key, _) = row?;
-                        let Some((_, id)) = key.value().get(prefix_len..).and_then(parse_type_tail)
-                        else {
-                            return Err(Failure::Corrupt(format!(
-                                "malformed type index key {:02x?}",
-                                key.value()
-                            )));
-                        };
-                        let row_key = record_key(group, &id);
-                        let Some(bytes) = records.get(row_key.as_slice())? else {
-                            return Err(Failure::Corrupt(format!(
-                                "the type index names record {id} of group {group}, which is missing"
-                            )));
-                        };
-                        let record = self.decode_record(bytes.value(), group.as_str(), &id)?;
-                        if record.record().record_type != t {
-                            return Err(Failure::Corrupt(format!(
-                                "the type index files record {id} of group {group} under the wrong type"
-                            )));
+        let mut out = Vec::new();
+        self.scan(group, record_type, after, limit, |key, bytes, summary| {
+            out.push(self.decode_row(key, bytes, summary)?);
+            Ok(true)
+        })
+        .map_err(|f| f.at(&self.path))?;
+        Ok(out)
+    }
+
+    /// Visits up to `limit` rows of `group` after `after` in id order,
+    /// optionally of one type, with their key, envelope and summary, until
+    /// `visit` returns false.
+    fn scan(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+        mut visit: impl FnMut(&[u8], &[u8], Option<&[u8]>) -> Result<bool, Failure>,
+    ) -> Result<(), Failure> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let txn = self.db.begin_read()?;
+        let records = txn.open_table(RECORDS)?;
+        let summaries = txn.open_table(RECORD_SUMMARIES)?;
+        let start = after.unwrap_or(RecordId::ZERO);
+        let last = RecordId([0xff; 16]);
+        let lower = |key: Vec<u8>| match after {
+            Some(_) => Bound::Excluded(key),
+            None => Bound::Included(key),
+        };
+        match record_type {
+            None => {
+                let lo = lower(record_key(group, &start));
+                let hi = record_key(group, &last);
+                let bounds = (as_slice(&lo), Bound::Included(hi.as_slice()));
+                // Both tables have the same keys: walk them side by side.
+                let mut sums = summaries.range::<&[u8]>(bounds)?;
+                for row in records.range::<&[u8]>(bounds)?.take(limit) {
+                    let (key, value) = row?;
+                    let summary = match sums.next() {
+                        Some(s) => {
+                            let (skey, svalue) = s?;
+                            (skey.value() == key.value()).then_some(svalue)
                         }
-                        out.push(record);
+                        None => None,
+                    };
+                    if !visit(
+                        key.value(),
+                        value.value(),
+                        summary.as_ref().map(|s| s.value()),
+                    )? {
+                        break;
                     }
                 }
+            }
+            Some(t) => {
+                let by_type = txn.open_table(RECORDS_BY_TYPE)?;
+                let lo = lower(type_key(group, &t, &start));
+                let hi = type_key(group, &t, &last);
+                let range =
+                    by_type.range::<&[u8]>((as_slice(&lo), Bound::Included(hi.as_slice())))?;
+                let prefix_len = group_prefix(group).len();
+                for row in range.take(limit) {
+                    let (key, _) = row?;
+                    let Some((_, id)) = key.value().get(prefix_len..).and_then(parse_type_tail)
+                    else {
+                        return Err(Failure::Corrupt(format!(
+                            "malformed type index key {:02x?}",
+                            key.value()
+                        )));
+                    };
+                    let row_key = record_key(group, &id);
+                    let Some(bytes) = records.get(row_key.as_slice())? else {
+                        return Err(Failure::Corrupt(format!(
+                            "the type index names record {id} of group {group}, which is missing"
+                        )));
+                    };
+                    let summary = summaries.get(row_key.as_slice())?;
+                    if !visit(&row_key, bytes.value(), summary.as_ref().map(|s| s.value()))? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` envelopes (and at most about `max_bytes`) of `group`
+    /// after `after`, in id order, optionally of one type, as stored: for
+    /// serving a synchronization page, whose receiver verifies them. Each is
+    /// checked against its summary's checksum; nothing is decoded.
+    pub fn envelopes(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<RawPage, AccessError> {
+        let mut page = RawPage {
+            envelopes: Vec::new(),
+            last: after,
+            done: true,
+        };
+        let mut bytes = 0usize;
+        let mut count = 0usize;
+        // One more than asked, to learn whether anything follows.
+        self.scan(
+            group,
+            record_type,
+            after,
+            limit.saturating_add(1),
+            |key, envelope, summary| {
+                if count >= limit || (bytes >= max_bytes && count > 0) {
+                    page.done = false;
+                    return Ok(false);
+                }
+                let (group_text, id) = parse_record_key(key)?;
+                let checked = summary
+                    .and_then(Summary::decode)
+                    .is_some_and(|s| s.version.hash == envelope_hash(envelope));
+                if !checked {
+                    return Err(Failure::Corrupt(format!(
+                        "record {id} of group {group_text} does not match its checksum"
+                    )));
+                }
+                bytes = bytes.saturating_add(envelope.len());
+                count = count.saturating_add(1);
+                page.envelopes.push(envelope.to_vec());
+                page.last = Some(id);
+                Ok(true)
+            },
+        )
+        .map_err(|f| f.at(&self.path))?;
+        Ok(page)
+    }
+
+    /// Every record id of `group` with its version and envelope hash, from
+    /// the summaries alone (nothing is decoded).
+    pub fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, AccessError> {
+        let result = (|| -> Result<Vec<(RecordId, Version)>, Failure> {
+            let txn = self.db.begin_read()?;
+            let summaries = txn.open_table(RECORD_SUMMARIES)?;
+            let lo = record_key(group, &RecordId::ZERO);
+            let hi = record_key(group, &RecordId([0xff; 16]));
+            let mut out = Vec::new();
+            for row in summaries.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+                let (key, value) = row?;
+                let (_, id) = parse_record_key(key.value())?;
+                let Some(summary) = Summary::decode(value.value()) else {
+                    return Err(Failure::Corrupt(format!(
+                        "malformed summary of record {id} of group {group}"
+                    )));
+                };
+                out.push((id, summary.version));
             }
             Ok(out)
         })();
@@ -345,74 +474,86 @@ impl RedbStore {
     ///
     /// Uses the expiry index only: nothing is decoded. Outcomes come in
     /// (group, id) order, as [`peergroup_protocol::MemoryStore`] reports them.
-    pub fn expire_records(&mut self, now: Timestamp) -> Result<Vec<Merged>, AccessError> {
+    pub fn expire_records(&self, now: Timestamp) -> Result<Vec<Merged>, AccessError> {
         let result = (|| -> Result<Vec<Merged>, Failure> {
             let txn = self.begin_write()?;
-            let mut outcomes = Vec::new();
-            let mut removed = 0u64;
-            {
-                let mut records = txn.open_table(RECORDS)?;
-                let mut by_type = txn.open_table(RECORDS_BY_TYPE)?;
-                let mut by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
-                // Expired means `expires_at <= now`: every key below `now + 1`.
-                let upper = now.as_millis().checked_add(1).map(u64::to_be_bytes);
-                let hi = upper
-                    .as_ref()
-                    .map_or(Bound::Unbounded, |u| Bound::Excluded(u.as_slice()));
-                let mut due = Vec::new();
-                for row in by_expiry.range::<&[u8]>((Bound::Unbounded, hi))? {
-                    let (key, value) = row?;
-                    due.push((key.value().to_vec(), value.value().to_vec()));
-                }
-                for (key, value) in due {
-                    let parsed = parse_expiry_key(&key);
-                    let Some((_, row_key, group, id)) = parsed else {
-                        return Err(Failure::Corrupt(format!(
-                            "malformed expiry index key {key:02x?}"
-                        )));
-                    };
-                    let Ok(value) = <[u8; EXPIRY_VALUE_LEN]>::try_from(value.as_slice()) else {
-                        return Err(Failure::Corrupt(format!(
-                            "malformed expiry index value {value:02x?}"
-                        )));
-                    };
-                    let (record_type, deleted) = value.split_at(16);
-                    let record_type = RecordType(record_type.try_into().unwrap_or_default());
-                    let group = PeerName::parse(group).map_err(|err| {
-                        Failure::Corrupt(format!("the expiry index names group {group:?}: {err}"))
-                    })?;
-                    if records.remove(row_key)?.is_none() {
-                        return Err(Failure::Corrupt(format!(
-                            "the expiry index names record {id} of group {group}, which is missing"
-                        )));
-                    }
-                    by_type.remove(type_key(&group, &record_type, &id).as_slice())?;
-                    by_expiry.remove(key.as_slice())?;
-                    removed = removed.saturating_add(1);
-                    if deleted != [0] {
-                        continue;
-                    }
-                    outcomes.push(Merged {
-                        group,
-                        id,
-                        record_type,
-                        change: Change::Expired,
-                    });
-                }
-            }
+            let (outcomes, removed) = self.expire_in(&txn, now)?;
             if removed == 0 {
+                // Nothing expired: leave the file as it was.
                 txn.abort()?;
             } else {
                 self.commit(txn)?;
             }
-            outcomes.sort_by(|a, b| (&a.group, a.id).cmp(&(&b.group, b.id)));
             Ok(outcomes)
         })();
         result.map_err(|f| f.at(&self.path))
     }
 
+    /// The expiry pass inside `txn`: the live records it removed, and how
+    /// many rows (tombstones included) it removed.
+    pub(super) fn expire_in(
+        &self,
+        txn: &WriteTransaction,
+        now: Timestamp,
+    ) -> Result<(Vec<Merged>, u64), Failure> {
+        let mut outcomes = Vec::new();
+        let mut removed = 0u64;
+        let mut records = txn.open_table(RECORDS)?;
+        let mut summaries = txn.open_table(RECORD_SUMMARIES)?;
+        let mut by_type = txn.open_table(RECORDS_BY_TYPE)?;
+        let mut by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
+        // Expired means `expires_at <= now`: every key below `now + 1`.
+        let upper = now.as_millis().checked_add(1).map(u64::to_be_bytes);
+        let hi = upper
+            .as_ref()
+            .map_or(Bound::Unbounded, |u| Bound::Excluded(u.as_slice()));
+        let mut due = Vec::new();
+        for row in by_expiry.range::<&[u8]>((Bound::Unbounded, hi))? {
+            let (key, value) = row?;
+            due.push((key.value().to_vec(), value.value().to_vec()));
+        }
+        for (key, value) in due {
+            let parsed = parse_expiry_key(&key);
+            let Some((_, row_key, group, id)) = parsed else {
+                return Err(Failure::Corrupt(format!(
+                    "malformed expiry index key {key:02x?}"
+                )));
+            };
+            let Ok(value) = <[u8; EXPIRY_VALUE_LEN]>::try_from(value.as_slice()) else {
+                return Err(Failure::Corrupt(format!(
+                    "malformed expiry index value {value:02x?}"
+                )));
+            };
+            let (record_type, deleted) = value.split_at(16);
+            let record_type = RecordType(record_type.try_into().unwrap_or_default());
+            let group = PeerName::parse(group).map_err(|err| {
+                Failure::Corrupt(format!("the expiry index names group {group:?}: {err}"))
+            })?;
+            if records.remove(row_key)?.is_none() {
+                return Err(Failure::Corrupt(format!(
+                    "the expiry index names record {id} of group {group}, which is missing"
+                )));
+            }
+            summaries.remove(row_key)?;
+            by_type.remove(type_key(&group, &record_type, &id).as_slice())?;
+            by_expiry.remove(key.as_slice())?;
+            removed = removed.saturating_add(1);
+            if deleted != [0] {
+                continue;
+            }
+            outcomes.push(Merged {
+                group,
+                id,
+                record_type,
+                change: Change::Expired,
+            });
+        }
+        outcomes.sort_by(|a, b| (&a.group, a.id).cmp(&(&b.group, b.id)));
+        Ok((outcomes, removed))
+    }
+
     /// Removes all of `group`'s records (see [`Store::remove_group`]).
-    pub fn remove_group_records(&mut self, group: &PeerName) -> Result<u64, AccessError> {
+    pub fn remove_group_records(&self, group: &PeerName) -> Result<u64, AccessError> {
         let result = (|| -> Result<u64, Failure> {
             let txn = self.begin_write()?;
             let removed = self.remove_group_in(&txn, group)?;
@@ -422,7 +563,7 @@ impl RedbStore {
         result.map_err(|f| f.at(&self.path))
     }
 
-    /// Removes `group`'s records and their index entries inside `txn`,
+    /// Removes `group`'s records, summaries and index entries inside `txn`,
     /// finding them through the type index (whose values carry the expiry).
     pub(super) fn remove_group_in(
         &self,
@@ -430,6 +571,7 @@ impl RedbStore {
         group: &PeerName,
     ) -> Result<u64, Failure> {
         let mut records = txn.open_table(RECORDS)?;
+        let mut summaries = txn.open_table(RECORD_SUMMARIES)?;
         let mut by_type = txn.open_table(RECORDS_BY_TYPE)?;
         let mut by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
         let prefix = group_prefix(group);
@@ -446,59 +588,98 @@ impl RedbStore {
                     "malformed type index key {key:02x?}"
                 )));
             };
-            records.remove(record_key(group, &id).as_slice())?;
+            let row_key = record_key(group, &id);
+            records.remove(row_key.as_slice())?;
+            summaries.remove(row_key.as_slice())?;
             by_expiry.remove(expiry_key(*expires_at, group, &id).as_slice())?;
             by_type.remove(key.as_slice())?;
         }
         Ok(entries.len() as u64)
     }
 
-    /// Decodes and verifies every stored record, and checks that both indexes
-    /// hold exactly one entry per record. Returns how many records there are.
+    /// Decodes and fully verifies every stored record (signature included),
+    /// and checks that its summary and both indexes hold exactly one matching
+    /// entry per record. Returns how many records there are.
     ///
-    /// Opening does not do this (it verifies page checksums, not signatures);
-    /// reads verify what they return. This is the full check, for tools and tests.
+    /// Neither opening nor reading does this (see `docs/store.md`): this is
+    /// the full check, for tools and tests.
     pub fn verify_records(&self) -> Result<u64, AccessError> {
         let result = (|| -> Result<u64, Failure> {
             let txn = self.db.begin_read()?;
             let records = txn.open_table(RECORDS)?;
+            let summaries = txn.open_table(RECORD_SUMMARIES)?;
             let by_type = txn.open_table(RECORDS_BY_TYPE)?;
             let by_expiry = txn.open_table(RECORDS_BY_EXPIRY)?;
             let mut count = 0u64;
             for row in records.iter()? {
                 let (key, value) = row?;
-                let record = self.decode_row(key.value(), value.value())?;
+                let (group, id) = parse_record_key(key.value())?;
+                let record = SignedRecord::from_bytes(value.value())
+                    .map_err(|e| Failure::Corrupt(format!("record {id} of group {group}: {e}")))?;
                 let r = record.record();
+                if r.group.as_str() != group || r.id != id {
+                    return Err(Failure::Corrupt(format!(
+                        "the row of record {id} in group {group} holds another record"
+                    )));
+                }
+                let expected = Summary::of(r, envelope_hash(value.value())).encode();
+                let summary = summaries.get(key.value())?.map(|v| v.value().to_vec());
                 let typed = by_type
                     .get(type_key(&r.group, &r.record_type, &r.id).as_slice())?
                     .map(|v| v.value());
                 let expiring = by_expiry
                     .get(expiry_key(r.expires_at.as_millis(), &r.group, &r.id).as_slice())?
                     .map(|v| v.value().to_vec());
-                if typed != Some(r.expires_at.as_millis())
+                if summary.as_deref() != Some(&expected[..])
+                    || typed != Some(r.expires_at.as_millis())
                     || expiring.as_deref()
                         != Some(&expiry_value(&r.record_type, r.is_deleted())[..])
                 {
                     return Err(Failure::Corrupt(format!(
-                        "the indexes disagree with record {} of group {}",
+                        "the summary or indexes disagree with record {} of group {}",
                         r.id, r.group
                     )));
                 }
                 count = count.saturating_add(1);
             }
-            let (types, expiries) = (
+            let (sums, types, expiries) = (
+                redb::ReadableTableMetadata::len(&summaries)?,
                 redb::ReadableTableMetadata::len(&by_type)?,
                 redb::ReadableTableMetadata::len(&by_expiry)?,
             );
-            if types != count || expiries != count {
+            if sums != count || types != count || expiries != count {
                 return Err(Failure::Corrupt(format!(
-                    "{count} records but {types} type and {expiries} expiry index entries"
+                    "{count} records but {sums} summaries, {types} type and {expiries} expiry index entries"
                 )));
             }
             Ok(count)
         })();
         result.map_err(|f| f.at(&self.path))
     }
+}
+
+/// A page of raw envelopes ([`RedbStore::envelopes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawPage {
+    /// The envelopes, in id order.
+    pub envelopes: Vec<Vec<u8>>,
+    /// The id of the last record visited (the next page starts after it);
+    /// the request's `after` when the page is empty.
+    pub last: Option<RecordId>,
+    /// Whether nothing follows.
+    pub done: bool,
+}
+
+/// The sha2-256 of an envelope, as summaries hold it.
+pub(super) fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Splits a `G || id` key into the group's text and the id.
+fn parse_record_key(key: &[u8]) -> Result<(&str, RecordId), Failure> {
+    split_group(key)
+        .and_then(|(g, id)| Some((g, RecordId(id.try_into().ok()?))))
+        .ok_or_else(|| Failure::Corrupt(format!("malformed record key {key:02x?}")))
 }
 
 fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {

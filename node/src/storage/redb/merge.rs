@@ -2,7 +2,7 @@
 //! and verifies envelopes on every core while the merge proceeds.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
         mpsc,
@@ -15,9 +15,11 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::{
     AccessError, RedbStore,
+    database::envelope_hash,
     error::Failure,
     tables::{
-        RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, expiry_key, expiry_value, record_key, type_key,
+        RECORD_SUMMARIES, RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, Summary, expiry_key,
+        expiry_value, record_key, type_key,
     },
     verify::{PARALLEL_MIN, decode, threads},
 };
@@ -27,58 +29,82 @@ use super::{
 const CHUNK: usize = 32;
 
 /// The merge state of one write transaction.
-struct Merger<'txn> {
+pub(super) struct Merger<'txn> {
     records: Table<'txn, &'static [u8], &'static [u8]>,
+    summaries: Table<'txn, &'static [u8], &'static [u8]>,
     by_type: Table<'txn, &'static [u8], u64>,
     by_expiry: Table<'txn, &'static [u8], &'static [u8]>,
-    /// The copies this transaction already decided on, so that several
-    /// versions of one record in a batch decode (and verify) nothing twice.
-    current: HashMap<Vec<u8>, SignedRecord>,
 }
 
 impl<'txn> Merger<'txn> {
-    fn new(txn: &'txn WriteTransaction) -> Result<Merger<'txn>, Failure> {
+    pub(super) fn new(txn: &'txn WriteTransaction) -> Result<Merger<'txn>, Failure> {
         Ok(Merger {
             records: txn.open_table(RECORDS)?,
+            summaries: txn.open_table(RECORD_SUMMARIES)?,
             by_type: txn.open_table(RECORDS_BY_TYPE)?,
             by_expiry: txn.open_table(RECORDS_BY_EXPIRY)?,
-            current: HashMap::new(),
         })
     }
 
-    /// Merges one record: [`merge_decision`] against the stored copy; a
-    /// record that wins replaces the row and moves its index entries.
-    fn merge(&mut self, store: &RedbStore, incoming: SignedRecord) -> Result<Merged, Failure> {
+    /// Merges one record and returns what happened, as [`merge_decision`]
+    /// decides it. The stored copy's summary settles every case but equal
+    /// versions, which alone need the stored envelope (the merge order
+    /// compares versions first). A record that wins replaces the row and its
+    /// summary, and moves its index entries.
+    pub(super) fn merge(
+        &mut self,
+        store: &RedbStore,
+        incoming: &SignedRecord,
+    ) -> Result<Change, Failure> {
         let r = incoming.record();
         let key = record_key(&r.group, &r.id);
-        let stored = match self.current.remove(&key) {
-            Some(stored) => Some(stored),
-            None => match self.records.get(key.as_slice())? {
-                Some(bytes) => Some(store.decode_record(bytes.value(), r.group.as_str(), &r.id)?),
-                None => None,
-            },
+        let stored = match self.summaries.get(key.as_slice())? {
+            Some(value) => Some(Summary::decode(value.value()).ok_or_else(|| {
+                Failure::Corrupt(format!(
+                    "malformed summary of record {} of group {}",
+                    r.id, r.group
+                ))
+            })?),
+            None => None,
         };
-        let change = merge_decision(stored.as_ref(), &incoming);
-        let merged = Merged {
-            group: r.group.clone(),
-            id: r.id,
-            record_type: r.record_type,
-            change,
+        let change = match &stored {
+            None => merge_decision(None, incoming),
+            Some(s) if s.version.version < r.version => {
+                if r.is_deleted() {
+                    Change::Deleted
+                } else {
+                    Change::Updated
+                }
+            }
+            Some(s) if s.version.version > r.version => Change::Stale,
+            Some(s) => {
+                // Equal versions: the rest of the merge order needs the stored
+                // copy (which may be one this transaction wrote).
+                let Some(bytes) = self.records.get(key.as_slice())? else {
+                    return Err(Failure::Corrupt(format!(
+                        "record {} of group {} has a summary but no row",
+                        r.id, r.group
+                    )));
+                };
+                let summary = s.encode();
+                let copy =
+                    store.decode_record(bytes.value(), Some(&summary), r.group.as_str(), &r.id)?;
+                merge_decision(Some(&copy), incoming)
+            }
         };
         if change == Change::Stale {
-            if let Some(stored) = stored {
-                self.current.insert(key, stored);
-            }
-            return Ok(merged);
+            return Ok(change);
         }
         if let Some(old) = &stored {
-            let o = old.record();
             self.by_type
-                .remove(type_key(&o.group, &o.record_type, &o.id).as_slice())?;
+                .remove(type_key(&r.group, &old.record_type, &r.id).as_slice())?;
             self.by_expiry
-                .remove(expiry_key(o.expires_at.as_millis(), &o.group, &o.id).as_slice())?;
+                .remove(expiry_key(old.expires_at, &r.group, &r.id).as_slice())?;
         }
+        let summary = Summary::of(r, envelope_hash(incoming.as_bytes()));
         self.records.insert(key.as_slice(), incoming.as_bytes())?;
+        self.summaries
+            .insert(key.as_slice(), summary.encode().as_slice())?;
         self.by_type.insert(
             type_key(&r.group, &r.record_type, &r.id).as_slice(),
             r.expires_at.as_millis(),
@@ -87,8 +113,7 @@ impl<'txn> Merger<'txn> {
             expiry_key(r.expires_at.as_millis(), &r.group, &r.id).as_slice(),
             expiry_value(&r.record_type, r.is_deleted()).as_slice(),
         )?;
-        self.current.insert(key, incoming);
-        Ok(merged)
+        Ok(change)
     }
 
     /// Merges the valid records of a decoded chunk, appending each
@@ -101,11 +126,25 @@ impl<'txn> Merger<'txn> {
     ) -> Result<(), Failure> {
         for result in decoded {
             out.push(match result {
-                Ok(record) => Ok(self.merge(store, record)?),
+                Ok(record) => {
+                    let change = self.merge(store, &record)?;
+                    Ok(merged_of(&record, change))
+                }
                 Err(error) => Err(error),
             });
         }
         Ok(())
+    }
+}
+
+/// A [`Merged`] for `record` with `change`.
+pub(super) fn merged_of(record: &SignedRecord, change: Change) -> Merged {
+    let r = record.record();
+    Merged {
+        group: r.group.clone(),
+        id: r.id,
+        record_type: r.record_type,
+        change,
     }
 }
 
@@ -114,7 +153,7 @@ impl RedbStore {
     /// [`Store::merge`](peergroup_protocol::Store::merge)): [`merge_decision`]
     /// decides each record in input order, the type and expiry indexes change
     /// in the same transaction, and the outcomes come in input order.
-    pub fn merge_records(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, AccessError> {
+    pub fn merge_records(&self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, AccessError> {
         let result = (|| -> Result<Vec<Merged>, Failure> {
             if batch.is_empty() {
                 return Ok(Vec::new());
@@ -123,8 +162,9 @@ impl RedbStore {
             let mut outcomes = Vec::with_capacity(batch.len());
             {
                 let mut merger = Merger::new(&txn)?;
-                for record in batch {
-                    outcomes.push(merger.merge(self, record)?);
+                for record in &batch {
+                    let change = merger.merge(self, record)?;
+                    outcomes.push(merged_of(record, change));
                 }
             }
             self.commit(txn)?;
@@ -143,7 +183,7 @@ impl RedbStore {
     /// it and all before it are decoded, so that verification (most of the
     /// work) runs on every core and overlaps the merge; then one commit.
     pub fn merge_envelopes(
-        &mut self,
+        &self,
         envelopes: &[&[u8]],
     ) -> Result<Vec<Result<Merged, Error>>, AccessError> {
         let result = (|| -> Result<Vec<Result<Merged, Error>>, Failure> {

@@ -1,5 +1,8 @@
 //! The first-connect copy: a paged request-response protocol
-//! (`/peergroup/sync/1`) through which a joiner copies a member's database.
+//! (`/peergroup/sync/2`) through which a joiner copies a member's database.
+//! The session decides what to ask and what to make of the answers; this
+//! module holds the messages, their bounds and the requester's proof of
+//! membership.
 //!
 //! Every request proves membership: it carries the requester's credential
 //! chain and a signature by the requester's identity key over
@@ -11,8 +14,12 @@
 //! authorizes every envelope before merging it. Membership records are copied
 //! first, so the records that follow validate at once.
 //!
-//! Efficient incremental reconciliation replaces this later; this protocol is
-//! deliberately simple and correct.
+//! Every page names its cursor (`last`), the id the next page starts after,
+//! so that a page whose envelopes do not decode still moves the copy forward,
+//! and a server that does not move it is caught (the session checks).
+//! Version 2 added the cursor; version 1 peers do not speak it.
+
+mod handler;
 
 use libp2p::{PeerId, StreamProtocol};
 use peergroup_protocol::{
@@ -23,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// The protocol id.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/sync/1");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/sync/2");
 
 /// The most records in one page.
 pub const PAGE_RECORDS: usize = 512;
@@ -74,6 +81,10 @@ pub enum Response {
         /// Record envelopes.
         #[serde(rename = "r")]
         records: Vec<ByteBuf>,
+        /// The cursor: the id of the last record considered for this page
+        /// (the request's `after` when the page is empty).
+        #[serde(rename = "l")]
+        last: Option<RecordId>,
         /// Whether this is the last page.
         #[serde(rename = "d")]
         done: bool,

@@ -136,15 +136,13 @@ pub enum AccessError {
         #[source]
         source: redb::Error,
     },
-    /// A value is larger than the store accepts.
-    #[error("{what} is {size} bytes, more than the limit of {max} bytes")]
-    TooLarge {
-        /// What was being stored.
-        what: &'static str,
-        /// Its size in bytes.
-        size: u64,
-        /// The limit in bytes.
-        max: u64,
+    /// A value the store refuses to write (an incoherent group state, say).
+    #[error("the store {} refused a write: {reason}", .path.display())]
+    Refused {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -175,6 +173,8 @@ pub(super) enum Failure {
     Redb(redb::Error),
     /// Stored bytes are wrong; the text names the row.
     Corrupt(String),
+    /// A write the store refuses; the text says why.
+    Refused(String),
 }
 
 macro_rules! failure_from_redb {
@@ -198,9 +198,13 @@ failure_from_redb!(
 
 impl Failure {
     /// The [`AccessError`] for the store file `path`.
-    pub(super) fn at(self, path: &std::path::Path) -> AccessError {
+    pub(crate) fn at(self, path: &std::path::Path) -> AccessError {
         match self {
             Failure::Redb(error) => AccessError::from_redb(path.to_path_buf(), error),
+            Failure::Refused(reason) => AccessError::Refused {
+                path: path.to_path_buf(),
+                reason,
+            },
             Failure::Corrupt(reason) => AccessError::Corrupt {
                 path: path.to_path_buf(),
                 reason,

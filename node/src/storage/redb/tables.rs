@@ -1,4 +1,4 @@
-//! The redb tables of schema version 1 and their key encodings.
+//! The redb tables (schema version 2) and their key and value encodings.
 //!
 //! Every table name but [`META`]'s carries the schema version that introduced
 //! its layout (`records-1`); a migration that changes a layout creates a table
@@ -10,7 +10,10 @@
 //! another name's encoding) and is at most 2 bytes because a peer name is at
 //! most 46 + 1 + 149 × 4 bytes.
 
-use peergroup_protocol::{PeerName, RecordId, RecordType};
+use peergroup_protocol::{
+    CredentialChain, PeerName, RecordId, RecordType, SignedProperties, session::GroupState,
+    session::Version,
+};
 use redb::TableDefinition;
 
 /// `meta`: the store's own metadata. Its name and types never change: it is
@@ -27,7 +30,8 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema-version";
 /// `records-1`: every group's records and tombstones.
 ///
 /// key: `G || record id (16)`; value: the signed record envelope, verbatim as
-/// it was verified (`Signed::as_bytes`). Reads decode and re-verify it.
+/// it was verified (`Signed::as_bytes`). Reads check it against its
+/// [`RECORD_SUMMARIES`] hash and decode it without verifying the signature again.
 pub(super) const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records-1");
 
 /// `records-by-type-1`: index by record type, one entry per row of [`RECORDS`].
@@ -55,20 +59,175 @@ pub(super) const RECORDS_BY_EXPIRY: TableDefinition<'_, &[u8], &[u8]> =
 pub(super) const IDENTITIES: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("identities-1");
 
-/// `groups-1`: the groups this node belongs to.
+/// `record-summaries-2`: one row per row of [`RECORDS`], same key.
+///
+/// value ([`SUMMARY_LEN`] bytes, see [`Summary::encode`]): `version (u32 BE)
+/// || sha2-256 of the envelope (32) || flags (u8: bit 0 set for a tombstone)
+/// || record type (16) || expires_at (u64 BE, ms)`. It gives what merging,
+/// stale detection and reconciliation need without decoding envelopes, and
+/// the checksum every read compares the envelope with.
+pub(super) const RECORD_SUMMARIES: TableDefinition<'_, &[u8], &[u8]> =
+    TableDefinition::new("record-summaries-2");
+
+/// `groups-2`: the groups this node belongs to, each in one row, so that the
+/// properties, the member's credential and the readiness change together.
+///
+/// key: the group peer name (UTF-8); value: `format (u8, 1) || flags (u8:
+/// bit 0 ready) || u16 BE len(member) || member identity peer name (UTF-8) ||
+/// u32 BE len(properties) || signed properties envelope || credential chain
+/// (CBOR array of credential envelopes, empty for the creator)`. Everything
+/// is re-verified on load; the member is the creator only if the properties
+/// name it so, never because the chain is empty.
+pub(super) const GROUP_STATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups-2");
+
+/// Schema 1 (read by migration 2 only, then dropped): `groups-1`, the groups
+/// this node belongs to.
 ///
 /// key: the group peer name (UTF-8); value:
 /// `u16 BE len(member) || member identity peer name (UTF-8) || signed properties envelope`.
 /// The envelope is re-verified on load and must name the key's group.
 pub(super) const GROUPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups-1");
 
-/// `credentials-1`: the node's own credentials, one per (group, local identity).
+/// Schema 1 (read by migration 2 only, then dropped): `credentials-1`, the
+/// node's own credentials, one per (group, local identity).
 ///
 /// key: `G || identity peer name (UTF-8)`; value: opaque bytes of at most
 /// [`super::MAX_CREDENTIAL_SIZE`]. The membership layer defines and verifies
 /// their content.
 pub(super) const CREDENTIALS: TableDefinition<'_, &[u8], &[u8]> =
     TableDefinition::new("credentials-1");
+
+/// The length of a [`RECORD_SUMMARIES`] value.
+pub(super) const SUMMARY_LEN: usize = 61;
+
+/// A [`RECORD_SUMMARIES`] row: what the store knows of a record without
+/// decoding its envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Summary {
+    /// The version number and the envelope's sha2-256.
+    pub(super) version: Version,
+    /// Whether it is a tombstone.
+    pub(super) deleted: bool,
+    /// The record's type (where its type index entry is).
+    pub(super) record_type: RecordType,
+    /// Its expiration, ms (where its expiry index entry is).
+    pub(super) expires_at: u64,
+}
+
+impl Summary {
+    /// The summary of a record and its envelope hash.
+    pub(super) fn of(record: &peergroup_protocol::Record, hash: [u8; 32]) -> Summary {
+        Summary {
+            version: Version {
+                version: record.version,
+                hash,
+            },
+            deleted: record.is_deleted(),
+            record_type: record.record_type,
+            expires_at: record.expires_at.as_millis(),
+        }
+    }
+
+    /// Encodes the row: `version (u32 BE) || sha2-256 (32) || flags (u8: bit
+    /// 0 tombstone) || record type (16) || expires_at (u64 BE, ms)`.
+    pub(super) fn encode(&self) -> [u8; SUMMARY_LEN] {
+        let mut value = [0; SUMMARY_LEN];
+        let (version, rest) = value.split_at_mut(4);
+        version.copy_from_slice(&self.version.version.to_be_bytes());
+        let (hash, rest) = rest.split_at_mut(32);
+        hash.copy_from_slice(&self.version.hash);
+        let (flags, rest) = rest.split_at_mut(1);
+        flags.copy_from_slice(&[u8::from(self.deleted)]);
+        let (record_type, expires_at) = rest.split_at_mut(16);
+        record_type.copy_from_slice(&self.record_type.0);
+        expires_at.copy_from_slice(&self.expires_at.to_be_bytes());
+        value
+    }
+
+    /// Decodes a row; `None` if it is malformed.
+    pub(super) fn decode(value: &[u8]) -> Option<Summary> {
+        let value: &[u8; SUMMARY_LEN] = value.try_into().ok()?;
+        let (version, rest) = value.split_first_chunk::<4>()?;
+        let (hash, rest) = rest.split_first_chunk::<32>()?;
+        let (flags, rest) = rest.split_first_chunk::<1>()?;
+        let (record_type, rest) = rest.split_first_chunk::<16>()?;
+        let expires_at = rest.first_chunk::<8>()?;
+        Some(Summary {
+            version: Version {
+                version: u32::from_be_bytes(*version),
+                hash: *hash,
+            },
+            deleted: flags[0] & 1 != 0,
+            record_type: RecordType(*record_type),
+            expires_at: u64::from_be_bytes(*expires_at),
+        })
+    }
+}
+
+/// The format byte of a [`GROUP_STATES`] value.
+const GROUP_STATE_FORMAT: u8 = 1;
+
+/// Encodes a [`GROUP_STATES`] value.
+pub(super) fn encode_group_state(state: &GroupState) -> Result<Vec<u8>, peergroup_protocol::Error> {
+    let member = state.member.as_str().as_bytes();
+    let properties = state.properties.as_bytes();
+    let chain = state.chain.to_bytes()?;
+    let mut value = Vec::with_capacity(
+        8usize
+            .saturating_add(member.len())
+            .saturating_add(properties.len())
+            .saturating_add(chain.len()),
+    );
+    value.push(GROUP_STATE_FORMAT);
+    value.push(u8::from(state.ready));
+    // A peer name is at most 643 bytes; an envelope at most 512 KiB.
+    value.extend_from_slice(
+        &u16::try_from(member.len())
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
+    value.extend_from_slice(member);
+    value.extend_from_slice(
+        &u32::try_from(properties.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    value.extend_from_slice(properties);
+    value.extend_from_slice(&chain);
+    Ok(value)
+}
+
+/// Decodes a [`GROUP_STATES`] value, re-verifying the properties and the
+/// chain and checking that they make a coherent state.
+pub(super) fn decode_group_state(value: &[u8]) -> Result<GroupState, String> {
+    let (&[format, flags], rest) = value.split_first_chunk::<2>().ok_or("truncated header")?;
+    if format != GROUP_STATE_FORMAT {
+        return Err(format!("unknown row format {format}"));
+    }
+    let (len, rest) = rest.split_first_chunk::<2>().ok_or("truncated member")?;
+    let (member, rest) = rest
+        .split_at_checked(usize::from(u16::from_be_bytes(*len)))
+        .ok_or("truncated member")?;
+    let member = std::str::from_utf8(member)
+        .ok()
+        .and_then(|m| PeerName::parse(m).ok())
+        .ok_or("malformed member name")?;
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or("truncated properties")?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| "oversized properties")?;
+    let (properties, chain) = rest.split_at_checked(len).ok_or("truncated properties")?;
+    let properties = SignedProperties::from_bytes(properties).map_err(|e| e.to_string())?;
+    let chain = CredentialChain::from_bytes(chain).map_err(|e| e.to_string())?;
+    let state = GroupState {
+        properties,
+        member,
+        chain,
+        ready: flags & 1 != 0,
+    };
+    state.check().map_err(|e| e.to_string())?;
+    Ok(state)
+}
 
 /// The length of an expiry index value.
 pub(super) const EXPIRY_VALUE_LEN: usize = 17;

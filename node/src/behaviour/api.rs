@@ -1,0 +1,394 @@
+//! The behaviour's public API: one method per Windows function. Local work
+//! returns its result; network work (connect) and durability (a barrier)
+//! return an [`OperationId`] whose outcome arrives as
+//! [`Event::OperationCompleted`].
+//!
+//! Writes return once they are validated, applied to what the behaviour's
+//! reads see, queued for the store and published; they are durable once a
+//! [`Behaviour::barrier`] taken after them completes (the node's `Handle`
+//! waits for that before it returns).
+
+use libp2p::{Multiaddr, PeerId};
+use peergroup_protocol::{
+    Digest, Error, GroupProperties, GroupSpec, Identity, IdentityInfo, InvitationInfo, Membership,
+    NewRecord, PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp,
+    session::{Lifecycle, Status},
+};
+use rand::RngExt as _;
+use serde::{Deserialize, Serialize};
+
+use super::{Behaviour, OperationId, WriteFor, session_config};
+use crate::{error::NodeError, groups::GroupSession, storage::WriteOp};
+
+/// A group this node knows, as [`Behaviour::groups`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    /// The group's peer name.
+    pub group: PeerName,
+    /// Closed, open or online.
+    pub lifecycle: Lifecycle,
+}
+
+/// How many records an enumeration reads from the store at a time.
+const ENUMERATION_PAGE: usize = 1024;
+
+impl Behaviour {
+    // ----- identities ------------------------------------------------------------
+
+    /// `PeerIdentityCreate`: a new identity with a fresh key; returns its
+    /// signed public info.
+    pub fn create_identity(
+        &mut self,
+        classifier: &str,
+        friendly_name: &str,
+    ) -> Result<Signed<IdentityInfo>, NodeError> {
+        let seed: [u8; 32] = self.rng.random();
+        let identity = self.keystore.create(classifier, friendly_name, seed)?;
+        let info = identity.info()?;
+        self.queue_write(
+            Some(WriteOp::SaveIdentity(Box::new(identity))),
+            WriteFor::Other,
+        );
+        self.wake();
+        Ok(info)
+    }
+
+    /// `PeerIdentityImport`: adds an identity whose secret the caller holds.
+    pub fn import_identity(
+        &mut self,
+        identity: Identity,
+    ) -> Result<Signed<IdentityInfo>, NodeError> {
+        let info = identity.info()?;
+        self.keystore.import(identity.clone())?;
+        self.queue_write(
+            Some(WriteOp::SaveIdentity(Box::new(identity))),
+            WriteFor::Other,
+        );
+        self.wake();
+        Ok(info)
+    }
+
+    /// `PeerEnumIdentities`.
+    pub fn identities(&self) -> Vec<Signed<IdentityInfo>> {
+        self.keystore.infos()
+    }
+
+    /// `PeerIdentityDelete`: refused while groups use it (`PEER_E_GROUPS_EXIST`).
+    pub fn delete_identity(&mut self, name: &PeerName) -> Result<(), NodeError> {
+        self.keystore.get(name)?;
+        if self.groups.iter().any(|(_, s)| &s.state().member == name) {
+            return Err(Error::GroupsExist(format!("identity {name} still has groups")).into());
+        }
+        self.keystore.remove(name)?;
+        self.queue_write(Some(WriteOp::ForgetIdentity(name.clone())), WriteFor::Other);
+        self.wake();
+        Ok(())
+    }
+
+    // ----- groups -------------------------------------------------------------------
+
+    /// `PeerGroupCreate`: returns the new group's peer name; it is open
+    /// (offline) and ready at once.
+    pub fn create_group(&mut self, spec: &GroupSpec) -> Result<PeerName, NodeError> {
+        let creator = spec
+            .creator_peer_name
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArg("the creator peer name is required".into()))?;
+        let identity = self.keystore.get(creator)?.clone();
+        let now = self.now();
+        let properties = spec.create(&identity, now, |name| self.groups.contains(name))?;
+        let session = GroupSession::create(properties, identity, session_config(&self.config))?;
+        let name = session.name().clone();
+        self.groups.insert(session);
+        self.drive(&name, false);
+        Ok(name)
+    }
+
+    /// `PeerGroupJoin`: joins with a credential invitation as `identity`; the
+    /// group is open (offline) and not ready until its first copy.
+    pub fn join(&mut self, identity: &PeerName, invitation: &str) -> Result<PeerName, NodeError> {
+        let info = InvitationInfo::parse(invitation)?;
+        let me = self.keystore.get(identity)?.clone();
+        let chain = info.accept(&me, self.now())?;
+        if let Ok(existing) = self.groups.get(&info.group) {
+            return Err(Error::GroupInUse(format!(
+                "group {} is already here (as {})",
+                info.group,
+                existing.state().member
+            ))
+            .into());
+        }
+        let session = GroupSession::join(info.properties, me, chain, session_config(&self.config))?;
+        let name = session.name().clone();
+        self.groups.insert(session);
+        self.drive(&name, false);
+        Ok(name)
+    }
+
+    /// Every group this node knows, with its lifecycle stage.
+    pub fn groups(&self) -> Vec<GroupEntry> {
+        self.groups
+            .iter()
+            .map(|(name, s)| GroupEntry {
+                group: name.clone(),
+                lifecycle: s.lifecycle(),
+            })
+            .collect()
+    }
+
+    /// `PeerGroupOpen`: a closed group becomes open (offline, readable).
+    pub fn open(&mut self, group: &PeerName) -> Result<(), NodeError> {
+        self.groups.get_mut(group)?.open();
+        Ok(())
+    }
+
+    /// `PeerGroupConnect`: goes online. See [`Behaviour::connect_by_address`].
+    pub fn connect(&mut self, group: &PeerName) -> Result<OperationId, NodeError> {
+        self.connect_by_address(group, Vec::new())
+    }
+
+    /// `PeerGroupConnectByAddress`: goes online, also dialing `addresses`.
+    /// The returned operation completes when the group is ready and online:
+    /// at once for a group that synchronized before (or its creator); for a
+    /// new member after its first copy; or with `NoMembersFound` /
+    /// `NoMemberConnections` after the connect timeout (a
+    /// [`Event::ConnectionFailed`] is raised too). A closed or unknown group
+    /// is `InvalidGroup` at once, and nothing is dialed.
+    pub fn connect_by_address(
+        &mut self,
+        group: &PeerName,
+        addresses: Vec<Multiaddr>,
+    ) -> Result<OperationId, NodeError> {
+        let now = self.now();
+        let session = self.groups.get_mut(group)?;
+        session.check_open()?;
+        let operation = self.operation();
+        self.connects
+            .entry(group.clone())
+            .or_default()
+            .push(operation);
+        if let Err(e) = self
+            .groups
+            .get_mut(group)
+            .and_then(|session| session.connect(now))
+        {
+            self.connects.remove(group);
+            return Err(e.into());
+        }
+        for addr in addresses {
+            self.dial_address(addr);
+        }
+        self.drive(group, false);
+        Ok(operation)
+    }
+
+    /// `PeerGroupClose`: back offline; the group stays known (closed).
+    pub fn close(&mut self, group: &PeerName) -> Result<(), NodeError> {
+        self.groups.get_mut(group)?.close()?;
+        self.drive(group, false);
+        Ok(())
+    }
+
+    /// `PeerGroupDelete`: removes the group and its local data (records,
+    /// credential); other members are not affected.
+    pub fn delete_group(&mut self, group: &PeerName) -> Result<(), NodeError> {
+        let session = self
+            .groups
+            .get(group)
+            .map_err(|_| Error::NotFound(format!("group {group}")))?;
+        if session.lifecycle() != Lifecycle::Closed {
+            self.close(group)?;
+        }
+        self.groups.remove(group);
+        self.overlay.retain(|(g, _), _| g != group);
+        self.queue_write(Some(WriteOp::ForgetGroup(group.clone())), WriteFor::Other);
+        self.wake();
+        Ok(())
+    }
+
+    /// `PeerGroupGetStatus`: listening, has connections, ready.
+    pub fn status(&self, group: &PeerName) -> Result<Status, NodeError> {
+        Ok(self.groups.get(group)?.status()?)
+    }
+
+    /// `PeerGroupEnumConnections`: the group's neighbours.
+    pub fn connections(&self, group: &PeerName) -> Result<Vec<PeerId>, NodeError> {
+        Ok(self.groups.get(group)?.connections()?)
+    }
+
+    /// `PeerGroupGetProperties`.
+    pub fn properties(&self, group: &PeerName) -> Result<GroupProperties, NodeError> {
+        Ok(self.groups.get(group)?.properties()?.clone())
+    }
+
+    /// `PeerGroupSetProperties` (the creator only): `newer` must keep the
+    /// immutable members; the revision is set here.
+    pub fn set_properties(
+        &mut self,
+        group: &PeerName,
+        newer: GroupProperties,
+    ) -> Result<(), NodeError> {
+        self.groups.get_mut(group)?.set_properties(newer)?;
+        self.drive(group, true);
+        Ok(())
+    }
+
+    /// `PeerGroupEnumMembers`.
+    pub fn members(&self, group: &PeerName) -> Result<Vec<Membership>, NodeError> {
+        Ok(self.groups.get(group)?.members()?)
+    }
+
+    /// `PeerGroupCreateInvitation`: invites the identity whose public text
+    /// is `subject` as `role`, valid until `expires` (default: as long as
+    /// this member's credential).
+    pub fn create_invitation(
+        &self,
+        group: &PeerName,
+        subject: &str,
+        role: Role,
+        expires: Option<Timestamp>,
+    ) -> Result<String, NodeError> {
+        let now = self.now();
+        Ok(self
+            .groups
+            .get(group)?
+            .create_invitation(subject, role, expires, now)?)
+    }
+
+    /// `PeerGroupCreatePasswordInvitation`.
+    pub fn create_password_invitation(&self, group: &PeerName) -> Result<String, NodeError> {
+        let now = self.now();
+        Ok(self.groups.get(group)?.create_password_invitation(now)?)
+    }
+
+    /// `PeerGroupIssueCredentials`: renews or changes the role of the member
+    /// whose public text is `subject`; returns the credential as an
+    /// invitation, and with `store` (`PEER_GROUP_STORE_CREDENTIALS`) also
+    /// writes it as the member's membership record, which the member adopts.
+    pub fn issue_credentials(
+        &mut self,
+        group: &PeerName,
+        subject: &str,
+        role: Role,
+        expires: Option<Timestamp>,
+        store: bool,
+    ) -> Result<String, NodeError> {
+        let now = self.now();
+        let backend = self.storage.backend().clone();
+        let overlay = &self.overlay;
+        let lookup = |id: &RecordId| {
+            if let Some(r) = overlay.get(&(group.clone(), *id)) {
+                return Ok(Some(r.clone()));
+            }
+            backend
+                .get(group, id)
+                .map_err(|e| Error::ConnectionFailed(format!("the store failed: {e}")))
+        };
+        let text = self
+            .groups
+            .get_mut(group)?
+            .issue_credentials(subject, role, expires, store, lookup, now)?;
+        self.drive(group, true);
+        Ok(text)
+    }
+
+    // ----- records ------------------------------------------------------------------
+
+    /// `PeerGroupAddRecord`: signs, stores and publishes a new record; returns its id.
+    pub fn add_record(
+        &mut self,
+        group: &PeerName,
+        record: NewRecord,
+    ) -> Result<RecordId, NodeError> {
+        let nonce: [u8; 8] = self.rng.random();
+        let now = self.now();
+        let id = self.groups.get_mut(group)?.add_record(record, nonce, now);
+        self.drive(group, true);
+        Ok(id?)
+    }
+
+    /// `PeerGroupUpdateRecord`: `record` is the current record with changed
+    /// attributes, expiration or data.
+    pub fn update_record(&mut self, group: &PeerName, record: &Record) -> Result<(), NodeError> {
+        self.groups.get(group)?.check_ready()?;
+        let current = self.current(group, &record.id)?;
+        let now = self.now();
+        let result = self
+            .groups
+            .get_mut(group)?
+            .update_record(record, current, now);
+        self.drive(group, true);
+        Ok(result?)
+    }
+
+    /// `PeerGroupDeleteRecord`: publishes the record's tombstone.
+    pub fn delete_record(&mut self, group: &PeerName, id: &RecordId) -> Result<(), NodeError> {
+        self.groups.get(group)?.check_ready()?;
+        let current = self.current(group, id)?;
+        let now = self.now();
+        let result = self.groups.get_mut(group)?.delete_record(current, now);
+        self.drive(group, true);
+        Ok(result?)
+    }
+
+    /// `PeerGroupGetRecord`: a live record (one point read of the store).
+    pub fn get_record(&self, group: &PeerName, id: &RecordId) -> Result<Record, NodeError> {
+        self.groups.get(group)?.check_ready()?;
+        match self.current(group, id)? {
+            Some(r) if !r.record().is_deleted() => Ok(r.record().clone()),
+            _ => Err(Error::RecordNotFound.into()),
+        }
+    }
+
+    /// `PeerGroupEnumRecords`: the live records, optionally of one type. It
+    /// reads the whole group on the calling thread; a host that must not
+    /// stall its swarm enumerates through [`Behaviour::backend`] elsewhere
+    /// (the node does, with [`live_records`]).
+    pub fn records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+    ) -> Result<Vec<Record>, NodeError> {
+        self.groups.get(group)?.check_ready()?;
+        live_records(&*self.storage.backend().clone(), group, record_type)
+    }
+
+    /// The digest of the group's stored database (equal digests: identical databases).
+    pub fn digest(&self, group: &PeerName) -> Result<Digest, NodeError> {
+        self.groups.get(group)?.check_open()?;
+        Ok(self.storage.backend().digest(group)?)
+    }
+
+    /// An operation that completes once every write made before this call is
+    /// durable (or failed): what makes a write "return Ok" durably.
+    pub fn barrier(&mut self) -> OperationId {
+        let operation = self.operation();
+        self.queue_write(None, WriteFor::Barrier(operation));
+        self.wake();
+        operation
+    }
+}
+
+/// The live records of `group` (optionally of one type) in `backend`,
+/// read a page at a time.
+pub fn live_records(
+    backend: &dyn crate::storage::Backend,
+    group: &PeerName,
+    record_type: Option<RecordType>,
+) -> Result<Vec<Record>, NodeError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = backend.records(group, record_type, after, ENUMERATION_PAGE)?;
+        let full = page.len() == ENUMERATION_PAGE;
+        after = page.last().map(|r| r.record().id);
+        out.extend(
+            page.into_iter()
+                .filter(|r| !r.record().is_deleted())
+                .map(|r| r.record().clone()),
+        );
+        if !full {
+            return Ok(out);
+        }
+    }
+}

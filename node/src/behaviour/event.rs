@@ -1,0 +1,158 @@
+//! [`Event`]: what the [`crate::Behaviour`] reports to the swarm's owner, and
+//! the [`OperationId`]s that network operations return.
+
+use libp2p::PeerId;
+use peergroup_protocol::{
+    Error, PeerName, RecordId, RecordType, session,
+    session::{ConnectionChange, MemberChange, RecordChange, Status},
+};
+use serde::{Deserialize, Serialize};
+
+/// Identifies an operation that completes later (a connect, a durability
+/// barrier); its outcome arrives as [`Event::OperationCompleted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OperationId(pub(crate) u64);
+
+impl std::fmt::Display for OperationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "op-{}", self.0)
+    }
+}
+
+/// Why an operation failed: a peer-group error, or the storage's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperationError {
+    /// A Windows-style peer-group error (`PEER_E_*`).
+    #[error(transparent)]
+    Peer(#[from] Error),
+    /// The store could not commit (a full disk, an I/O error).
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+/// An event of the peergroup behaviour. The group events mirror
+/// `PeerGroupRegisterEvent`'s; see `peergroup_protocol::session::Event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `PEER_GROUP_EVENT_STATUS_CHANGED`.
+    StatusChanged {
+        /// The group.
+        group: PeerName,
+        /// Its new status (listening, has connections, ready).
+        status: Status,
+    },
+    /// `PEER_GROUP_EVENT_PROPERTY_CHANGED`.
+    PropertiesChanged {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PEER_GROUP_EVENT_RECORD_CHANGED`, raised once the change is stored.
+    RecordChanged {
+        /// The group.
+        group: PeerName,
+        /// What happened.
+        change: RecordChange,
+        /// The record's id.
+        id: RecordId,
+        /// The record's type.
+        record_type: RecordType,
+    },
+    /// `PEER_GROUP_EVENT_MEMBER_CHANGED`, raised once the membership is stored.
+    MemberChanged {
+        /// The group.
+        group: PeerName,
+        /// The member's identity.
+        member: PeerName,
+        /// What happened.
+        change: MemberChange,
+    },
+    /// `PEER_GROUP_EVENT_NEIGHBOR_CONNECTION`.
+    NeighborConnection {
+        /// The group.
+        group: PeerName,
+        /// The neighbour's libp2p peer id.
+        peer: PeerId,
+        /// Connected or disconnected.
+        change: ConnectionChange,
+    },
+    /// `PEER_GROUP_EVENT_CONNECTION_FAILED`, with `hrConnectionFailedReason`.
+    ConnectionFailed {
+        /// The group.
+        group: PeerName,
+        /// Why.
+        reason: Error,
+    },
+    /// An operation that returned an [`OperationId`] completed.
+    OperationCompleted {
+        /// The operation.
+        operation: OperationId,
+        /// Its outcome.
+        result: Result<(), OperationError>,
+    },
+    /// A write to the store failed; what it carried is not stored (records
+    /// come again through gossip or the next synchronization).
+    StoreFailed {
+        /// Why, for logs.
+        reason: String,
+    },
+}
+
+impl Event {
+    /// The group the event belongs to, if it is a group event.
+    pub fn group(&self) -> Option<&PeerName> {
+        match self {
+            Event::StatusChanged { group, .. }
+            | Event::PropertiesChanged { group }
+            | Event::RecordChanged { group, .. }
+            | Event::MemberChanged { group, .. }
+            | Event::NeighborConnection { group, .. }
+            | Event::ConnectionFailed { group, .. } => Some(group),
+            Event::OperationCompleted { .. } | Event::StoreFailed { .. } => None,
+        }
+    }
+}
+
+impl From<session::Event<PeerId>> for Event {
+    fn from(event: session::Event<PeerId>) -> Event {
+        match event {
+            session::Event::StatusChanged { group, status } => {
+                Event::StatusChanged { group, status }
+            }
+            session::Event::PropertiesChanged { group } => Event::PropertiesChanged { group },
+            session::Event::RecordChanged {
+                group,
+                change,
+                id,
+                record_type,
+            } => Event::RecordChanged {
+                group,
+                change,
+                id,
+                record_type,
+            },
+            session::Event::MemberChanged {
+                group,
+                member,
+                change,
+            } => Event::MemberChanged {
+                group,
+                member,
+                change,
+            },
+            session::Event::NeighborConnection {
+                group,
+                peer,
+                change,
+            } => Event::NeighborConnection {
+                group,
+                peer,
+                change,
+            },
+            session::Event::ConnectionFailed { group, reason } => {
+                Event::ConnectionFailed { group, reason }
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The libp2p behaviours peergroup builds on, composed by the derive macro.
+
+use std::time::Duration;
+
+use libp2p::{
+    PeerId, StreamProtocol, gossipsub, identify,
+    identity::PublicKey,
+    kad, mdns,
+    request_response::{self, ProtocolSupport},
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+};
+
+use crate::{behaviour::BuildError, config::Config, gossip, sync};
+
+/// The Kademlia protocol id.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/kad/1.0.0");
+/// The identify protocol id.
+pub const IDENTIFY_PROTOCOL: &str = "/peergroup/id/1.0.0";
+
+/// How long a synchronization request may wait for its page.
+pub(crate) const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The inner behaviours. None of them denies connections, so the field
+/// order only sets the order in which they are polled: gossip first, as it
+/// carries the traffic. Kademlia, mDNS and identify can be switched off
+/// ([`Config`]) for an application that brings its own discovery.
+///
+/// `pub` only because the handler type of [`crate::Behaviour`] names it; the
+/// module is private, so nothing outside the crate can reach it.
+#[derive(NetworkBehaviour)]
+#[allow(missing_debug_implementations, unreachable_pub)] // the derive's generated types have none
+pub struct Inner {
+    /// Propagation: one topic per group.
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    /// The first-connect copy.
+    pub(crate) sync: request_response::cbor::Behaviour<sync::Request, sync::Response>,
+    /// The global cloud.
+    pub(crate) kademlia: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    /// The link-local cloud.
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Tells Kademlia the listen addresses of peers that dialed us.
+    pub(crate) identify: Toggle<identify::Behaviour>,
+}
+
+impl Inner {
+    pub(crate) fn new(key: &PublicKey, config: &Config) -> Result<Inner, BuildError> {
+        let peer_id = PeerId::from_public_key(key);
+        let codec = request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(sync::MAX_REQUEST_BYTES)
+            .set_response_size_maximum(sync::MAX_RESPONSE_BYTES);
+        let sync = request_response::Behaviour::with_codec(
+            codec,
+            [(sync::PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(SYNC_REQUEST_TIMEOUT),
+        );
+        let kademlia = config.kademlia.then(|| {
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config.set_query_timeout(Duration::from_secs(30));
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad_config,
+            );
+            // Every node answers queries: peergroup nodes are servers, and
+            // on loopback or LAN no external address would ever be confirmed.
+            kad.set_mode(Some(kad::Mode::Server));
+            kad
+        });
+        let mdns = if config.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(BuildError::Mdns)?,
+            )
+        } else {
+            None
+        };
+        let identify = config.identify.then(|| {
+            identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.into(), key.clone()))
+        });
+        Ok(Inner {
+            gossipsub: gossip::behaviour(config)?,
+            sync,
+            kademlia: kademlia.into(),
+            mdns: mdns.into(),
+            identify: identify.into(),
+        })
+    }
+}

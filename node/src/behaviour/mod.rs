@@ -1,0 +1,870 @@
+//! [`Behaviour`]: peergroup as a libp2p `NetworkBehaviour` that owns its state.
+//!
+//! An application embeds peergroup by adding one field of this type to its
+//! own `#[derive(NetworkBehaviour)]` struct, calling its methods (they mirror
+//! the Windows functions) and matching its [`Event`]s: there is nothing to
+//! forward, tick, flush or drain, and no clock or nonce to pass.
+//!
+//! Inside, a private derived [`Inner`] composes the libp2p behaviours it
+//! builds on (gossipsub, the sync request-response protocol, and optional
+//! Kademlia, mDNS and identify); every connection hook is forwarded to it.
+//! Beside it: the groups' sans-I/O sessions (`peergroup_protocol::Session`),
+//! the keystore, the storage worker and the verify pool (both off the swarm
+//! task), timers on an injectable clock, a seeded RNG, and an outbox.
+//!
+//! `poll` works in this order: events and swarm actions already queued;
+//! storage completions; verification results; due timers; retries of work
+//! that found a full queue; and only then, while nothing is backlogged, the
+//! inner behaviours. A full storage or verification queue thus stops the
+//! node from reading more from the network instead of growing without bound.
+
+mod api;
+mod clock;
+mod event;
+mod inner;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use futures::FutureExt;
+use futures_timer::Delay;
+use libp2p::{
+    Multiaddr, PeerId,
+    core::{Endpoint, transport::PortUse},
+    gossipsub::MessageId,
+    identity::Keypair,
+    request_response::{OutboundRequestId, ResponseChannel},
+    swarm::{
+        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+        THandlerOutEvent, ToSwarm,
+    },
+};
+use peergroup_protocol::{
+    Error, PeerName, RecordId, RecordType, SignedProperties, SignedRecord, Timestamp,
+    session::{Input, Output, SessionConfig, Stored},
+};
+use rand::{SeedableRng, rngs::StdRng};
+
+use self::inner::Inner;
+use self::inner::InnerEvent;
+pub use self::{
+    api::{GroupEntry, live_records},
+    clock::{Clock, ManualClock, SystemClock},
+    event::{Event, OperationError, OperationId},
+    inner::{IDENTIFY_PROTOCOL, KAD_PROTOCOL},
+};
+use crate::{
+    config::Config,
+    discovery::Discovery,
+    error::NodeError,
+    gossip::topic_of,
+    groups::{GroupSession, Groups},
+    keystore::Keystore,
+    storage::{
+        Applied, Backend, Completion, MemoryBackend, RedbStore, Rejected, Storage, StorageError,
+        WriteOp,
+    },
+    sync,
+    verify::{Verified, VerifyPool},
+};
+
+/// How many page reads may be in flight to serve other members' copies;
+/// past it, requests are refused ("busy") and the requester tries again.
+pub(crate) const MAX_SERVING: usize = 32;
+
+/// The longest the behaviour sleeps between checks of its clock, so that an
+/// injected clock that jumps is noticed (and a suspended machine that wakes).
+const MAX_TIMER_SLEEP: Duration = Duration::from_millis(250);
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Gossipsub rejected its configuration.
+    #[error("gossipsub configuration: {0}")]
+    Gossipsub(String),
+    /// mDNS could not start (no usable network interface watcher).
+    #[error("mDNS could not start: {0}")]
+    Mdns(#[source] std::io::Error),
+    /// A worker thread could not start.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// What a queued write is for, to act on its completion.
+#[derive(Debug)]
+pub(crate) enum WriteFor {
+    /// Records a session asked to merge; `local` ones sit in the read overlay.
+    Merge { group: PeerName, local: bool },
+    /// A durability barrier.
+    Barrier(OperationId),
+    /// The expiry pass.
+    Expire,
+    /// Identities and group states: nothing to do on completion.
+    Other,
+}
+
+/// What a verification job is for.
+#[derive(Debug)]
+pub(crate) enum VerifyFor {
+    /// One gossip message.
+    Gossip {
+        group: PeerName,
+        source: PeerId,
+        message: MessageId,
+    },
+    /// Chunk `index` of a synchronization page being assembled.
+    Page { page: u64, index: usize },
+}
+
+/// A synchronization page whose chunks are being verified.
+#[derive(Debug)]
+pub(crate) struct PageAssembly {
+    pub(crate) group: PeerName,
+    pub(crate) peer: PeerId,
+    pub(crate) properties: Option<Result<SignedProperties, Error>>,
+    pub(crate) chunks: Vec<Option<Vec<Result<SignedRecord, Error>>>>,
+    pub(crate) last: Option<RecordId>,
+    pub(crate) done: bool,
+}
+
+/// A page read being served to another member.
+#[derive(Debug)]
+pub(crate) struct Serving {
+    pub(crate) channel: ResponseChannel<sync::Response>,
+    pub(crate) properties: Vec<u8>,
+}
+
+/// Counters of things that are dropped or late, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Gossip verdicts gossipsub no longer wanted: the message had left its
+    /// cache (a held record released late, say).
+    pub late_verdicts: u64,
+    /// Gossip messages ignored because the verify queue was full.
+    pub dropped_busy: u64,
+    /// Synchronization requests refused because too many were being served.
+    pub refused_busy: u64,
+}
+
+/// The peergroup network behaviour. See the module docs.
+pub struct Behaviour {
+    pub(crate) inner: Inner,
+    pub(crate) local_peer: PeerId,
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: StdRng,
+    pub(crate) keystore: Keystore,
+    pub(crate) groups: Groups,
+    pub(crate) storage: Storage,
+    pub(crate) verify: VerifyPool,
+    pub(crate) discovery: Discovery,
+    pub(crate) connected: HashSet<PeerId>,
+    pub(crate) writes: HashMap<u64, WriteFor>,
+    pub(crate) write_outbox: VecDeque<(Option<WriteOp>, WriteFor)>,
+    pub(crate) verifying: HashMap<u64, VerifyFor>,
+    pub(crate) verify_outbox: VecDeque<(Vec<Vec<u8>>, VerifyFor)>,
+    pub(crate) pages: HashMap<u64, PageAssembly>,
+    pub(crate) next_page: u64,
+    pub(crate) requests: HashMap<OutboundRequestId, (PeerName, PeerId)>,
+    pub(crate) serving: HashMap<u64, Serving>,
+    pub(crate) connects: HashMap<PeerName, Vec<OperationId>>,
+    /// Local writes not yet committed, so that reads see them (read your writes).
+    pub(crate) overlay: HashMap<(PeerName, RecordId), SignedRecord>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) actions: VecDeque<ToSwarm<Event, THandlerInEvent<Inner>>>,
+    pub(crate) timer: Option<(Timestamp, Delay)>,
+    pub(crate) next_expiry: Timestamp,
+    pub(crate) next_op: u64,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) stats: Stats,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour")
+            .field("local_peer", &self.local_peer)
+            .field("groups", &self.groups.names())
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Behaviour {
+    /// Builds the behaviour for the node whose transport key is `key`: opens
+    /// the data directory's store if the configuration has one (restoring
+    /// identities and groups; groups come back closed) or keeps everything in
+    /// memory, and starts the storage and verification threads.
+    ///
+    /// Errors: an unusable data directory or database file
+    /// ([`NodeError::Open`], naming the file), a store whose rows do not
+    /// verify, or a behaviour that cannot start.
+    pub fn new(key: &Keypair, config: Config) -> Result<Behaviour, NodeError> {
+        let backend: Arc<dyn Backend> = match &config.data_dir {
+            Some(dir) => Arc::new(RedbStore::open_in_dir(dir)?),
+            None => Arc::new(MemoryBackend::new()),
+        };
+        Behaviour::with_backend(key, config, backend)
+    }
+
+    /// Like [`Behaviour::new`], over an already opened backend (the data
+    /// directory in `config` is not opened again).
+    pub fn with_backend(
+        key: &Keypair,
+        config: Config,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Behaviour, NodeError> {
+        let inner = Inner::new(&key.public(), &config)?;
+        let clock = config.clock.clone();
+        let rng = match config.rng_seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| NodeError::Random(e.to_string()))?;
+                StdRng::from_seed(seed)
+            }
+        };
+        let keystore = Keystore::new(backend.identities()?);
+        let mut groups = Groups::default();
+        let session_config = session_config(&config);
+        for state in backend.groups()? {
+            let name = state.group().clone();
+            let identity = keystore.get(&state.member)?.clone();
+            let stored = Stored {
+                versions: backend.versions(&name)?,
+                memberships: stored_memberships(&*backend, &name)?,
+            };
+            groups.insert(GroupSession::restore(
+                state,
+                identity,
+                session_config,
+                stored,
+            )?);
+        }
+        let storage = Storage::new(backend).map_err(BuildError::Thread)?;
+        let verify = VerifyPool::new().map_err(BuildError::Thread)?;
+        let now = clock.now();
+        Ok(Behaviour {
+            inner,
+            local_peer: key.public().to_peer_id(),
+            discovery: Discovery::new(&config),
+            next_expiry: now.saturating_add(config.expiry_interval),
+            config,
+            clock,
+            rng,
+            keystore,
+            groups,
+            storage,
+            verify,
+            connected: HashSet::new(),
+            writes: HashMap::new(),
+            write_outbox: VecDeque::new(),
+            verifying: HashMap::new(),
+            verify_outbox: VecDeque::new(),
+            pages: HashMap::new(),
+            next_page: 0,
+            requests: HashMap::new(),
+            serving: HashMap::new(),
+            connects: HashMap::new(),
+            overlay: HashMap::new(),
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            timer: None,
+            next_op: 0,
+            waker: None,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The node's libp2p peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer
+    }
+
+    /// Counters of dropped and late work.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether work waits for room in the storage or verification queues.
+    /// While it does, the behaviour reads nothing more from the network; a
+    /// host should also stop taking new commands (the node does).
+    pub fn is_backlogged(&self) -> bool {
+        !self.write_outbox.is_empty() || !self.verify_outbox.is_empty()
+    }
+
+    /// The store, for reads off the swarm task (the node answers
+    /// enumerations and digests on blocking threads through it). It sees
+    /// committed data only; the behaviour's own reads also see local writes
+    /// still being committed.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.storage.backend().clone()
+    }
+
+    /// Now, by the behaviour's clock: what records are stamped with (an
+    /// application sets expirations relative to it).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn operation(&mut self) -> OperationId {
+        self.next_op = self.next_op.wrapping_add(1);
+        OperationId(self.next_op)
+    }
+
+    pub(crate) fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    // ----- sessions ------------------------------------------------------------
+
+    /// Feeds `input` to `group`'s session and executes its outputs.
+    pub(crate) fn handle(&mut self, group: &PeerName, input: Input<PeerId, MessageId>) {
+        let now = self.now();
+        if let Ok(session) = self.groups.get_mut(group) {
+            session.handle(input, now);
+        }
+        self.drive(group, false);
+    }
+
+    /// Executes `group`'s pending outputs; `local`: they follow a local write.
+    pub(crate) fn drive(&mut self, group: &PeerName, local: bool) {
+        while let Some(output) = self
+            .groups
+            .get_mut(group)
+            .ok()
+            .and_then(GroupSession::poll_output)
+        {
+            self.execute(group, output, local);
+        }
+        self.wake();
+    }
+
+    fn execute(&mut self, group: &PeerName, output: Output<PeerId, MessageId>, local: bool) {
+        let now = self.now();
+        match output {
+            Output::Subscribe => {
+                let topic = topic_of(group);
+                if let Err(e) = self.inner.gossipsub.subscribe(&topic) {
+                    tracing::warn!(%group, error = %e, "cannot subscribe to the group's topic");
+                }
+                // Peers that subscribed before us announced it already: they
+                // are neighbours now.
+                let hash = topic.hash();
+                let subscribed: Vec<PeerId> = self
+                    .inner
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&hash))
+                    .map(|(peer, _)| *peer)
+                    .collect();
+                if let Ok(session) = self.groups.get_mut(group) {
+                    for peer in subscribed {
+                        session.handle(Input::NeighborUp(peer), now);
+                    }
+                }
+            }
+            Output::Unsubscribe => {
+                self.inner.gossipsub.unsubscribe(&topic_of(group));
+            }
+            Output::Publish(bytes) => self.publish(group, bytes),
+            Output::Verdict {
+                source,
+                message,
+                reason,
+            } => self.report_verdict(group, source, &message, &reason),
+            Output::PeerMisbehaved { peer, reason } => {
+                // Peer scoring and cutting off come with secure sessions.
+                tracing::debug!(%group, %peer, %reason, "a neighbour served invalid data");
+            }
+            Output::Merge(records) => {
+                if local {
+                    for record in &records {
+                        let key = (group.clone(), record.record().id);
+                        self.overlay.insert(key, record.clone());
+                    }
+                }
+                self.queue_write(
+                    Some(WriteOp::Merge(records)),
+                    WriteFor::Merge {
+                        group: group.clone(),
+                        local,
+                    },
+                );
+            }
+            Output::Persist(state) => {
+                self.queue_write(Some(WriteOp::SaveGroup(state)), WriteFor::Other)
+            }
+            Output::RequestPage { peer, request } => self.request_page(group, peer, request),
+            Output::StartProviding => self.start_providing(group),
+            Output::StopProviding => self.stop_providing(group),
+            Output::FindMembers => self.find_members(group),
+            Output::Emit(event) => self.events.push_back(event.into()),
+            Output::ConnectOutcome(result) => {
+                for operation in self.connects.remove(group).unwrap_or_default() {
+                    self.events.push_back(Event::OperationCompleted {
+                        operation,
+                        result: result.clone().map_err(OperationError::Peer),
+                    });
+                }
+            }
+        }
+    }
+
+    // ----- storage ---------------------------------------------------------------
+
+    /// Queues a write (or, with `None`, a barrier) for the storage worker,
+    /// keeping it in the outbox while the worker's queue is full.
+    pub(crate) fn queue_write(&mut self, op: Option<WriteOp>, purpose: WriteFor) {
+        if !self.write_outbox.is_empty() {
+            self.write_outbox.push_back((op, purpose));
+            return;
+        }
+        match self.storage.write(op) {
+            Ok(tag) => {
+                self.writes.insert(tag, purpose);
+            }
+            Err(Rejected::Full(op)) => self.write_outbox.push_back((op, purpose)),
+            Err(Rejected::Closed(_)) => self.write_failed(purpose, "the storage worker stopped"),
+        }
+    }
+
+    fn retry_writes(&mut self) {
+        while let Some((op, purpose)) = self.write_outbox.pop_front() {
+            match self.storage.write(op) {
+                Ok(tag) => {
+                    self.writes.insert(tag, purpose);
+                }
+                Err(Rejected::Full(op)) => {
+                    self.write_outbox.push_front((op, purpose));
+                    return;
+                }
+                Err(Rejected::Closed(_)) => {
+                    self.write_failed(purpose, "the storage worker stopped")
+                }
+            }
+        }
+    }
+
+    fn write_failed(&mut self, purpose: WriteFor, reason: &str) {
+        tracing::error!(%reason, "a write to the store failed");
+        match purpose {
+            WriteFor::Barrier(operation) => self.events.push_back(Event::OperationCompleted {
+                operation,
+                result: Err(OperationError::Store(reason.to_owned())),
+            }),
+            WriteFor::Merge { .. } | WriteFor::Expire | WriteFor::Other => {
+                self.events.push_back(Event::StoreFailed {
+                    reason: reason.to_owned(),
+                })
+            }
+        }
+    }
+
+    fn on_completion(&mut self, completion: Completion) {
+        match completion {
+            Completion::Written { tag, op, result } => {
+                let Some(purpose) = self.writes.remove(&tag) else {
+                    return;
+                };
+                self.on_written(purpose, op, result);
+            }
+            Completion::Read { tag, result } => self.on_page_read(tag, result),
+        }
+    }
+
+    fn on_written(
+        &mut self,
+        purpose: WriteFor,
+        op: Option<WriteOp>,
+        result: Result<Applied, StorageError>,
+    ) {
+        match (purpose, op, result) {
+            (WriteFor::Barrier(operation), _, result) => {
+                self.events.push_back(Event::OperationCompleted {
+                    operation,
+                    result: result
+                        .map(|_| ())
+                        .map_err(|e| OperationError::Store(e.to_string())),
+                });
+            }
+            (WriteFor::Merge { group, local }, Some(WriteOp::Merge(records)), result) => {
+                if local {
+                    for record in &records {
+                        let key = (group.clone(), record.record().id);
+                        if self.overlay.get(&key) == Some(record) {
+                            self.overlay.remove(&key);
+                        }
+                    }
+                }
+                match result {
+                    Ok(Applied::Merged(changes)) => {
+                        let merged = records.into_iter().zip(changes).collect();
+                        self.handle(&group, Input::Merged(merged));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.write_failed(WriteFor::Other, &e.to_string());
+                        self.handle(
+                            &group,
+                            Input::MergeFailed {
+                                records,
+                                reason: e.to_string(),
+                            },
+                        );
+                    }
+                }
+            }
+            (WriteFor::Expire, _, Ok(Applied::Expired(outcomes))) => {
+                let mut by_group: HashMap<PeerName, Vec<_>> = HashMap::new();
+                for merged in outcomes {
+                    by_group
+                        .entry(merged.group.clone())
+                        .or_default()
+                        .push(merged);
+                }
+                for (group, outcomes) in by_group {
+                    self.handle(&group, Input::Expired(outcomes));
+                }
+            }
+            (purpose, _, Err(e)) => self.write_failed(purpose, &e.to_string()),
+            (WriteFor::Merge { .. } | WriteFor::Expire | WriteFor::Other, _, Ok(_)) => {}
+        }
+    }
+
+    /// The current copy of a record: a local write still being committed,
+    /// else the store's.
+    pub(crate) fn current(
+        &self,
+        group: &PeerName,
+        id: &RecordId,
+    ) -> Result<Option<SignedRecord>, NodeError> {
+        if let Some(record) = self.overlay.get(&(group.clone(), *id)) {
+            return Ok(Some(record.clone()));
+        }
+        Ok(self.storage.backend().get(group, id)?)
+    }
+
+    // ----- verification ------------------------------------------------------------
+
+    /// Queues envelopes for verification; a page's chunks wait in the outbox
+    /// when the queue is full, a gossip message is ignored (and counted).
+    pub(crate) fn queue_verify(&mut self, envelopes: Vec<Vec<u8>>, purpose: VerifyFor) {
+        if !self.verify_outbox.is_empty() {
+            if let VerifyFor::Gossip { .. } = purpose {
+                self.verify_busy(purpose);
+            } else {
+                self.verify_outbox.push_back((envelopes, purpose));
+            }
+            return;
+        }
+        match self.verify.submit(envelopes) {
+            Ok(tag) => {
+                self.verifying.insert(tag, purpose);
+            }
+            Err(envelopes) => match purpose {
+                VerifyFor::Gossip { .. } => self.verify_busy(purpose),
+                VerifyFor::Page { .. } => self.verify_outbox.push_back((envelopes, purpose)),
+            },
+        }
+    }
+
+    fn verify_busy(&mut self, purpose: VerifyFor) {
+        if let VerifyFor::Gossip {
+            source, message, ..
+        } = purpose
+        {
+            // Cannot judge now: Ignore, never Reject (style rule 15).
+            self.stats.dropped_busy = self.stats.dropped_busy.saturating_add(1);
+            self.inner.gossipsub.report_message_validation_result(
+                &message,
+                &source,
+                libp2p::gossipsub::MessageAcceptance::Ignore,
+            );
+        }
+    }
+
+    fn retry_verify(&mut self) {
+        while let Some((envelopes, purpose)) = self.verify_outbox.pop_front() {
+            match self.verify.submit(envelopes) {
+                Ok(tag) => {
+                    self.verifying.insert(tag, purpose);
+                }
+                Err(envelopes) => {
+                    self.verify_outbox.push_front((envelopes, purpose));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_verified(&mut self, verified: Verified) {
+        let Some(purpose) = self.verifying.remove(&verified.tag) else {
+            return;
+        };
+        match purpose {
+            VerifyFor::Gossip {
+                group,
+                source,
+                message,
+            } => {
+                let record = verified.results.into_iter().next().unwrap_or_else(|| {
+                    Err(Error::InvalidRecord(
+                        "the verify pool returned nothing".into(),
+                    ))
+                });
+                self.handle(
+                    &group,
+                    Input::Record {
+                        record,
+                        origin: peergroup_protocol::session::Origin::Gossip { source, message },
+                    },
+                );
+            }
+            VerifyFor::Page { page, index } => self.on_page_chunk(page, index, verified.results),
+        }
+    }
+
+    // ----- timers ------------------------------------------------------------------
+
+    /// Runs what is due and arms the timer for what comes next. Returns
+    /// whether anything ran.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let now = self.now();
+        let mut ran = false;
+        for group in self.groups.names() {
+            let due = self
+                .groups
+                .get(&group)
+                .ok()
+                .and_then(GroupSession::poll_timeout)
+                .is_some_and(|t| t <= now);
+            if due {
+                self.handle(&group, Input::Timeout);
+                ran = true;
+            }
+        }
+        if now >= self.next_expiry {
+            self.next_expiry = now.saturating_add(self.config.expiry_interval);
+            self.queue_write(Some(WriteOp::Expire(now)), WriteFor::Expire);
+            ran = true;
+        }
+        let next = self
+            .groups
+            .iter()
+            .filter_map(|(_, s)| s.poll_timeout())
+            .fold(self.next_expiry, Timestamp::min);
+        if self.timer.as_ref().is_none_or(|(at, _)| *at != next) {
+            let sleep = next.saturating_since(now).min(MAX_TIMER_SLEEP);
+            self.timer = Some((next, Delay::new(sleep)));
+        }
+        if let Some((_, delay)) = self.timer.as_mut()
+            && delay.poll_unpin(cx).is_ready()
+        {
+            // Sleep again from now on: the next call re-arms it.
+            self.timer = None;
+            cx.waker().wake_by_ref();
+        }
+        ran
+    }
+
+    // ----- connections ---------------------------------------------------------------
+
+    fn on_peer_gone(&mut self, peer: PeerId) {
+        self.connected.remove(&peer);
+        for group in self.groups.names() {
+            let is_neighbor = self
+                .groups
+                .get(&group)
+                .is_ok_and(|s| s.neighbors().any(|p| *p == peer));
+            if is_neighbor {
+                self.handle(&group, Input::NeighborDown(peer));
+            }
+        }
+    }
+
+    fn on_inner_event(&mut self, event: InnerEvent) {
+        match event {
+            InnerEvent::Gossipsub(e) => self.on_gossip_event(e),
+            InnerEvent::Sync(e) => self.on_sync_event(e),
+            InnerEvent::Kademlia(e) => self.on_kad_event(e),
+            InnerEvent::Mdns(e) => self.on_mdns_event(e),
+            InnerEvent::Identify(e) => self.on_identify_event(e),
+        }
+    }
+}
+
+/// The session tunables the node's configuration sets.
+pub(crate) fn session_config(config: &Config) -> SessionConfig {
+    SessionConfig {
+        connect_timeout: config.connect_timeout,
+        ..SessionConfig::default()
+    }
+}
+
+/// Every membership record of `group` in the store.
+fn stored_memberships(
+    backend: &dyn Backend,
+    group: &PeerName,
+) -> Result<Vec<SignedRecord>, NodeError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = backend.records(group, Some(RecordType::MEMBERSHIP), after, 1024)?;
+        let full = page.len() == 1024;
+        after = page.last().map(|r| r.record().id);
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = THandler<Inner>;
+    type ToSwarm = Event;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.inner
+            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner.handle_established_inbound_connection(
+            connection_id,
+            peer,
+            local_addr,
+            remote_addr,
+        )
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        let mut found = self.inner.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )?;
+        if let Some(peer) = maybe_peer {
+            for addr in self.discovery.addresses_of(&peer) {
+                if !found.contains(addr) {
+                    found.push(addr.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner.handle_established_outbound_connection(
+            connection_id,
+            peer,
+            addr,
+            role_override,
+            port_use,
+        )
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match &event {
+            FromSwarm::ConnectionEstablished(e) => {
+                self.connected.insert(e.peer_id);
+            }
+            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
+                self.on_peer_gone(e.peer_id);
+            }
+            FromSwarm::NewExternalAddrOfPeer(e) => self.learn_address(e.peer_id, e.addr),
+            _ => {}
+        }
+        self.inner.on_swarm_event(event);
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.inner
+            .on_connection_handler_event(peer_id, connection_id, event);
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        self.waker = Some(cx.waker().clone());
+        self.start_discovery();
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Poll::Ready(ToSwarm::GenerateEvent(event));
+            }
+            if let Some(action) = self.actions.pop_front() {
+                return Poll::Ready(action);
+            }
+            if let Poll::Ready(Some(completion)) = self.storage.poll_completion(cx) {
+                self.on_completion(completion);
+                // Room in the worker's queue again.
+                self.retry_writes();
+                continue;
+            }
+            if let Poll::Ready(Some(verified)) = self.verify.poll_verified(cx) {
+                self.on_verified(verified);
+                self.retry_verify();
+                continue;
+            }
+            if self.poll_timers(cx) {
+                continue;
+            }
+            if self.is_backlogged() {
+                // Completions free room and wake this task.
+                return Poll::Pending;
+            }
+            match self.inner.poll(cx) {
+                Poll::Ready(ToSwarm::GenerateEvent(event)) => {
+                    self.on_inner_event(event);
+                    continue;
+                }
+                Poll::Ready(other) => {
+                    return Poll::Ready(
+                        other.map_out(|_| unreachable!("GenerateEvent is handled above")),
+                    );
+                }
+                Poll::Pending => {}
+            }
+            if self.events.is_empty() && self.actions.is_empty() {
+                return Poll::Pending;
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Discovery: the global cloud (Kademlia provider records under a key
+//! derived from the group name) and the link-local cloud (mDNS), the
+//! bootstrap peers, and an address book of what other behaviours learn
+//! (`FromSwarm::NewExternalAddrOfPeer`), so that an application that brings
+//! its own discovery and switches ours off still connects.
+
+use std::collections::{HashMap, VecDeque};
+
+use libp2p::{
+    Multiaddr, PeerId, identify, kad, mdns,
+    multiaddr::Protocol,
+    swarm::{ToSwarm, dial_opts::DialOpts},
+};
+use peergroup_protocol::PeerName;
+use sha2::{Digest as _, Sha256};
+
+use crate::{behaviour::Behaviour, config::Config};
+
+/// The most peers the address book remembers (oldest forgotten first).
+const ADDRESS_BOOK_PEERS: usize = 1024;
+
+/// The most addresses remembered per peer.
+const ADDRESSES_PER_PEER: usize = 8;
+
+/// The Kademlia provider key of a group: sha2-256 of
+/// `"peergroup/provider/v1" || group peer name`.
+pub fn provider_key(group: &PeerName) -> kad::RecordKey {
+    let mut h = Sha256::new();
+    h.update(b"peergroup/provider/v1");
+    h.update(group.as_str().as_bytes());
+    kad::RecordKey::new(&h.finalize().as_slice())
+}
+
+/// The discovery state: bootstrap peers and the address book.
+#[derive(Debug)]
+pub(crate) struct Discovery {
+    bootstrap: Vec<(PeerId, Multiaddr)>,
+    started: bool,
+    addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    order: VecDeque<PeerId>,
+}
+
+impl Discovery {
+    pub(crate) fn new(config: &Config) -> Discovery {
+        Discovery {
+            bootstrap: config
+                .bootstrap
+                .iter()
+                .filter_map(|addr| match addr.iter().last() {
+                    Some(Protocol::P2p(peer)) => Some((peer, addr.clone())),
+                    _ => None,
+                })
+                .collect(),
+            started: false,
+            addresses: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// What the address book knows of `peer`.
+    pub(crate) fn addresses_of(&self, peer: &PeerId) -> &[Multiaddr] {
+        self.addresses.get(peer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Remembers `addr` for `peer`; returns whether the peer is new.
+    fn remember(&mut self, peer: PeerId, addr: Multiaddr) -> bool {
+        let new = !self.addresses.contains_key(&peer);
+        if new {
+            self.order.push_back(peer);
+            while self.order.len() > ADDRESS_BOOK_PEERS {
+                if let Some(old) = self.order.pop_front() {
+                    self.addresses.remove(&old);
+                }
+            }
+        }
+        let list = self.addresses.entry(peer).or_default();
+        if !list.contains(&addr) {
+            if list.len() >= ADDRESSES_PER_PEER {
+                list.remove(0);
+            }
+            list.push(addr);
+        }
+        new
+    }
+}
+
+impl Behaviour {
+    /// Once, at the first poll: adds the bootstrap peers to Kademlia, dials
+    /// them and bootstraps.
+    pub(crate) fn start_discovery(&mut self) {
+        if self.discovery.started {
+            return;
+        }
+        self.discovery.started = true;
+        for (peer, addr) in self.discovery.bootstrap.clone() {
+            if let Some(kad) = self.inner.kademlia.as_mut() {
+                kad.add_address(&peer, addr.clone());
+            }
+            self.dial(peer, vec![addr]);
+        }
+        if let Some(kad) = self.inner.kademlia.as_mut()
+            && !self.discovery.bootstrap.is_empty()
+            && let Err(e) = kad.bootstrap()
+        {
+            tracing::debug!(error = %e, "kademlia bootstrap not started");
+        }
+    }
+
+    /// Asks the swarm to dial `peer` (at `addresses`, plus what it knows).
+    pub(crate) fn dial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        if peer == self.local_peer || self.connected.contains(&peer) {
+            return;
+        }
+        self.actions.push_back(ToSwarm::Dial {
+            opts: DialOpts::peer_id(peer).addresses(addresses).build(),
+        });
+        self.wake();
+    }
+
+    /// Dials an address whose peer id may be unknown.
+    pub(crate) fn dial_address(&mut self, addr: Multiaddr) {
+        let opts = match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => {
+                if peer == self.local_peer || self.connected.contains(&peer) {
+                    return;
+                }
+                DialOpts::peer_id(peer).addresses(vec![addr]).build()
+            }
+            _ => DialOpts::unknown_peer_id().address(addr).build(),
+        };
+        self.actions.push_back(ToSwarm::Dial { opts });
+        self.wake();
+    }
+
+    /// Whether some online group still looks for members (not ready yet, or
+    /// without neighbours).
+    fn wants_members(&self) -> bool {
+        self.groups.iter().any(|(_, s)| {
+            s.is_online() && (s.status().is_ok_and(|st| !st.ready || !st.has_connections))
+        })
+    }
+
+    /// An address another behaviour learned for `peer`.
+    pub(crate) fn learn_address(&mut self, peer: PeerId, addr: &Multiaddr) {
+        if peer == self.local_peer {
+            return;
+        }
+        let new = self.discovery.remember(peer, addr.clone());
+        if new && self.wants_members() {
+            self.dial(peer, vec![addr.clone()]);
+        }
+    }
+
+    /// Announces `group` in the global cloud.
+    pub(crate) fn start_providing(&mut self, group: &PeerName) {
+        if let Some(kad) = self.inner.kademlia.as_mut()
+            && let Err(e) = kad.start_providing(provider_key(group))
+        {
+            tracing::warn!(%group, error = %e, "cannot announce the group in Kademlia");
+        }
+    }
+
+    /// Stops announcing `group`.
+    pub(crate) fn stop_providing(&mut self, group: &PeerName) {
+        if let Some(kad) = self.inner.kademlia.as_mut() {
+            kad.stop_providing(&provider_key(group));
+        }
+    }
+
+    /// Looks for `group`'s members in the global cloud.
+    pub(crate) fn find_members(&mut self, group: &PeerName) {
+        if let Some(kad) = self.inner.kademlia.as_mut() {
+            kad.get_providers(provider_key(group));
+        }
+    }
+
+    /// Announces every listening group again (after the routing table gained
+    /// a peer: an announcement made while it was empty reached nobody).
+    fn provide_all(&mut self) {
+        let listening: Vec<PeerName> = self
+            .groups
+            .iter()
+            .filter(|(_, s)| s.status().is_ok_and(|st| st.listening))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for group in listening {
+            self.start_providing(&group);
+        }
+    }
+
+    pub(crate) fn on_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::RoutingUpdated {
+                is_new_peer: true, ..
+            } => self.provide_all(),
+            kad::Event::OutboundQueryProgressed { result, .. } => match result {
+                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                    providers,
+                    ..
+                })) => {
+                    // Provider records carry peer ids. Dial now, while the
+                    // query still holds the addresses it heard, and also look
+                    // the id up, which finds them if the query has ended.
+                    for peer in providers {
+                        if peer != self.local_peer && !self.connected.contains(&peer) {
+                            self.dial(peer, Vec::new());
+                            if let Some(kad) = self.inner.kademlia.as_mut() {
+                                kad.get_closest_peers(peer);
+                            }
+                        }
+                    }
+                }
+                kad::QueryResult::GetClosestPeers(Ok(kad::GetClosestPeersOk { key, peers })) => {
+                    let Ok(target) = PeerId::from_bytes(&key) else {
+                        return;
+                    };
+                    for info in peers {
+                        if info.peer_id == target && !info.addrs.is_empty() {
+                            self.dial(target, info.addrs);
+                        }
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_mdns_event(&mut self, event: mdns::Event) {
+        match event {
+            mdns::Event::Discovered(found) => {
+                for (peer, addr) in found {
+                    if let Some(kad) = self.inner.kademlia.as_mut() {
+                        kad.add_address(&peer, addr.clone());
+                    }
+                    self.discovery.remember(peer, addr.clone());
+                    self.dial(peer, vec![addr]);
+                }
+            }
+            mdns::Event::Expired(_) => {}
+        }
+    }
+
+    pub(crate) fn on_identify_event(&mut self, event: identify::Event) {
+        if let identify::Event::Received { peer_id, info, .. } = event
+            && let Some(kad) = self.inner.kademlia.as_mut()
+        {
+            for addr in info.listen_addrs {
+                kad.add_address(&peer_id, addr);
+            }
+        }
+    }
+}

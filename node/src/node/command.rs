@@ -1,0 +1,451 @@
+//! The node's typed commands: a [`Request`] for every operation, a
+//! [`Response`] for every result. Both are serde types, so that the control
+//! API can speak them as they are; [`crate::Handle`] wraps them in typed
+//! methods.
+
+use libp2p::{Multiaddr, PeerId};
+use peergroup_protocol::{
+    Digest, GroupProperties, GroupSpec, Identity, IdentityInfo, Keypair, Membership, NewRecord,
+    PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp, session::Status,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::{
+    behaviour::{Behaviour, GroupEntry, OperationId, live_records},
+    error::Error,
+    storage::Backend,
+};
+
+/// An operation on the node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Request {
+    /// The node's libp2p peer id.
+    PeerId,
+    /// The addresses the node listens on.
+    ListenAddrs,
+    /// `PeerIdentityCreate`.
+    CreateIdentity {
+        /// The identity's classifier.
+        classifier: String,
+        /// Its friendly name (empty: the peer name).
+        friendly_name: String,
+    },
+    /// `PeerIdentityImport`: an identity from its 32-byte secret key.
+    ImportIdentity {
+        /// The secret key seed.
+        #[serde(with = "serde_bytes")]
+        secret: Vec<u8>,
+        /// The identity's classifier.
+        classifier: String,
+        /// Its friendly name.
+        friendly_name: String,
+    },
+    /// `PeerEnumIdentities`.
+    Identities,
+    /// `PeerIdentityDelete`.
+    DeleteIdentity {
+        /// The identity.
+        identity: PeerName,
+    },
+    /// `PeerGroupCreate`.
+    CreateGroup {
+        /// What to create.
+        spec: GroupSpec,
+    },
+    /// `PeerGroupJoin`.
+    Join {
+        /// The local identity that joins.
+        identity: PeerName,
+        /// The invitation's text.
+        invitation: String,
+    },
+    /// The groups this node knows.
+    Groups,
+    /// `PeerGroupOpen`.
+    Open {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupConnect` / `PeerGroupConnectByAddress`.
+    Connect {
+        /// The group.
+        group: PeerName,
+        /// Addresses to dial besides what discovery finds.
+        addresses: Vec<Multiaddr>,
+    },
+    /// `PeerGroupClose`.
+    Close {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupDelete`.
+    DeleteGroup {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupGetStatus`.
+    Status {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupEnumConnections`.
+    Connections {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupGetProperties`.
+    Properties {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupSetProperties`.
+    SetProperties {
+        /// The group.
+        group: PeerName,
+        /// The new properties.
+        properties: GroupProperties,
+    },
+    /// `PeerGroupEnumMembers`.
+    Members {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupCreateInvitation`.
+    CreateInvitation {
+        /// The group.
+        group: PeerName,
+        /// The invitee's public identity text.
+        subject: String,
+        /// The role to grant.
+        role: Role,
+        /// When the invitation expires (default: with the inviter's credential).
+        expires: Option<Timestamp>,
+    },
+    /// `PeerGroupCreatePasswordInvitation`.
+    CreatePasswordInvitation {
+        /// The group.
+        group: PeerName,
+    },
+    /// `PeerGroupIssueCredentials`.
+    IssueCredentials {
+        /// The group.
+        group: PeerName,
+        /// The member's public identity text.
+        subject: String,
+        /// The role to grant.
+        role: Role,
+        /// When the credential expires.
+        expires: Option<Timestamp>,
+        /// `PEER_GROUP_STORE_CREDENTIALS`.
+        store: bool,
+    },
+    /// `PeerGroupAddRecord`.
+    AddRecord {
+        /// The group.
+        group: PeerName,
+        /// The record.
+        record: NewRecord,
+    },
+    /// `PeerGroupUpdateRecord`.
+    UpdateRecord {
+        /// The group.
+        group: PeerName,
+        /// The current record with its changes.
+        record: Record,
+    },
+    /// `PeerGroupDeleteRecord`.
+    DeleteRecord {
+        /// The group.
+        group: PeerName,
+        /// The record's id.
+        id: RecordId,
+    },
+    /// `PeerGroupGetRecord`.
+    GetRecord {
+        /// The group.
+        group: PeerName,
+        /// The record's id.
+        id: RecordId,
+    },
+    /// `PeerGroupEnumRecords`.
+    Records {
+        /// The group.
+        group: PeerName,
+        /// Only records of this type.
+        record_type: Option<RecordType>,
+    },
+    /// The digest of the group's database.
+    Digest {
+        /// The group.
+        group: PeerName,
+    },
+}
+
+/// The result of a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Response {
+    /// Nothing to report.
+    Done,
+    /// A peer id.
+    PeerId(PeerId),
+    /// Addresses.
+    Addresses(Vec<Multiaddr>),
+    /// An identity's signed public info.
+    Identity(Signed<IdentityInfo>),
+    /// Identities.
+    Identities(Vec<Signed<IdentityInfo>>),
+    /// A group's peer name.
+    Group(PeerName),
+    /// Groups.
+    Groups(Vec<GroupEntry>),
+    /// A group's status.
+    Status(Status),
+    /// Neighbours.
+    Peers(Vec<PeerId>),
+    /// Group properties.
+    Properties(GroupProperties),
+    /// Members.
+    Members(Vec<Membership>),
+    /// An invitation's text.
+    Invitation(String),
+    /// A record id.
+    RecordId(RecordId),
+    /// A record.
+    Record(Record),
+    /// Records.
+    Records(Vec<Record>),
+    /// A database digest.
+    Digest(Digest),
+}
+
+/// A message into the node's event loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Run `request` and answer on `reply`.
+    Request {
+        request: Box<Request>,
+        reply: oneshot::Sender<Result<Response, Error>>,
+    },
+    /// Stop the node, then answer.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// What running a request on the behaviour gave.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The answer, now.
+    Now(Result<Response, Error>),
+    /// The answer, once the operation completes (a connect, or the barrier
+    /// that makes a write durable).
+    After(OperationId, Response),
+    /// A read to run off the swarm task, once the group's state allowed it.
+    Read(Read),
+}
+
+/// A read the node runs on a blocking thread against the store.
+#[derive(Debug)]
+pub(crate) enum Read {
+    Record {
+        group: PeerName,
+        id: RecordId,
+    },
+    Records {
+        group: PeerName,
+        record_type: Option<RecordType>,
+    },
+    Digest {
+        group: PeerName,
+    },
+}
+
+impl Read {
+    /// Runs the read (blocking).
+    pub(crate) fn run(self, backend: &dyn Backend) -> Result<Response, Error> {
+        match self {
+            Read::Record { group, id } => match backend.get(&group, &id)? {
+                Some(r) if !r.record().is_deleted() => Ok(Response::Record(r.record().clone())),
+                _ => Err(peergroup_protocol::Error::RecordNotFound.into()),
+            },
+            Read::Records { group, record_type } => Ok(Response::Records(live_records(
+                backend,
+                &group,
+                record_type,
+            )?)),
+            Read::Digest { group } => Ok(Response::Digest(backend.digest(&group)?)),
+        }
+    }
+}
+
+/// Runs `request` on the behaviour (the node-level requests, peer id and
+/// listen addresses, are the loop's own).
+pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
+    let durable = |behaviour: &mut Behaviour, response: Result<Response, Error>| match response {
+        Ok(response) => Outcome::After(behaviour.barrier(), response),
+        Err(e) => Outcome::Now(Err(e)),
+    };
+    match request {
+        Request::PeerId | Request::ListenAddrs => Outcome::Now(Err(
+            peergroup_protocol::Error::InvalidArg("answered by the node".into()).into(),
+        )),
+        Request::CreateIdentity {
+            classifier,
+            friendly_name,
+        } => {
+            let r = behaviour
+                .create_identity(&classifier, &friendly_name)
+                .map(Response::Identity);
+            durable(behaviour, r)
+        }
+        Request::ImportIdentity {
+            secret,
+            classifier,
+            friendly_name,
+        } => {
+            let r = import(&secret, &classifier, &friendly_name)
+                .and_then(|identity| behaviour.import_identity(identity))
+                .map(Response::Identity);
+            durable(behaviour, r)
+        }
+        Request::Identities => Outcome::Now(Ok(Response::Identities(behaviour.identities()))),
+        Request::DeleteIdentity { identity } => {
+            let r = behaviour
+                .delete_identity(&identity)
+                .map(|()| Response::Done);
+            durable(behaviour, r)
+        }
+        Request::CreateGroup { spec } => {
+            let r = behaviour.create_group(&spec).map(Response::Group);
+            durable(behaviour, r)
+        }
+        Request::Join {
+            identity,
+            invitation,
+        } => {
+            let r = behaviour.join(&identity, &invitation).map(Response::Group);
+            durable(behaviour, r)
+        }
+        Request::Groups => Outcome::Now(Ok(Response::Groups(behaviour.groups()))),
+        Request::Open { group } => Outcome::Now(behaviour.open(&group).map(|()| Response::Done)),
+        Request::Connect { group, addresses } => {
+            match behaviour.connect_by_address(&group, addresses) {
+                Ok(operation) => Outcome::After(operation, Response::Done),
+                Err(e) => Outcome::Now(Err(e)),
+            }
+        }
+        Request::Close { group } => Outcome::Now(behaviour.close(&group).map(|()| Response::Done)),
+        Request::DeleteGroup { group } => {
+            let r = behaviour.delete_group(&group).map(|()| Response::Done);
+            durable(behaviour, r)
+        }
+        Request::Status { group } => Outcome::Now(behaviour.status(&group).map(Response::Status)),
+        Request::Connections { group } => {
+            Outcome::Now(behaviour.connections(&group).map(Response::Peers))
+        }
+        Request::Properties { group } => {
+            Outcome::Now(behaviour.properties(&group).map(Response::Properties))
+        }
+        Request::SetProperties { group, properties } => {
+            let r = behaviour
+                .set_properties(&group, properties)
+                .map(|()| Response::Done);
+            durable(behaviour, r)
+        }
+        Request::Members { group } => {
+            Outcome::Now(behaviour.members(&group).map(Response::Members))
+        }
+        Request::CreateInvitation {
+            group,
+            subject,
+            role,
+            expires,
+        } => Outcome::Now(
+            behaviour
+                .create_invitation(&group, &subject, role, expires)
+                .map(Response::Invitation),
+        ),
+        Request::CreatePasswordInvitation { group } => Outcome::Now(
+            behaviour
+                .create_password_invitation(&group)
+                .map(Response::Invitation),
+        ),
+        Request::IssueCredentials {
+            group,
+            subject,
+            role,
+            expires,
+            store,
+        } => {
+            let r = behaviour
+                .issue_credentials(&group, &subject, role, expires, store)
+                .map(Response::Invitation);
+            durable(behaviour, r)
+        }
+        Request::AddRecord { group, record } => {
+            let r = behaviour.add_record(&group, record).map(Response::RecordId);
+            durable(behaviour, r)
+        }
+        Request::UpdateRecord { group, record } => {
+            let r = behaviour
+                .update_record(&group, &record)
+                .map(|()| Response::Done);
+            durable(behaviour, r)
+        }
+        Request::DeleteRecord { group, id } => {
+            let r = behaviour
+                .delete_record(&group, &id)
+                .map(|()| Response::Done);
+            durable(behaviour, r)
+        }
+        Request::GetRecord { group, id } => readable(
+            behaviour,
+            &group,
+            true,
+            Read::Record {
+                group: group.clone(),
+                id,
+            },
+        ),
+        Request::Records { group, record_type } => readable(
+            behaviour,
+            &group,
+            true,
+            Read::Records {
+                group: group.clone(),
+                record_type,
+            },
+        ),
+        Request::Digest { group } => readable(
+            behaviour,
+            &group,
+            false,
+            Read::Digest {
+                group: group.clone(),
+            },
+        ),
+    }
+}
+
+/// A read, if the group is open (and ready, when `ready` is asked).
+fn readable(behaviour: &Behaviour, group: &PeerName, ready: bool, read: Read) -> Outcome {
+    match behaviour.status(group) {
+        Ok(status) if ready && !status.ready => {
+            Outcome::Now(Err(peergroup_protocol::Error::GroupNotReady.into()))
+        }
+        Ok(_) => Outcome::Read(read),
+        Err(e) => Outcome::Now(Err(e)),
+    }
+}
+
+fn import(secret: &[u8], classifier: &str, friendly_name: &str) -> Result<Identity, Error> {
+    let seed: [u8; 32] = secret.try_into().map_err(|_| {
+        peergroup_protocol::Error::InvalidArg("an identity's secret key is 32 bytes".into())
+    })?;
+    Ok(Identity::new(
+        Keypair::from_secret_bytes(&seed),
+        classifier,
+        friendly_name,
+    )?)
+}

@@ -1,0 +1,359 @@
+//! [`Handle`]: the typed, cloneable way into a running [`crate::Node`].
+
+use libp2p::{Multiaddr, PeerId};
+use peergroup_protocol::{
+    Digest, GroupProperties, GroupSpec, Identity, IdentityInfo, Membership, NewRecord, PeerName,
+    Record, RecordId, RecordType, Role, Signed, Timestamp, session::Status,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{Command, EventFilter, Request, Response, Subscription};
+use crate::{
+    behaviour::{Event, GroupEntry},
+    error::Error,
+};
+
+/// A cloneable handle to a running node. Every method sends one
+/// [`Request`] and waits for its [`Response`]. Methods that write return
+/// once the write is durable. Dropping a method's future never corrupts the
+/// node (the command may still run). After the node stopped, every method
+/// returns [`Error::Shutdown`].
+#[derive(Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Event>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+/// Unwraps the expected [`Response`] variant.
+macro_rules! expect {
+    ($response:expr, $variant:ident) => {
+        match $response {
+            Response::$variant(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    };
+}
+
+fn unexpected(response: Response) -> Error {
+    Error::Peer(peergroup_protocol::Error::InvalidArg(format!(
+        "unexpected response {response:?}"
+    )))
+}
+
+impl Handle {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, events: broadcast::Sender<Event>) -> Handle {
+        Handle { commands, events }
+    }
+
+    /// Sends `request` and waits for its response. Cancel-safe in the sense
+    /// above.
+    pub async fn request(&self, request: Request) -> Result<Response, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                request: Box::new(request),
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    async fn done(&self, request: Request) -> Result<(), Error> {
+        match self.request(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A new subscription to events passing `filter`.
+    pub fn subscribe(&self, filter: EventFilter) -> Subscription {
+        Subscription::new(self.events.subscribe(), filter)
+    }
+
+    /// The node's libp2p peer id.
+    pub async fn peer_id(&self) -> Result<PeerId, Error> {
+        expect!(self.request(Request::PeerId).await?, PeerId)
+    }
+
+    /// The addresses the node listens on, each ending with `/p2p/<peer id>`.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
+        expect!(self.request(Request::ListenAddrs).await?, Addresses)
+    }
+
+    /// `PeerIdentityCreate`: a new identity; returns its signed public info.
+    pub async fn create_identity(
+        &self,
+        classifier: &str,
+        friendly_name: &str,
+    ) -> Result<Signed<IdentityInfo>, Error> {
+        let request = Request::CreateIdentity {
+            classifier: classifier.to_owned(),
+            friendly_name: friendly_name.to_owned(),
+        };
+        expect!(self.request(request).await?, Identity)
+    }
+
+    /// `PeerIdentityImport`: adds an identity whose secret the caller holds.
+    pub async fn import_identity(&self, identity: Identity) -> Result<Signed<IdentityInfo>, Error> {
+        let secret = identity.keypair().secret_bytes();
+        let request = Request::ImportIdentity {
+            secret: secret.to_vec(),
+            classifier: identity.peer_name().classifier().to_owned(),
+            friendly_name: identity.friendly_name().to_owned(),
+        };
+        expect!(self.request(request).await?, Identity)
+    }
+
+    /// `PeerEnumIdentities`.
+    pub async fn identities(&self) -> Result<Vec<Signed<IdentityInfo>>, Error> {
+        expect!(self.request(Request::Identities).await?, Identities)
+    }
+
+    /// `PeerIdentityDelete`.
+    pub async fn delete_identity(&self, identity: &PeerName) -> Result<(), Error> {
+        self.done(Request::DeleteIdentity {
+            identity: identity.clone(),
+        })
+        .await
+    }
+
+    /// `PeerGroupCreate`: returns the new group's peer name; it is open and ready.
+    pub async fn create_group(&self, spec: GroupSpec) -> Result<PeerName, Error> {
+        expect!(self.request(Request::CreateGroup { spec }).await?, Group)
+    }
+
+    /// `PeerGroupJoin`: joins with an invitation as `identity`; the group is
+    /// open but not ready until [`Handle::connect`] copies its database.
+    pub async fn join(&self, identity: &PeerName, invitation: &str) -> Result<PeerName, Error> {
+        let request = Request::Join {
+            identity: identity.clone(),
+            invitation: invitation.to_owned(),
+        };
+        expect!(self.request(request).await?, Group)
+    }
+
+    /// The groups known locally, with their lifecycle stage.
+    pub async fn groups(&self) -> Result<Vec<GroupEntry>, Error> {
+        expect!(self.request(Request::Groups).await?, Groups)
+    }
+
+    /// `PeerGroupOpen`.
+    pub async fn open(&self, group: &PeerName) -> Result<(), Error> {
+        self.done(Request::Open {
+            group: group.clone(),
+        })
+        .await
+    }
+
+    /// `PeerGroupConnect`: online. Returns when the group is ready: at once
+    /// for a group that has synchronized before (or its creator); for a new
+    /// member after its first database copy, or an error (`NoMembersFound`,
+    /// `NoMemberConnections`) after the configured connect timeout, with a
+    /// `ConnectionFailed` event.
+    pub async fn connect(&self, group: &PeerName) -> Result<(), Error> {
+        self.connect_by_address(group, Vec::new()).await
+    }
+
+    /// `PeerGroupConnectByAddress`: like [`Handle::connect`], also dialing `addresses`.
+    pub async fn connect_by_address(
+        &self,
+        group: &PeerName,
+        addresses: Vec<Multiaddr>,
+    ) -> Result<(), Error> {
+        self.done(Request::Connect {
+            group: group.clone(),
+            addresses,
+        })
+        .await
+    }
+
+    /// `PeerGroupClose`.
+    pub async fn close(&self, group: &PeerName) -> Result<(), Error> {
+        self.done(Request::Close {
+            group: group.clone(),
+        })
+        .await
+    }
+
+    /// `PeerGroupDelete`: removes the local data.
+    pub async fn delete_group(&self, group: &PeerName) -> Result<(), Error> {
+        self.done(Request::DeleteGroup {
+            group: group.clone(),
+        })
+        .await
+    }
+
+    /// `PeerGroupGetStatus`: listening, has connections, ready.
+    pub async fn status(&self, group: &PeerName) -> Result<Status, Error> {
+        let request = Request::Status {
+            group: group.clone(),
+        };
+        expect!(self.request(request).await?, Status)
+    }
+
+    /// `PeerGroupEnumConnections`: the group's neighbours.
+    pub async fn connections(&self, group: &PeerName) -> Result<Vec<PeerId>, Error> {
+        let request = Request::Connections {
+            group: group.clone(),
+        };
+        expect!(self.request(request).await?, Peers)
+    }
+
+    /// `PeerGroupGetProperties`.
+    pub async fn properties(&self, group: &PeerName) -> Result<GroupProperties, Error> {
+        let request = Request::Properties {
+            group: group.clone(),
+        };
+        expect!(self.request(request).await?, Properties)
+    }
+
+    /// `PeerGroupSetProperties` (creator only).
+    pub async fn set_properties(
+        &self,
+        group: &PeerName,
+        properties: GroupProperties,
+    ) -> Result<(), Error> {
+        self.done(Request::SetProperties {
+            group: group.clone(),
+            properties,
+        })
+        .await
+    }
+
+    /// `PeerGroupEnumMembers`.
+    pub async fn members(&self, group: &PeerName) -> Result<Vec<Membership>, Error> {
+        let request = Request::Members {
+            group: group.clone(),
+        };
+        expect!(self.request(request).await?, Members)
+    }
+
+    /// `PeerGroupCreateInvitation`: invites the identity whose public text is
+    /// `subject` (from `peergroup identity show`, say) as `role`.
+    pub async fn create_invitation(
+        &self,
+        group: &PeerName,
+        subject: &str,
+        role: Role,
+        expires: Option<Timestamp>,
+    ) -> Result<String, Error> {
+        let request = Request::CreateInvitation {
+            group: group.clone(),
+            subject: subject.to_owned(),
+            role,
+            expires,
+        };
+        expect!(self.request(request).await?, Invitation)
+    }
+
+    /// `PeerGroupIssueCredentials`: renews or changes the role of the member
+    /// whose public text is `subject`; returns the credential as an
+    /// invitation, and with `store` also publishes it as the member's
+    /// membership record (the member adopts it when it arrives).
+    pub async fn issue_credentials(
+        &self,
+        group: &PeerName,
+        subject: &str,
+        role: Role,
+        expires: Option<Timestamp>,
+        store: bool,
+    ) -> Result<String, Error> {
+        let request = Request::IssueCredentials {
+            group: group.clone(),
+            subject: subject.to_owned(),
+            role,
+            expires,
+            store,
+        };
+        expect!(self.request(request).await?, Invitation)
+    }
+
+    /// `PeerGroupCreatePasswordInvitation`.
+    pub async fn create_password_invitation(&self, group: &PeerName) -> Result<String, Error> {
+        let request = Request::CreatePasswordInvitation {
+            group: group.clone(),
+        };
+        expect!(self.request(request).await?, Invitation)
+    }
+
+    /// `PeerGroupAddRecord`: returns the new record's id once it is durable.
+    pub async fn add_record(&self, group: &PeerName, record: NewRecord) -> Result<RecordId, Error> {
+        let request = Request::AddRecord {
+            group: group.clone(),
+            record,
+        };
+        expect!(self.request(request).await?, RecordId)
+    }
+
+    /// `PeerGroupUpdateRecord`: `record` is the current record with changed
+    /// attributes, expiration or data.
+    pub async fn update_record(&self, group: &PeerName, record: Record) -> Result<(), Error> {
+        self.done(Request::UpdateRecord {
+            group: group.clone(),
+            record,
+        })
+        .await
+    }
+
+    /// `PeerGroupDeleteRecord`.
+    pub async fn delete_record(&self, group: &PeerName, id: RecordId) -> Result<(), Error> {
+        self.done(Request::DeleteRecord {
+            group: group.clone(),
+            id,
+        })
+        .await
+    }
+
+    /// `PeerGroupGetRecord` (read on a blocking thread, not the swarm task).
+    pub async fn get_record(&self, group: &PeerName, id: RecordId) -> Result<Record, Error> {
+        let request = Request::GetRecord {
+            group: group.clone(),
+            id,
+        };
+        expect!(self.request(request).await?, Record)
+    }
+
+    /// `PeerGroupEnumRecords`, optionally of one type (read on a blocking thread).
+    pub async fn records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+    ) -> Result<Vec<Record>, Error> {
+        let request = Request::Records {
+            group: group.clone(),
+            record_type,
+        };
+        expect!(self.request(request).await?, Records)
+    }
+
+    /// The digest of the group's database (equal digests: identical databases).
+    pub async fn digest(&self, group: &PeerName) -> Result<Digest, Error> {
+        let request = Request::Digest {
+            group: group.clone(),
+        };
+        expect!(self.request(request).await?, Digest)
+    }
+
+    /// Stops the node once everything queued is written. Idempotent:
+    /// stopping a stopped node is `Ok`.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        let _ = rx.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! [`Backend`]: the record database and what else a node keeps, as the
+//! storage worker writes it and readers read it, from any thread.
+
+use std::{collections::BTreeMap, sync::RwLock};
+
+use peergroup_protocol::{
+    Change, Digest, Identity, MemoryStore, Merged, PeerName, RecordId, RecordType, SignedRecord,
+    Store, StoreError, Timestamp,
+    session::{GroupState, Version},
+};
+use sha2::{Digest as _, Sha256};
+
+use super::redb::RawPage;
+
+/// One write of a batch that [`Backend::apply`] commits in one transaction.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Merge verified, authorized records (merge order: the maximum wins).
+    Merge(Vec<SignedRecord>),
+    /// Store a group's state, replacing the stored one.
+    SaveGroup(Box<GroupState>),
+    /// Forget a group: its state and all its records.
+    ForgetGroup(PeerName),
+    /// Store a local identity (secret key included).
+    SaveIdentity(Box<Identity>),
+    /// Forget a local identity.
+    ForgetIdentity(PeerName),
+    /// Remove every record (and tombstone) expired at this time.
+    Expire(Timestamp),
+}
+
+/// What one [`WriteOp`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A [`WriteOp::Merge`]: each record's change, in order.
+    Merged(Vec<Change>),
+    /// A [`WriteOp::Expire`]: the live records removed, in (group, id) order.
+    Expired(Vec<Merged>),
+    /// Any other op.
+    Done,
+}
+
+/// A node's persistent state, shared by the storage worker (writes) and
+/// readers (reads) on any thread: a [`super::RedbStore`] with a data
+/// directory, a [`MemoryBackend`] without.
+///
+/// Every method may be called concurrently; writes are serialized by the
+/// backend, and a read sees a committed state.
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    /// Applies `ops` in order in one durable transaction: all or nothing.
+    /// Returns one [`Applied`] per op.
+    fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Applied>, StoreError>;
+
+    /// The stored copy of a record (live or tombstone).
+    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError>;
+
+    /// Up to `limit` records of `group` after `after`, in id order, optionally of one type.
+    fn records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<SignedRecord>, StoreError>;
+
+    /// Up to `limit` envelopes (about `max_bytes` at most) of `group` after
+    /// `after`, as stored: a page to serve.
+    fn envelopes(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<RawPage, StoreError>;
+
+    /// Every record id of `group` with its version and envelope hash.
+    fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError>;
+
+    /// The digest of `group`'s records.
+    fn digest(&self, group: &PeerName) -> Result<Digest, StoreError>;
+
+    /// Every local identity.
+    fn identities(&self) -> Result<Vec<Identity>, StoreError>;
+
+    /// Every group's state.
+    fn groups(&self) -> Result<Vec<GroupState>, StoreError>;
+}
+
+/// The in-memory [`Backend`]: nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    inner: RwLock<Memory>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    store: MemoryStore,
+    identities: BTreeMap<PeerName, Identity>,
+    groups: BTreeMap<PeerName, GroupState>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> MemoryBackend {
+        MemoryBackend::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Memory> {
+        // A panic while holding the lock leaves consistent data (every write
+        // below completes or panics before mutating): keep serving it.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Applied>, StoreError> {
+        let mut m = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match op {
+                WriteOp::Merge(records) => Applied::Merged(
+                    m.store
+                        .merge(records.clone())?
+                        .into_iter()
+                        .map(|merged| merged.change)
+                        .collect(),
+                ),
+                WriteOp::SaveGroup(state) => {
+                    m.groups.insert(state.group().clone(), (**state).clone());
+                    Applied::Done
+                }
+                WriteOp::ForgetGroup(group) => {
+                    m.groups.remove(group);
+                    m.store.remove_group(group)?;
+                    Applied::Done
+                }
+                WriteOp::SaveIdentity(identity) => {
+                    m.identities
+                        .insert(identity.peer_name().clone(), (**identity).clone());
+                    Applied::Done
+                }
+                WriteOp::ForgetIdentity(name) => {
+                    m.identities.remove(name);
+                    Applied::Done
+                }
+                WriteOp::Expire(now) => Applied::Expired(m.store.expire(*now)?),
+            });
+        }
+        Ok(out)
+    }
+
+    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+        self.read().store.get(group, id)
+    }
+
+    fn records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<SignedRecord>, StoreError> {
+        self.read().store.records(group, record_type, after, limit)
+    }
+
+    fn envelopes(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<RawPage, StoreError> {
+        let records =
+            self.read()
+                .store
+                .records(group, record_type, after, limit.saturating_add(1))?;
+        let mut page = RawPage {
+            envelopes: Vec::new(),
+            last: after,
+            done: true,
+        };
+        let mut bytes = 0usize;
+        for record in records {
+            if page.envelopes.len() >= limit || (bytes >= max_bytes && !page.envelopes.is_empty()) {
+                page.done = false;
+                break;
+            }
+            bytes = bytes.saturating_add(record.as_bytes().len());
+            page.last = Some(record.record().id);
+            page.envelopes.push(record.into_bytes());
+        }
+        Ok(page)
+    }
+
+    fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {
+        Ok(self
+            .read()
+            .store
+            .records(group, None, None, usize::MAX)?
+            .iter()
+            .map(|r| {
+                (
+                    r.record().id,
+                    Version {
+                        version: r.record().version,
+                        hash: Sha256::digest(r.as_bytes()).into(),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
+        self.read().store.digest(group)
+    }
+
+    fn identities(&self) -> Result<Vec<Identity>, StoreError> {
+        Ok(self.read().identities.values().cloned().collect())
+    }
+
+    fn groups(&self) -> Result<Vec<GroupState>, StoreError> {
+        Ok(self.read().groups.values().cloned().collect())
+    }
+}

@@ -1,0 +1,578 @@
+//! Storage off the swarm task: a [`Backend`] (redb with a data directory,
+//! memory without), a writer thread that group-commits queued writes, and a
+//! reader thread that serves synchronization pages.
+//!
+//! - Writes ([`WriteOp`]) go into a bounded queue ([`WRITE_QUEUE`]); the
+//!   writer takes everything queued (up to [`MAX_BATCH_RECORDS`] records) and
+//!   applies it in **one durable transaction**, then reports each write's
+//!   outcome in order. A barrier (a write of nothing) completes once every
+//!   write queued before it is durable: that is how a caller learns that its
+//!   write "returned Ok" durably.
+//! - Page reads go into their own bounded queue ([`READ_QUEUE`]) and run on
+//!   the reader thread beside the writer (redb runs reads beside a write).
+//! - Other reads (get, enumerate, digest) run on whatever thread asks, through
+//!   [`Storage::backend`]: the node answers them on blocking threads.
+//! - Completions come back through one bounded channel that the behaviour
+//!   polls; the threads wait when it is full (backpressure on storage, never
+//!   on the swarm). A full queue is reported to the submitter, which keeps
+//!   the job and stops reading the network until there is room.
+//!
+//! On drop, the queues close and the threads finish what is queued (every
+//! write queued is committed) before the drop returns.
+
+mod backend;
+mod redb;
+
+use std::{
+    sync::{
+        Arc,
+        mpsc::{self, Receiver, SyncSender, TrySendError},
+    },
+    task::{Context, Poll},
+    thread::JoinHandle,
+};
+
+use peergroup_protocol::{PeerName, RecordId, RecordType, StoreError};
+use tokio::sync::mpsc as async_mpsc;
+
+pub use self::{
+    backend::{Applied, Backend, MemoryBackend, WriteOp},
+    redb::{AccessError, FILE_NAME, OpenError, RawPage, RedbStore, decode_records},
+};
+
+/// How many writes may wait for the writer. Each carries up to a page of
+/// records (512); 256 of them is far more than one commit takes.
+pub const WRITE_QUEUE: usize = 256;
+
+/// How many page reads may wait for the reader.
+pub const READ_QUEUE: usize = 64;
+
+/// How many completions may wait for the behaviour before the threads wait.
+pub const DONE_QUEUE: usize = 1024;
+
+/// The most records the writer puts in one transaction; more queued records
+/// wait for the next commit.
+pub const MAX_BATCH_RECORDS: usize = 8192;
+
+/// A read of one page of envelopes, to serve a synchronization request.
+#[derive(Debug, Clone)]
+pub struct PageRead {
+    /// The group.
+    pub group: PeerName,
+    /// Only records of this type.
+    pub record_type: Option<RecordType>,
+    /// Records with ids above this one.
+    pub after: Option<RecordId>,
+    /// At most this many records.
+    pub limit: usize,
+    /// At most about this many envelope bytes.
+    pub max_bytes: usize,
+}
+
+/// A storage failure, shared by every write of the transaction that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct StorageError(Arc<StoreError>);
+
+impl StorageError {
+    /// The store's error.
+    pub fn store_error(&self) -> &StoreError {
+        &self.0
+    }
+}
+
+impl From<StoreError> for StorageError {
+    fn from(e: StoreError) -> StorageError {
+        StorageError(Arc::new(e))
+    }
+}
+
+/// What the threads report.
+#[derive(Debug)]
+pub enum Completion {
+    /// A write (or, with `op: None`, a barrier) is durable, or failed.
+    Written {
+        /// The tag [`Storage::write`] returned.
+        tag: u64,
+        /// The write itself, handed back (records included).
+        op: Option<WriteOp>,
+        /// What it did.
+        result: Result<Applied, StorageError>,
+    },
+    /// A page read finished.
+    Read {
+        /// The tag [`Storage::read`] returned.
+        tag: u64,
+        /// The page.
+        result: Result<RawPage, StorageError>,
+    },
+}
+
+struct WriteJob {
+    tag: u64,
+    op: Option<WriteOp>,
+    /// A barrier carries no op; the flag survives the writer taking the op out.
+    barrier: bool,
+}
+
+struct ReadJob {
+    tag: u64,
+    read: PageRead,
+}
+
+/// The storage handle: the shared backend, the two queues, and the
+/// completions. See the module docs.
+pub struct Storage {
+    backend: Arc<dyn Backend>,
+    writes: Option<SyncSender<WriteJob>>,
+    reads: Option<SyncSender<ReadJob>>,
+    done: async_mpsc::Receiver<Completion>,
+    threads: Vec<JoinHandle<()>>,
+    next_tag: u64,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a job was not queued.
+#[derive(Debug)]
+pub enum Rejected<T> {
+    /// The queue is full: try again after a completion.
+    Full(T),
+    /// The storage threads are gone.
+    Closed(T),
+}
+
+impl Storage {
+    /// Starts the writer and reader threads over `backend`.
+    pub fn new(backend: Arc<dyn Backend>) -> std::io::Result<Storage> {
+        let (writes, write_rx) = mpsc::sync_channel(WRITE_QUEUE);
+        let (reads, read_rx) = mpsc::sync_channel(READ_QUEUE);
+        let (done_tx, done) = async_mpsc::channel(DONE_QUEUE);
+        let writer = {
+            let (backend, done) = (backend.clone(), done_tx.clone());
+            std::thread::Builder::new()
+                .name("peergroup-writer".into())
+                .spawn(move || write_loop(&*backend, &write_rx, &done))?
+        };
+        let reader = {
+            let backend = backend.clone();
+            std::thread::Builder::new()
+                .name("peergroup-reader".into())
+                .spawn(move || read_loop(&*backend, &read_rx, &done_tx))?
+        };
+        Ok(Storage {
+            backend,
+            writes: Some(writes),
+            reads: Some(reads),
+            done,
+            threads: vec![writer, reader],
+            next_tag: 0,
+        })
+    }
+
+    /// The backend, for reads on the caller's thread.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    fn tag(&mut self) -> u64 {
+        self.next_tag = self.next_tag.wrapping_add(1);
+        self.next_tag
+    }
+
+    /// Queues a write (`None`: a barrier); returns its tag, or the write back
+    /// when the queue is full or the writer is gone.
+    pub fn write(&mut self, op: Option<WriteOp>) -> Result<u64, Rejected<Option<WriteOp>>> {
+        let tag = self.tag();
+        let Some(writes) = &self.writes else {
+            return Err(Rejected::Closed(op));
+        };
+        let barrier = op.is_none();
+        match writes.try_send(WriteJob { tag, op, barrier }) {
+            Ok(()) => Ok(tag),
+            Err(TrySendError::Full(job)) => Err(Rejected::Full(job.op)),
+            Err(TrySendError::Disconnected(job)) => Err(Rejected::Closed(job.op)),
+        }
+    }
+
+    /// Queues a page read; returns its tag, or the read back.
+    pub fn read(&mut self, read: PageRead) -> Result<u64, Rejected<PageRead>> {
+        let tag = self.tag();
+        let Some(reads) = &self.reads else {
+            return Err(Rejected::Closed(read));
+        };
+        match reads.try_send(ReadJob { tag, read }) {
+            Ok(()) => Ok(tag),
+            Err(TrySendError::Full(job)) => Err(Rejected::Full(job.read)),
+            Err(TrySendError::Disconnected(job)) => Err(Rejected::Closed(job.read)),
+        }
+    }
+
+    /// The next completion, if one is ready (registers the waker otherwise).
+    pub fn poll_completion(&mut self, cx: &mut Context<'_>) -> Poll<Option<Completion>> {
+        self.done.poll_recv(cx)
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // Closing the queues ends the threads once they have done what is
+        // queued; the writer commits every queued write before it stops.
+        self.writes = None;
+        self.reads = None;
+        self.done.close();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer: one transaction for everything queued, then the completions.
+fn write_loop(
+    backend: &dyn Backend,
+    jobs: &Receiver<WriteJob>,
+    done: &async_mpsc::Sender<Completion>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        let mut records = batch.first().map_or(0, job_records);
+        while records < MAX_BATCH_RECORDS {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    records = records.saturating_add(job_records(&job));
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<WriteOp> = batch.iter_mut().filter_map(|j| j.op.take()).collect();
+        let result = if ops.is_empty() {
+            Ok(Vec::new())
+        } else {
+            backend.apply(&ops).map_err(StorageError::from)
+        };
+        let mut ops = ops.into_iter();
+        let mut applied = match &result {
+            Ok(applied) => applied.clone().into_iter(),
+            Err(_) => Vec::new().into_iter(),
+        };
+        for job in batch {
+            // Barriers carry no op: they only report that everything queued
+            // before them is durable (or that this transaction failed).
+            let is_barrier = job.barrier;
+            let op = if is_barrier { None } else { ops.next() };
+            let outcome = match &result {
+                Ok(_) if is_barrier => Ok(Applied::Done),
+                Ok(_) => Ok(applied.next().unwrap_or(Applied::Done)),
+                Err(e) => Err(e.clone()),
+            };
+            // After the behaviour is gone the writer keeps committing what is
+            // queued; the completions have nobody to go to.
+            let _ = done.blocking_send(Completion::Written {
+                tag: job.tag,
+                op,
+                result: outcome,
+            });
+        }
+    }
+}
+
+fn job_records(job: &WriteJob) -> usize {
+    match &job.op {
+        Some(WriteOp::Merge(records)) => records.len(),
+        _ => 1,
+    }
+}
+
+/// The reader: page reads, one at a time.
+fn read_loop(
+    backend: &dyn Backend,
+    jobs: &Receiver<ReadJob>,
+    done: &async_mpsc::Sender<Completion>,
+) {
+    while let Ok(ReadJob { tag, read }) = jobs.recv() {
+        let result = backend
+            .envelopes(
+                &read.group,
+                read.record_type,
+                read.after,
+                read.limit,
+                read.max_bytes,
+            )
+            .map_err(StorageError::from);
+        if done
+            .blocking_send(Completion::Read { tag, result })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::{
+        sync::{Condvar, Mutex},
+        task::Context,
+    };
+
+    use futures::task::noop_waker_ref;
+    use peergroup_protocol::{
+        Change, Digest, Identity, SignedRecord,
+        session::{GroupState, Version},
+        testing::{T0, add, group_of, identity},
+    };
+
+    use super::*;
+
+    /// A backend that counts transactions, can hold the writer inside
+    /// `apply` until released, and can fail every transaction.
+    #[derive(Debug, Default)]
+    struct Probe {
+        inner: MemoryBackend,
+        applies: Mutex<Vec<usize>>,
+        hold: Mutex<bool>,
+        released: Condvar,
+        fail: Mutex<bool>,
+    }
+
+    impl Probe {
+        fn release(&self) {
+            *self.hold.lock().unwrap() = false;
+            self.released.notify_all();
+        }
+    }
+
+    impl Backend for Probe {
+        fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Applied>, StoreError> {
+            self.applies.lock().unwrap().push(ops.len());
+            let mut held = self.hold.lock().unwrap();
+            while *held {
+                held = self.released.wait(held).unwrap();
+            }
+            drop(held);
+            if *self.fail.lock().unwrap() {
+                return Err(StoreError::Corrupt("the disk is on fire".into()));
+            }
+            self.inner.apply(ops)
+        }
+        fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+            self.inner.get(group, id)
+        }
+        fn records(
+            &self,
+            group: &PeerName,
+            record_type: Option<RecordType>,
+            after: Option<RecordId>,
+            limit: usize,
+        ) -> Result<Vec<SignedRecord>, StoreError> {
+            self.inner.records(group, record_type, after, limit)
+        }
+        fn envelopes(
+            &self,
+            group: &PeerName,
+            record_type: Option<RecordType>,
+            after: Option<RecordId>,
+            limit: usize,
+            max_bytes: usize,
+        ) -> Result<RawPage, StoreError> {
+            self.inner
+                .envelopes(group, record_type, after, limit, max_bytes)
+        }
+        fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {
+            self.inner.versions(group)
+        }
+        fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
+            self.inner.digest(group)
+        }
+        fn identities(&self) -> Result<Vec<Identity>, StoreError> {
+            self.inner.identities()
+        }
+        fn groups(&self) -> Result<Vec<GroupState>, StoreError> {
+            self.inner.groups()
+        }
+    }
+
+    /// Waits (blocking) for the next completion.
+    fn next(storage: &mut Storage) -> Completion {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        loop {
+            if let Poll::Ready(Some(c)) = storage.poll_completion(&mut cx) {
+                return c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    fn records(n: u64) -> Vec<SignedRecord> {
+        let alice = identity(1, "alice");
+        let group = group_of(&alice, "g");
+        (0..n)
+            .map(|i| add(&alice, &group, i, b"x", T0, 3600))
+            .collect()
+    }
+
+    #[test]
+    fn queued_writes_share_one_transaction_and_complete_in_order() {
+        let probe = Arc::new(Probe::default());
+        *probe.hold.lock().unwrap() = true;
+        let mut storage = Storage::new(probe.clone()).unwrap();
+        let batch = records(50);
+        let mut tags = Vec::new();
+        for (i, record) in batch.iter().enumerate() {
+            if i == 1 {
+                // Wait until the writer is inside the first transaction.
+                while probe.applies.lock().unwrap().is_empty() {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            tags.push(
+                storage
+                    .write(Some(WriteOp::Merge(vec![record.clone()])))
+                    .unwrap(),
+            );
+        }
+        let barrier = storage.write(None).unwrap();
+        // The writer holds the first write in its transaction meanwhile.
+        probe.release();
+        let mut done = Vec::new();
+        for _ in 0..51 {
+            match next(&mut storage) {
+                Completion::Written { tag, op, result } => {
+                    if tag == barrier {
+                        assert!(op.is_none());
+                    } else {
+                        assert_eq!(
+                            result.unwrap(),
+                            Applied::Merged(vec![Change::Added]),
+                            "each write gets its own outcome"
+                        );
+                        assert!(matches!(op, Some(WriteOp::Merge(r)) if r.len() == 1));
+                    }
+                    done.push(tag);
+                }
+                Completion::Read { .. } => panic!("no read was asked"),
+            }
+        }
+        tags.push(barrier);
+        assert_eq!(done, tags, "completions come in queue order");
+        let applies = probe.applies.lock().unwrap().clone();
+        assert_eq!(
+            applies,
+            vec![1, 49],
+            "the first write, then everything queued meanwhile in one transaction"
+        );
+    }
+
+    #[test]
+    fn a_failed_transaction_fails_every_write_in_it_and_the_barrier() {
+        let probe = Arc::new(Probe::default());
+        *probe.fail.lock().unwrap() = true;
+        *probe.hold.lock().unwrap() = true;
+        let mut storage = Storage::new(probe.clone()).unwrap();
+        let batch = records(2);
+        storage
+            .write(Some(WriteOp::Merge(vec![batch[0].clone()])))
+            .unwrap();
+        storage
+            .write(Some(WriteOp::Merge(vec![batch[1].clone()])))
+            .unwrap();
+        storage.write(None).unwrap();
+        probe.release();
+        for _ in 0..3 {
+            match next(&mut storage) {
+                Completion::Written { result, .. } => {
+                    let e = result.unwrap_err();
+                    assert!(e.to_string().contains("on fire"), "{e}");
+                }
+                Completion::Read { .. } => panic!("no read was asked"),
+            }
+        }
+        assert!(
+            probe
+                .inner
+                .versions(&batch[0].record().group)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_full_queue_hands_the_write_back() {
+        let probe = Arc::new(Probe::default());
+        *probe.hold.lock().unwrap() = true;
+        let mut storage = Storage::new(probe.clone()).unwrap();
+        let mut rejected = None;
+        // The writer holds one job; the queue takes WRITE_QUEUE more.
+        for _ in 0..=WRITE_QUEUE + 1 {
+            if let Err(e) = storage.write(Some(WriteOp::Expire(T0))) {
+                rejected = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(
+            rejected,
+            Some(Rejected::Full(Some(WriteOp::Expire(_))))
+        ));
+        probe.release();
+    }
+
+    #[test]
+    fn dropping_the_storage_commits_what_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = records(300);
+        {
+            let store = Arc::new(RedbStore::open_in_dir(dir.path()).unwrap());
+            let mut storage = Storage::new(store).unwrap();
+            for chunk in batch.chunks(10) {
+                storage.write(Some(WriteOp::Merge(chunk.to_vec()))).unwrap();
+            }
+        }
+        let store = RedbStore::open_in_dir(dir.path()).unwrap();
+        assert_eq!(store.verify_records().unwrap(), 300);
+        let group = batch[0].record().group.clone();
+        assert_eq!(
+            store.list_records(&group, None, None, 1000).unwrap().len(),
+            300
+        );
+    }
+
+    #[test]
+    fn pages_are_read_beside_the_writer() {
+        let probe = Arc::new(Probe::default());
+        let batch = records(5);
+        probe.inner.apply(&[WriteOp::Merge(batch.clone())]).unwrap();
+        *probe.hold.lock().unwrap() = true;
+        let mut storage = Storage::new(probe.clone()).unwrap();
+        // The writer is stuck in a transaction; a page read still completes.
+        storage.write(Some(WriteOp::Expire(T0))).unwrap();
+        let group = batch[0].record().group.clone();
+        let tag = storage
+            .read(PageRead {
+                group,
+                record_type: None,
+                after: None,
+                limit: 3,
+                max_bytes: 1 << 20,
+            })
+            .unwrap();
+        match next(&mut storage) {
+            Completion::Read { tag: t, result } => {
+                assert_eq!(t, tag);
+                let page = result.unwrap();
+                assert_eq!(page.envelopes.len(), 3);
+                assert!(!page.done);
+            }
+            Completion::Written { .. } => panic!("the writer is held"),
+        }
+        probe.release();
+    }
+}

@@ -1,0 +1,98 @@
+//! [`Backend`] for [`RedbStore`]: a batch of writes is one durable transaction.
+
+use peergroup_protocol::{
+    Digest, Identity, PeerName, RecordId, RecordType, SignedRecord, Store, StoreError,
+    session::{GroupState, Version},
+};
+
+use super::{Failure, Merger, RawPage, RedbStore};
+use crate::storage::backend::{Applied, Backend, WriteOp};
+
+impl Backend for RedbStore {
+    fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Applied>, StoreError> {
+        let result = (|| -> Result<Vec<Applied>, Failure> {
+            let txn = self.begin_write()?;
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(match op {
+                    WriteOp::Merge(records) => {
+                        let mut merger = Merger::new(&txn)?;
+                        let mut changes = Vec::with_capacity(records.len());
+                        for record in records {
+                            changes.push(merger.merge(self, record)?);
+                        }
+                        Applied::Merged(changes)
+                    }
+                    WriteOp::SaveGroup(state) => {
+                        self.put_group_state_in(&txn, state)?;
+                        Applied::Done
+                    }
+                    WriteOp::ForgetGroup(group) => {
+                        self.delete_group_in(&txn, group)?;
+                        Applied::Done
+                    }
+                    WriteOp::SaveIdentity(identity) => {
+                        self.put_identity_in(&txn, identity)?;
+                        Applied::Done
+                    }
+                    WriteOp::ForgetIdentity(name) => {
+                        self.remove_identity_in(&txn, name)?;
+                        Applied::Done
+                    }
+                    WriteOp::Expire(now) => Applied::Expired(self.expire_in(&txn, *now)?.0),
+                });
+            }
+            self.commit(txn)?;
+            Ok(out)
+        })();
+        result.map_err(|f| StoreError::from(f.at(&self.path)))
+    }
+
+    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+        Ok(self.get_record(group, id)?)
+    }
+
+    fn records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<SignedRecord>, StoreError> {
+        Ok(self.list_records(group, record_type, after, limit)?)
+    }
+
+    fn envelopes(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<RawPage, StoreError> {
+        Ok(RedbStore::envelopes(
+            self,
+            group,
+            record_type,
+            after,
+            limit,
+            max_bytes,
+        )?)
+    }
+
+    fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {
+        Ok(RedbStore::versions(self, group)?)
+    }
+
+    fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
+        Store::digest(self, group)
+    }
+
+    fn identities(&self) -> Result<Vec<Identity>, StoreError> {
+        Ok(RedbStore::identities(self)?)
+    }
+
+    fn groups(&self) -> Result<Vec<GroupState>, StoreError> {
+        Ok(self.group_states()?)
+    }
+}
