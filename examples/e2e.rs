@@ -11,7 +11,8 @@
 //!
 //! `cargo run --release --example e2e -- 20000` (flat out), or
 //! `cargo run --release --example e2e -- 5000 1000` to publish at 1,000
-//! records/s, which shows the latency without queueing.
+//! records/s, which shows the latency without queueing. `--data-dirs` gives
+//! every node a data directory (a redb file on disk) instead of memory.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -27,6 +28,7 @@ use peergroup::{
 };
 
 const BENCH: RecordType = RecordType::from_u128(0x6265_6e63_6800_4000_8000_0000_0000_0001);
+/// API calls in flight when publishing flat out (`--in-flight N` to change).
 const IN_FLIGHT: usize = 8;
 
 fn nanos() -> u64 {
@@ -44,13 +46,17 @@ fn bench_record(padding: &[u8]) -> NewRecord {
     NewRecord::new(BENCH, expires).with_data(data)
 }
 
-fn config() -> Result<Config> {
-    Ok(Config::builder()
+/// A node's configuration; with `data_dir`, it keeps its data there.
+fn config(data_dir: Option<&std::path::Path>) -> Result<Config> {
+    let mut builder = Config::builder()
         .listen(["/ip4/127.0.0.1/tcp/0".parse()?])
         .mdns(false)
         .kademlia(false)
-        .heartbeat(Duration::from_millis(200))
-        .build()?)
+        .heartbeat(Duration::from_millis(200));
+    if let Some(dir) = data_dir {
+        builder = builder.data_dir(dir);
+    }
+    Ok(builder.build()?)
 }
 
 fn main() -> Result<()> {
@@ -61,12 +67,27 @@ fn main() -> Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let data_dirs = args.iter().any(|a| a == "--data-dirs");
+    args.retain(|a| a != "--data-dirs");
+    let in_flight = match args.iter().position(|a| a == "--in-flight") {
+        Some(i) => {
+            let n = args
+                .get(i + 1)
+                .context("--in-flight takes a number")?
+                .parse()?;
+            args.drain(i..i + 2);
+            n
+        }
+        None => IN_FLIGHT,
+    };
+    let dir = tempfile::tempdir()?;
+    let data_dir = data_dirs.then_some(dir.path());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     match args.get(1).map(String::as_str) {
-        Some("receiver") => runtime.block_on(receiver()),
+        Some("receiver") => runtime.block_on(receiver(data_dir)),
         n => {
             let n: usize = n.unwrap_or("20000").parse().context("N must be a number")?;
             let rate: Option<u64> = args
@@ -74,13 +95,18 @@ fn main() -> Result<()> {
                 .map(|r| r.parse())
                 .transpose()
                 .context("rate must be a number")?;
-            runtime.block_on(coordinator(n, rate))
+            runtime.block_on(coordinator(n, rate, data_dir, in_flight))
         }
     }
 }
 
-async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
-    let (handle, _events) = Node::spawn(config()?).await?;
+async fn coordinator(
+    n: usize,
+    rate: Option<u64>,
+    data_dir: Option<&std::path::Path>,
+    in_flight: usize,
+) -> Result<()> {
+    let (handle, _events) = Node::spawn(config(data_dir)?).await?;
     let me = handle
         .create_identity("publisher", "")
         .await?
@@ -101,6 +127,7 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
     for _ in 0..2 {
         let mut child = Command::new(&exe)
             .arg("receiver")
+            .args(data_dir.map(|_| "--data-dirs"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -138,7 +165,7 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
     let start = Instant::now();
     let handle = Arc::new(handle);
     let mut tasks = Vec::new();
-    let publishers = if rate.is_some() { 1 } else { IN_FLIGHT };
+    let publishers = if rate.is_some() { 1 } else { in_flight };
     let mut ticks = rate.map(|r| {
         let mut t = tokio::time::interval(Duration::from_nanos(1_000_000_000 / r.max(1)));
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -156,7 +183,7 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
             let mut i = t;
             while i < n {
                 handle.add_record(&group, bench_record(&padding)).await?;
-                i += IN_FLIGHT;
+                i += in_flight;
             }
             Ok::<(), peergroup::node::Error>(())
         }));
@@ -177,7 +204,8 @@ async fn coordinator(n: usize, rate: Option<u64>) -> Result<()> {
         results.push(line);
     }
     println!(
-        "{{\"n\":{n},\"rate\":{},\"publisher\":{{\"seconds\":{publish_s:.3},\"puts_per_s\":{:.0}}},\"receivers\":[{}]}}",
+        "{{\"n\":{n},\"data_dirs\":{},\"rate\":{},\"publisher\":{{\"seconds\":{publish_s:.3},\"puts_per_s\":{:.0}}},\"receivers\":[{}]}}",
+        data_dir.is_some(),
         rate.map_or("null".to_owned(), |r| r.to_string()),
         n as f64 / publish_s,
         results.join(",")
@@ -200,8 +228,8 @@ async fn wait_for_neighbours(
     Ok(())
 }
 
-async fn receiver() -> Result<()> {
-    let (handle, _events) = Node::spawn(config()?).await?;
+async fn receiver(data_dir: Option<&std::path::Path>) -> Result<()> {
+    let (handle, _events) = Node::spawn(config(data_dir)?).await?;
     let info = handle.create_identity("receiver", "").await?;
     println!("{}", info.to_text(IDENTITY_TEXT_PREFIX));
     std::io::stdout().flush()?;

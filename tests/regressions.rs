@@ -74,13 +74,13 @@ async fn issue_8_a_restarted_creator_knows_its_members() {
     creator.handle.shutdown().await.unwrap();
 
     let (again, _) = node(config().data_dir(dir.path())).await;
+    again.open(&group).await.unwrap();
+    assert_eq!(again.members(&group).await.unwrap().len(), 3);
     assert_eq!(
         again.peer_id().await.unwrap(),
         creator_peer,
         "the peer id survives the restart"
     );
-    again.open(&group).await.unwrap();
-    assert_eq!(again.members(&group).await.unwrap().len(), 3);
     again.connect(&group).await.unwrap();
     let addrs = again.listen_addrs().await.unwrap();
     for m in [&a, &b] {

@@ -99,3 +99,56 @@ fn a_corrupt_data_directory_fails_with_the_file_named() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("peergroup.redb"), "{stderr}");
 }
+
+/// `peergroup run` with a data directory keeps its transport key (same peer
+/// id after a restart), and SIGTERM (how containers stop) shuts it down as
+/// cleanly as Ctrl-C: it exits with success.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_node_cleanly_and_the_peer_id_survives() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_peergroup"))
+            .args([
+                "run",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--no-mdns",
+                "--no-kademlia",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let id = lines.next().unwrap().unwrap();
+        let _listening = lines.next().unwrap().unwrap();
+        (child, id)
+    };
+    let (mut first, id) = start();
+    assert!(id.starts_with("peer id 12D3KooW"), "{id}");
+    let term = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "SIGTERM is a clean shutdown: {status:?}");
+    let (mut second, again) = start();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(again, id, "the peer id survives the restart");
+}

@@ -32,7 +32,9 @@ pub enum OperationError {
 }
 
 /// An event of the peergroup behaviour. The group events mirror
-/// `PeerGroupRegisterEvent`'s; see `peergroup_protocol::session::Event`.
+/// `PeerGroupRegisterEvent`'s and are the sessions' own
+/// (`peergroup_protocol::session::Event`), flattened into this one enum with
+/// the behaviour's events so that an application matches a single type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

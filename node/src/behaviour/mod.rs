@@ -22,26 +22,24 @@ mod api;
 mod clock;
 mod event;
 mod inner;
+mod network;
+mod work;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
-    task::{Context, Poll, Waker},
+    task::{Context, Waker},
     time::Duration,
 };
 
 use futures::FutureExt;
 use futures_timer::Delay;
 use libp2p::{
-    Multiaddr, PeerId,
-    core::{Endpoint, transport::PortUse},
+    PeerId,
     gossipsub::MessageId,
     identity::Keypair,
     request_response::{OutboundRequestId, ResponseChannel},
-    swarm::{
-        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-        THandlerOutEvent, ToSwarm,
-    },
+    swarm::{THandlerInEvent, ToSwarm},
 };
 use peergroup_protocol::{
     Error, PeerName, RecordId, RecordType, SignedProperties, SignedRecord, Timestamp,
@@ -64,12 +62,9 @@ use crate::{
     gossip::topic_of,
     groups::{GroupSession, Groups},
     keystore::Keystore,
-    storage::{
-        Applied, Backend, Completion, MemoryBackend, RedbStore, Rejected, Storage, StorageError,
-        WriteOp,
-    },
+    storage::{Backend, MemoryBackend, RedbStore, Storage, WriteOp},
     sync,
-    verify::{Verified, VerifyPool},
+    verify::VerifyPool,
 };
 
 /// How many page reads may be in flight to serve other members' copies;
@@ -99,7 +94,13 @@ pub enum BuildError {
 #[derive(Debug)]
 pub(crate) enum WriteFor {
     /// Records a session asked to merge; `local` ones sit in the read overlay.
-    Merge { group: PeerName, local: bool },
+    Merge {
+        group: PeerName,
+        local: bool,
+        /// The sizes of the session's `Merge` outputs this write carries, in
+        /// order: each gets its own `Merged` answer.
+        splits: Vec<usize>,
+    },
     /// A durability barrier.
     Barrier(OperationId),
     /// The expiry pass.
@@ -111,14 +112,28 @@ pub(crate) enum WriteFor {
 /// What a verification job is for.
 #[derive(Debug)]
 pub(crate) enum VerifyFor {
-    /// One gossip message.
-    Gossip {
-        group: PeerName,
-        source: PeerId,
-        message: MessageId,
-    },
+    /// Gossip messages, one per envelope of the job.
+    Gossip(Vec<GossipRef>),
     /// Chunk `index` of a synchronization page being assembled.
     Page { page: u64, index: usize },
+}
+
+/// A gossip message waiting for its envelope's verification.
+#[derive(Debug)]
+pub(crate) struct GossipRef {
+    pub(crate) group: PeerName,
+    pub(crate) source: PeerId,
+    pub(crate) message: MessageId,
+}
+
+/// A session's `Merge` output waiting to be coalesced with others of the
+/// same poll round into one storage write.
+#[derive(Debug)]
+pub(crate) struct PendingMerge {
+    pub(crate) group: PeerName,
+    pub(crate) local: bool,
+    pub(crate) records: Vec<SignedRecord>,
+    pub(crate) splits: Vec<usize>,
 }
 
 /// A synchronization page whose chunks are being verified.
@@ -168,6 +183,10 @@ pub struct Behaviour {
     pub(crate) write_outbox: VecDeque<(Option<WriteOp>, WriteFor)>,
     pub(crate) verifying: HashMap<u64, VerifyFor>,
     pub(crate) verify_outbox: VecDeque<(Vec<Vec<u8>>, VerifyFor)>,
+    /// Gossip envelopes received this poll round, verified as one job.
+    pub(crate) gossip_batch: Vec<(Vec<u8>, GossipRef)>,
+    /// Merges asked for this poll round, written as one job per group.
+    pub(crate) merge_batch: Vec<PendingMerge>,
     pub(crate) pages: HashMap<u64, PageAssembly>,
     pub(crate) next_page: u64,
     pub(crate) requests: HashMap<OutboundRequestId, (PeerName, PeerId)>,
@@ -265,6 +284,8 @@ impl Behaviour {
             write_outbox: VecDeque::new(),
             verifying: HashMap::new(),
             verify_outbox: VecDeque::new(),
+            gossip_batch: Vec::new(),
+            merge_batch: Vec::new(),
             pages: HashMap::new(),
             next_page: 0,
             requests: HashMap::new(),
@@ -390,13 +411,7 @@ impl Behaviour {
                         self.overlay.insert(key, record.clone());
                     }
                 }
-                self.queue_write(
-                    Some(WriteOp::Merge(records)),
-                    WriteFor::Merge {
-                        group: group.clone(),
-                        local,
-                    },
-                );
+                self.queue_merge(group, local, records);
             }
             Output::Persist(state) => {
                 self.queue_write(Some(WriteOp::SaveGroup(state)), WriteFor::Other)
@@ -417,225 +432,11 @@ impl Behaviour {
         }
     }
 
-    // ----- storage ---------------------------------------------------------------
-
-    /// Queues a write (or, with `None`, a barrier) for the storage worker,
-    /// keeping it in the outbox while the worker's queue is full.
-    pub(crate) fn queue_write(&mut self, op: Option<WriteOp>, purpose: WriteFor) {
-        if !self.write_outbox.is_empty() {
-            self.write_outbox.push_back((op, purpose));
-            return;
-        }
-        match self.storage.write(op) {
-            Ok(tag) => {
-                self.writes.insert(tag, purpose);
-            }
-            Err(Rejected::Full(op)) => self.write_outbox.push_back((op, purpose)),
-            Err(Rejected::Closed(_)) => self.write_failed(purpose, "the storage worker stopped"),
-        }
-    }
-
-    fn retry_writes(&mut self) {
-        while let Some((op, purpose)) = self.write_outbox.pop_front() {
-            match self.storage.write(op) {
-                Ok(tag) => {
-                    self.writes.insert(tag, purpose);
-                }
-                Err(Rejected::Full(op)) => {
-                    self.write_outbox.push_front((op, purpose));
-                    return;
-                }
-                Err(Rejected::Closed(_)) => {
-                    self.write_failed(purpose, "the storage worker stopped")
-                }
-            }
-        }
-    }
-
-    fn write_failed(&mut self, purpose: WriteFor, reason: &str) {
-        tracing::error!(%reason, "a write to the store failed");
-        match purpose {
-            WriteFor::Barrier(operation) => self.events.push_back(Event::OperationCompleted {
-                operation,
-                result: Err(OperationError::Store(reason.to_owned())),
-            }),
-            WriteFor::Merge { .. } | WriteFor::Expire | WriteFor::Other => {
-                self.events.push_back(Event::StoreFailed {
-                    reason: reason.to_owned(),
-                })
-            }
-        }
-    }
-
-    fn on_completion(&mut self, completion: Completion) {
-        match completion {
-            Completion::Written { tag, op, result } => {
-                let Some(purpose) = self.writes.remove(&tag) else {
-                    return;
-                };
-                self.on_written(purpose, op, result);
-            }
-            Completion::Read { tag, result } => self.on_page_read(tag, result),
-        }
-    }
-
-    fn on_written(
-        &mut self,
-        purpose: WriteFor,
-        op: Option<WriteOp>,
-        result: Result<Applied, StorageError>,
-    ) {
-        match (purpose, op, result) {
-            (WriteFor::Barrier(operation), _, result) => {
-                self.events.push_back(Event::OperationCompleted {
-                    operation,
-                    result: result
-                        .map(|_| ())
-                        .map_err(|e| OperationError::Store(e.to_string())),
-                });
-            }
-            (WriteFor::Merge { group, local }, Some(WriteOp::Merge(records)), result) => {
-                if local {
-                    for record in &records {
-                        let key = (group.clone(), record.record().id);
-                        if self.overlay.get(&key) == Some(record) {
-                            self.overlay.remove(&key);
-                        }
-                    }
-                }
-                match result {
-                    Ok(Applied::Merged(changes)) => {
-                        let merged = records.into_iter().zip(changes).collect();
-                        self.handle(&group, Input::Merged(merged));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.write_failed(WriteFor::Other, &e.to_string());
-                        self.handle(
-                            &group,
-                            Input::MergeFailed {
-                                records,
-                                reason: e.to_string(),
-                            },
-                        );
-                    }
-                }
-            }
-            (WriteFor::Expire, _, Ok(Applied::Expired(outcomes))) => {
-                let mut by_group: HashMap<PeerName, Vec<_>> = HashMap::new();
-                for merged in outcomes {
-                    by_group
-                        .entry(merged.group.clone())
-                        .or_default()
-                        .push(merged);
-                }
-                for (group, outcomes) in by_group {
-                    self.handle(&group, Input::Expired(outcomes));
-                }
-            }
-            (purpose, _, Err(e)) => self.write_failed(purpose, &e.to_string()),
-            (WriteFor::Merge { .. } | WriteFor::Expire | WriteFor::Other, _, Ok(_)) => {}
-        }
-    }
-
-    /// The current copy of a record: a local write still being committed,
-    /// else the store's.
-    pub(crate) fn current(
-        &self,
-        group: &PeerName,
-        id: &RecordId,
-    ) -> Result<Option<SignedRecord>, NodeError> {
-        if let Some(record) = self.overlay.get(&(group.clone(), *id)) {
-            return Ok(Some(record.clone()));
-        }
-        Ok(self.storage.backend().get(group, id)?)
-    }
-
-    // ----- verification ------------------------------------------------------------
-
-    /// Queues envelopes for verification; a page's chunks wait in the outbox
-    /// when the queue is full, a gossip message is ignored (and counted).
-    pub(crate) fn queue_verify(&mut self, envelopes: Vec<Vec<u8>>, purpose: VerifyFor) {
-        if !self.verify_outbox.is_empty() {
-            if let VerifyFor::Gossip { .. } = purpose {
-                self.verify_busy(purpose);
-            } else {
-                self.verify_outbox.push_back((envelopes, purpose));
-            }
-            return;
-        }
-        match self.verify.submit(envelopes) {
-            Ok(tag) => {
-                self.verifying.insert(tag, purpose);
-            }
-            Err(envelopes) => match purpose {
-                VerifyFor::Gossip { .. } => self.verify_busy(purpose),
-                VerifyFor::Page { .. } => self.verify_outbox.push_back((envelopes, purpose)),
-            },
-        }
-    }
-
-    fn verify_busy(&mut self, purpose: VerifyFor) {
-        if let VerifyFor::Gossip {
-            source, message, ..
-        } = purpose
-        {
-            // Cannot judge now: Ignore, never Reject (style rule 15).
-            self.stats.dropped_busy = self.stats.dropped_busy.saturating_add(1);
-            self.inner.gossipsub.report_message_validation_result(
-                &message,
-                &source,
-                libp2p::gossipsub::MessageAcceptance::Ignore,
-            );
-        }
-    }
-
-    fn retry_verify(&mut self) {
-        while let Some((envelopes, purpose)) = self.verify_outbox.pop_front() {
-            match self.verify.submit(envelopes) {
-                Ok(tag) => {
-                    self.verifying.insert(tag, purpose);
-                }
-                Err(envelopes) => {
-                    self.verify_outbox.push_front((envelopes, purpose));
-                    return;
-                }
-            }
-        }
-    }
-
-    fn on_verified(&mut self, verified: Verified) {
-        let Some(purpose) = self.verifying.remove(&verified.tag) else {
-            return;
-        };
-        match purpose {
-            VerifyFor::Gossip {
-                group,
-                source,
-                message,
-            } => {
-                let record = verified.results.into_iter().next().unwrap_or_else(|| {
-                    Err(Error::InvalidRecord(
-                        "the verify pool returned nothing".into(),
-                    ))
-                });
-                self.handle(
-                    &group,
-                    Input::Record {
-                        record,
-                        origin: peergroup_protocol::session::Origin::Gossip { source, message },
-                    },
-                );
-            }
-            VerifyFor::Page { page, index } => self.on_page_chunk(page, index, verified.results),
-        }
-    }
-
     // ----- timers ------------------------------------------------------------------
 
     /// Runs what is due and arms the timer for what comes next. Returns
     /// whether anything ran.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(super) fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
         let now = self.now();
         let mut ran = false;
         for group in self.groups.names() {
@@ -676,7 +477,7 @@ impl Behaviour {
 
     // ----- connections ---------------------------------------------------------------
 
-    fn on_peer_gone(&mut self, peer: PeerId) {
+    pub(super) fn on_peer_gone(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
         for group in self.groups.names() {
             let is_neighbor = self
@@ -689,7 +490,7 @@ impl Behaviour {
         }
     }
 
-    fn on_inner_event(&mut self, event: InnerEvent) {
+    pub(super) fn on_inner_event(&mut self, event: InnerEvent) {
         match event {
             InnerEvent::Gossipsub(e) => self.on_gossip_event(e),
             InnerEvent::Sync(e) => self.on_sync_event(e),
@@ -722,149 +523,6 @@ fn stored_memberships(
         out.extend(page);
         if !full {
             return Ok(out);
-        }
-    }
-}
-
-impl NetworkBehaviour for Behaviour {
-    type ConnectionHandler = THandler<Inner>;
-    type ToSwarm = Event;
-
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_inbound_connection(
-            connection_id,
-            peer,
-            local_addr,
-            remote_addr,
-        )
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        let mut found = self.inner.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )?;
-        if let Some(peer) = maybe_peer {
-            for addr in self.discovery.addresses_of(&peer) {
-                if !found.contains(addr) {
-                    found.push(addr.clone());
-                }
-            }
-        }
-        Ok(found)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role_override: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_outbound_connection(
-            connection_id,
-            peer,
-            addr,
-            role_override,
-            port_use,
-        )
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match &event {
-            FromSwarm::ConnectionEstablished(e) => {
-                self.connected.insert(e.peer_id);
-            }
-            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                self.on_peer_gone(e.peer_id);
-            }
-            FromSwarm::NewExternalAddrOfPeer(e) => self.learn_address(e.peer_id, e.addr),
-            _ => {}
-        }
-        self.inner.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.inner
-            .on_connection_handler_event(peer_id, connection_id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.waker = Some(cx.waker().clone());
-        self.start_discovery();
-        loop {
-            if let Some(event) = self.events.pop_front() {
-                return Poll::Ready(ToSwarm::GenerateEvent(event));
-            }
-            if let Some(action) = self.actions.pop_front() {
-                return Poll::Ready(action);
-            }
-            if let Poll::Ready(Some(completion)) = self.storage.poll_completion(cx) {
-                self.on_completion(completion);
-                // Room in the worker's queue again.
-                self.retry_writes();
-                continue;
-            }
-            if let Poll::Ready(Some(verified)) = self.verify.poll_verified(cx) {
-                self.on_verified(verified);
-                self.retry_verify();
-                continue;
-            }
-            if self.poll_timers(cx) {
-                continue;
-            }
-            if self.is_backlogged() {
-                // Completions free room and wake this task.
-                return Poll::Pending;
-            }
-            match self.inner.poll(cx) {
-                Poll::Ready(ToSwarm::GenerateEvent(event)) => {
-                    self.on_inner_event(event);
-                    continue;
-                }
-                Poll::Ready(other) => {
-                    return Poll::Ready(
-                        other.map_out(|_| unreachable!("GenerateEvent is handled above")),
-                    );
-                }
-                Poll::Pending => {}
-            }
-            if self.events.is_empty() && self.actions.is_empty() {
-                return Poll::Pending;
-            }
         }
     }
 }

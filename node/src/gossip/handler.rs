@@ -12,7 +12,7 @@ use peergroup_protocol::{
 };
 
 use crate::{
-    behaviour::{Behaviour, VerifyFor},
+    behaviour::{Behaviour, GossipRef},
     gossip::{
         topic_of,
         wire::{Wire, classify},
@@ -61,9 +61,9 @@ impl Behaviour {
             message: message_id.clone(),
         };
         match classify(&message.data) {
-            Wire::Record => self.queue_verify(
-                vec![message.data],
-                VerifyFor::Gossip {
+            Wire::Record => self.queue_gossip(
+                message.data,
+                GossipRef {
                     group,
                     source,
                     message: message_id,

@@ -28,6 +28,8 @@ mod api;
 mod copy;
 mod event;
 mod io;
+mod lifecycle;
+mod outcomes;
 mod state;
 mod validate;
 
@@ -37,14 +39,13 @@ use std::{
 };
 
 use crate::{
-    authorize::{Authorizer, membership_chain},
+    authorize::Authorizer,
     credential::{CredentialChain, Membership},
     error::Error,
-    group::{GroupFlags, GroupProperties, SignedProperties},
+    group::{GroupProperties, SignedProperties},
     identity::Identity,
     peer_name::PeerName,
-    record::{RecordId, RecordType, SignedRecord},
-    store::{Change, Merged},
+    record::{RecordId, SignedRecord},
     time::Timestamp,
 };
 
@@ -116,7 +117,7 @@ pub enum Lifecycle {
 
 /// A connect that waits for the first copy.
 #[derive(Debug, Clone)]
-struct ConnectRun<P> {
+pub(crate) struct ConnectRun<P> {
     deadline: Timestamp,
     next_find: Timestamp,
     /// Neighbours asked for a copy during this connect.
@@ -367,307 +368,18 @@ where
         self.connect.as_ref().map(|c| c.deadline.min(c.next_find))
     }
 
-    // ----- lifecycle -----------------------------------------------------------
-
-    /// `PeerGroupOpen`: a closed group becomes open (offline, readable).
-    pub fn open(&mut self) {
-        if self.lifecycle == Lifecycle::Closed {
-            self.lifecycle = Lifecycle::Open;
-        }
-    }
-
-    /// `PeerGroupConnect`: goes online. A ready group listens at once and
-    /// [`Output::ConnectOutcome`] is `Ok` now; one that never synchronized
-    /// looks for members ([`Output::FindMembers`] every `find_interval`),
-    /// copies the database of the first neighbour that serves it, and
-    /// reports the outcome when the copy completes or `connect_timeout`
-    /// passes (`NoMembersFound`, or `NoMemberConnections` if members were
-    /// found but none completed the copy).
-    pub fn connect(&mut self, now: Timestamp) -> Result<(), Error> {
-        self.check_open()?;
-        if self.lifecycle != Lifecycle::Online {
-            self.lifecycle = Lifecycle::Online;
-            self.outputs.push_back(Output::Subscribe);
-        }
-        if self.state.ready {
-            self.become_listening();
-            self.outputs.push_back(Output::ConnectOutcome(Ok(())));
-        } else {
-            self.connect = Some(ConnectRun {
-                deadline: now.saturating_add(self.config.connect_timeout),
-                next_find: now,
-                tried: BTreeSet::new(),
-            });
-            self.on_timeout(now);
-            self.try_next_copy();
-        }
-        self.refresh_status();
-        self.flush_merges();
-        Ok(())
-    }
-
-    /// `PeerGroupClose`: back offline; the group stays known (closed). A
-    /// pending connect fails with `InvalidGroup`; held gossip messages are
-    /// reported as ignored.
-    pub fn close(&mut self) -> Result<(), Error> {
-        self.check_open()?;
-        let was_online = self.lifecycle == Lifecycle::Online;
-        self.lifecycle = Lifecycle::Closed;
-        self.copy = None;
-        if self.connect.take().is_some() {
-            self.outputs
-                .push_back(Output::ConnectOutcome(Err(Error::InvalidGroup(format!(
-                    "group {} was closed while connecting",
-                    self.name()
-                )))));
-        }
-        self.release_held_messages();
-        if was_online {
-            self.outputs.push_back(Output::Unsubscribe);
-            self.outputs.push_back(Output::StopProviding);
-        }
-        for peer in std::mem::take(&mut self.neighbors) {
-            self.emit(Event::NeighborConnection {
-                group: self.name().clone(),
-                peer,
-                change: ConnectionChange::Disconnected,
-            });
-        }
-        self.status.listening = false;
-        self.refresh_status();
-        Ok(())
-    }
-
-    fn become_listening(&mut self) {
-        self.connect = None;
-        if !self.status.listening {
-            self.status.listening = true;
-            self.outputs.push_back(Output::StartProviding);
-        }
-    }
-
-    fn neighbor_up(&mut self, peer: P) {
-        if !self.is_online() || !self.neighbors.insert(peer.clone()) {
-            return;
-        }
-        self.emit(Event::NeighborConnection {
-            group: self.name().clone(),
-            peer,
-            change: ConnectionChange::Connected,
-        });
-        self.refresh_status();
-        self.try_next_copy();
-    }
-
-    fn neighbor_down(&mut self, peer: &P) {
-        if !self.neighbors.remove(peer) {
-            return;
-        }
-        self.emit(Event::NeighborConnection {
-            group: self.name().clone(),
-            peer: peer.clone(),
-            change: ConnectionChange::Disconnected,
-        });
-        self.refresh_status();
-        if self.copy.as_ref().is_some_and(|c| &c.peer == peer) {
-            self.copy = None;
-            self.try_next_copy();
-        }
-    }
-
-    fn on_timeout(&mut self, now: Timestamp) {
-        let Some(connect) = self.connect.as_mut() else {
-            return;
-        };
-        if now >= connect.deadline {
-            let found = !connect.tried.is_empty();
-            self.connect = None;
-            self.copy = None;
-            let reason = if found {
-                Error::NoMemberConnections(format!(
-                    "members of {} were found but none completed the database copy",
-                    self.name()
-                ))
-            } else {
-                Error::NoMembersFound(format!(
-                    "no member of {} was found within {:?}",
-                    self.name(),
-                    self.config.connect_timeout
-                ))
-            };
-            // Back offline, still not ready (reference 3.2: a failed connect
-            // leaves the group open).
-            self.lifecycle = Lifecycle::Open;
-            self.release_held_messages();
-            self.outputs.push_back(Output::Unsubscribe);
-            for peer in std::mem::take(&mut self.neighbors) {
-                self.emit(Event::NeighborConnection {
-                    group: self.name().clone(),
-                    peer,
-                    change: ConnectionChange::Disconnected,
-                });
-            }
-            self.refresh_status();
-            self.emit(Event::ConnectionFailed {
-                group: self.name().clone(),
-                reason: reason.clone(),
-            });
-            self.outputs.push_back(Output::ConnectOutcome(Err(reason)));
-            return;
-        }
-        if now >= connect.next_find {
-            connect.next_find = now.saturating_add(self.config.find_interval);
-            self.outputs.push_back(Output::FindMembers);
-        }
-    }
-
-    // ----- store outcomes --------------------------------------------------------
-
-    fn on_merged(&mut self, outcomes: Vec<(SignedRecord, Change)>, now: Timestamp) {
-        self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
-        for (record, change) in outcomes {
-            let change = match change {
-                Change::Added => RecordChange::Added,
-                Change::Updated => RecordChange::Updated,
-                Change::Deleted => RecordChange::Deleted,
-                Change::Expired => RecordChange::Expired,
-                Change::Stale => continue,
-            };
-            let r = record.record();
-            if r.record_type == RecordType::MEMBERSHIP {
-                self.emit(Event::MemberChanged {
-                    group: self.name().clone(),
-                    member: r.creator.clone(),
-                    change: if change == RecordChange::Added {
-                        MemberChange::Joined
-                    } else {
-                        MemberChange::Updated
-                    },
-                });
-                continue;
-            }
-            self.emit(Event::RecordChanged {
-                group: self.name().clone(),
-                change,
-                id: r.id,
-                record_type: r.record_type,
-            });
-        }
-        self.copy_merged(now);
-    }
-
-    /// A batch that could not be stored: forget the versions it claimed, so
-    /// that the records are accepted when they come again.
-    fn on_merge_failed(&mut self, records: Vec<SignedRecord>) {
-        self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
-        // A copy whose records did not all get stored is no copy.
-        self.copy_merge_failed();
-        for record in records {
-            let r = record.record();
-            let hash = validate::envelope_hash(record.as_bytes());
-            if self.versions.get(&r.id).is_some_and(|v| v.hash == hash) {
-                self.versions.remove(&r.id);
-            }
-        }
-    }
-
-    fn on_expired(&mut self, outcomes: Vec<Merged>) {
-        for merged in outcomes {
-            if &merged.group != self.name() {
-                continue;
-            }
-            self.versions.remove(&merged.id);
-            if merged.record_type == RecordType::MEMBERSHIP {
-                continue;
-            }
-            self.emit(Event::RecordChanged {
-                group: merged.group,
-                change: RecordChange::Expired,
-                id: merged.id,
-                record_type: merged.record_type,
-            });
-        }
-    }
-
-    // ----- membership ------------------------------------------------------------
-
-    /// Notices an accepted membership record: the local member's own, and an
-    /// admin's newer credential for it (`PEER_GROUP_STORE_CREDENTIALS`),
-    /// which it adopts and persists.
-    fn note_membership(&mut self, record: &SignedRecord) {
-        let r = record.record();
-        if r.record_type != RecordType::MEMBERSHIP || r.creator != self.state.member {
-            return;
-        }
-        let newer = self
-            .own_membership
-            .as_ref()
-            .is_none_or(|current| record > current);
-        if newer {
-            self.own_membership = Some(record.clone());
-        }
-        if r.is_deleted() || r.last_toucher() == &self.state.member {
-            return;
-        }
-        let Ok(chain) = membership_chain(r) else {
-            return;
-        };
-        let props = self.state.properties();
-        let (Ok(new), Ok(current)) = (chain.verify(props), self.state.chain.verify(props)) else {
-            return;
-        };
-        if chain == self.state.chain || new.not_before <= current.not_before {
-            return;
-        }
-        self.state.chain = chain;
-        self.persist();
-    }
-
-    /// Whether the group database holds the local member's membership record
-    /// with its current chain (always true for the creator, whose membership
-    /// is implied).
-    fn membership_published(&self) -> bool {
-        if self.state.is_creator() {
-            return true;
-        }
-        self.own_membership.as_ref().is_some_and(|r| {
-            !r.record().is_deleted()
-                && membership_chain(r.record()).ok().as_ref() == Some(&self.state.chain)
-        })
-    }
-
-    /// Publishes the local member's membership record if the group has not
-    /// seen it with the current chain (`optional`: only unless the group
-    /// sets `MEMBER_DATA_OPTIONAL`, for the publication after the first copy).
-    fn ensure_membership_published(&mut self, optional: bool, now: Timestamp) -> Result<(), Error> {
-        if self.membership_published() {
-            return Ok(());
-        }
-        if optional && self.state.properties().flags.0 & GroupFlags::MEMBER_DATA_OPTIONAL.0 != 0 {
-            return Ok(());
-        }
-        let record = crate::authorize::membership_record(
-            self.state.properties(),
-            &self.state.chain,
-            &self.identity,
-            self.own_membership.as_ref().map(|r| r.record()),
-            now,
-        )?;
-        self.write_local(record, now)
-    }
-
     // ----- helpers -----------------------------------------------------------------
 
-    fn persist(&mut self) {
+    pub(crate) fn persist(&mut self) {
         self.outputs
             .push_back(Output::Persist(Box::new(self.state.clone())));
     }
 
-    fn emit(&mut self, event: Event<P>) {
+    pub(crate) fn emit(&mut self, event: Event<P>) {
         self.outputs.push_back(Output::Emit(event));
     }
 
-    fn refresh_status(&mut self) {
+    pub(crate) fn refresh_status(&mut self) {
         let before = self.status;
         self.status.has_connections = !self.neighbors.is_empty();
         self.status.ready = self.state.ready;
@@ -679,7 +391,7 @@ where
         }
     }
 
-    fn flush_merges(&mut self) {
+    pub(crate) fn flush_merges(&mut self) {
         if !self.to_merge.is_empty() {
             let batch = std::mem::take(&mut self.to_merge);
             self.merges_in_flight = self.merges_in_flight.saturating_add(1);

@@ -56,6 +56,33 @@ impl Fixture {
         s
     }
 
+    /// `who`'s session of a group it just joined as a member (not ready).
+    fn joined(&self, who: &Identity) -> Sess {
+        Sess::join(
+            self.props.clone(),
+            who.clone(),
+            self.chain(who, Role::Member),
+            SessionConfig::default(),
+        )
+        .unwrap()
+    }
+
+    /// `who`'s session of the group, as a ready member, restored (closed).
+    fn restored_member(&self, who: &Identity) -> Sess {
+        Sess::restore(
+            GroupState {
+                properties: self.props.clone(),
+                member: who.peer_name().clone(),
+                chain: self.chain(who, Role::Member),
+                ready: true,
+            },
+            who.clone(),
+            SessionConfig::default(),
+            Stored::default(),
+        )
+        .unwrap()
+    }
+
     fn membership(&self, who: &Identity, role: Role) -> SignedRecord {
         membership_record(
             self.props.properties(),
@@ -155,13 +182,7 @@ fn held_messages_are_released_by_message_not_by_record_id() {
 fn received_properties_are_persisted() {
     let f = Fixture::new();
     let member = identity(2, "member");
-    let mut s = Sess::join(
-        f.props.clone(),
-        member.clone(),
-        f.chain(&member, Role::Member),
-        SessionConfig::default(),
-    )
-    .unwrap();
+    let mut s = f.joined(&member);
     s.connect(T0).unwrap();
     drain(&mut s);
     let mut newer = f.props.properties().clone();
@@ -245,13 +266,7 @@ fn a_member_without_a_credential_is_refused_not_made_creator() {
 fn an_interrupted_copy_leaves_the_group_not_ready() {
     let f = Fixture::new();
     let member = identity(2, "member");
-    let mut s = Sess::join(
-        f.props.clone(),
-        member.clone(),
-        f.chain(&member, Role::Member),
-        SessionConfig::default(),
-    )
-    .unwrap();
+    let mut s = f.joined(&member);
     assert!(persisted(&drain(&mut s)).iter().all(|p| !p.ready));
     s.connect(T0).unwrap();
     s.handle(Input::NeighborUp(1), T0);
@@ -479,18 +494,7 @@ fn local_writes_merge_and_publish_when_online() {
 fn a_joined_member_publishes_its_membership_before_its_first_record() {
     let f = Fixture::new();
     let member = identity(2, "member");
-    let mut s = Sess::restore(
-        GroupState {
-            properties: f.props.clone(),
-            member: member.peer_name().clone(),
-            chain: f.chain(&member, Role::Member),
-            ready: true,
-        },
-        member,
-        SessionConfig::default(),
-        Stored::default(),
-    )
-    .unwrap();
+    let mut s = f.restored_member(&member);
     s.open();
     s.add_record(NewRecord::new(NOTE, T0.saturating_add_secs(60)), [1; 8], T0)
         .unwrap();
@@ -508,13 +512,7 @@ fn connect_times_out_with_the_windows_errors() {
     let f = Fixture::new();
     let member = identity(2, "member");
     let join = || {
-        let mut s = Sess::join(
-            f.props.clone(),
-            member.clone(),
-            f.chain(&member, Role::Member),
-            SessionConfig::default(),
-        )
-        .unwrap();
+        let mut s = f.joined(&member);
         drain(&mut s);
         s.connect(T0).unwrap();
         s
@@ -582,13 +580,7 @@ fn connect_times_out_with_the_windows_errors() {
 fn closing_reports_held_messages_and_a_pending_connect() {
     let f = Fixture::new();
     let member = identity(2, "member");
-    let mut s = Sess::join(
-        f.props.clone(),
-        member.clone(),
-        f.chain(&member, Role::Member),
-        SessionConfig::default(),
-    )
-    .unwrap();
+    let mut s = f.joined(&member);
     s.connect(T0).unwrap();
     s.handle(
         gossip(Ok(add(&identity(7, "x"), f.group(), 1, b"", T0, 60)), 1, 77),
@@ -668,18 +660,7 @@ fn a_stored_credential_is_adopted_and_persisted() {
     let f = Fixture::new();
     let mut admin_side = f.creator_online();
     let member = identity(2, "member");
-    let mut s = Sess::restore(
-        GroupState {
-            properties: f.props.clone(),
-            member: member.peer_name().clone(),
-            chain: f.chain(&member, Role::Member),
-            ready: true,
-        },
-        member.clone(),
-        SessionConfig::default(),
-        Stored::default(),
-    )
-    .unwrap();
+    let mut s = f.restored_member(&member);
     s.open();
     s.connect(T0).unwrap();
     drain(&mut s);
@@ -702,13 +683,7 @@ fn a_stored_credential_is_adopted_and_persisted() {
 fn a_page_that_does_not_advance_is_misbehaviour() {
     let f = Fixture::new();
     let member = identity(2, "member");
-    let mut s = Sess::join(
-        f.props.clone(),
-        member.clone(),
-        f.chain(&member, Role::Member),
-        SessionConfig::default(),
-    )
-    .unwrap();
+    let mut s = f.joined(&member);
     s.connect(T0).unwrap();
     s.handle(Input::NeighborUp(1), T0);
     s.handle(Input::NeighborUp(2), T0);

@@ -15,8 +15,8 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::{
     AccessError, RedbStore,
-    database::envelope_hash,
     error::Failure,
+    read::envelope_hash,
     tables::{
         RECORD_SUMMARIES, RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, Summary, expiry_key,
         expiry_value, record_key, type_key,

@@ -18,8 +18,8 @@ use peergroup_protocol::{
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 
 use super::{
-    database::envelope_hash,
     error::Failure,
+    read::envelope_hash,
     tables::{
         CREDENTIALS, GROUP_STATES, GROUPS, IDENTITIES, META, RECORD_SUMMARIES, RECORDS,
         RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, SCHEMA_VERSION_KEY, Summary, credential_key,

@@ -47,14 +47,16 @@ mod error;
 mod local;
 mod merge;
 mod migrations;
+mod read;
 mod tables;
 #[cfg(test)]
 mod tests;
 mod verify;
 
 pub use self::{
-    database::{FILE_NAME, RawPage, RedbStore},
+    database::{FILE_NAME, RedbStore},
     error::{AccessError, OpenError},
+    read::RawPage,
     verify::decode_records,
 };
 

@@ -1,0 +1,158 @@
+//! What the store answers (merges, failures, expiry) becomes events; and the
+//! local member's own membership record: noticing it, adopting credentials
+//! an admin stored for it, and publishing it.
+
+use crate::{
+    authorize::membership_chain,
+    error::Error,
+    group::GroupFlags,
+    record::{RecordType, SignedRecord},
+    session::{Event, MemberChange, RecordChange, Session, validate},
+    store::{Change, Merged},
+    time::Timestamp,
+};
+
+impl<P, M> Session<P, M>
+where
+    P: Clone + Ord + std::fmt::Debug,
+    M: Clone + std::fmt::Debug,
+{
+    // ----- store outcomes --------------------------------------------------------
+
+    pub(super) fn on_merged(&mut self, outcomes: Vec<(SignedRecord, Change)>, now: Timestamp) {
+        self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
+        for (record, change) in outcomes {
+            let change = match change {
+                Change::Added => RecordChange::Added,
+                Change::Updated => RecordChange::Updated,
+                Change::Deleted => RecordChange::Deleted,
+                Change::Expired => RecordChange::Expired,
+                Change::Stale => continue,
+            };
+            let r = record.record();
+            if r.record_type == RecordType::MEMBERSHIP {
+                self.emit(Event::MemberChanged {
+                    group: self.name().clone(),
+                    member: r.creator.clone(),
+                    change: if change == RecordChange::Added {
+                        MemberChange::Joined
+                    } else {
+                        MemberChange::Updated
+                    },
+                });
+                continue;
+            }
+            self.emit(Event::RecordChanged {
+                group: self.name().clone(),
+                change,
+                id: r.id,
+                record_type: r.record_type,
+            });
+        }
+        self.copy_merged(now);
+    }
+
+    /// A batch that could not be stored: forget the versions it claimed, so
+    /// that the records are accepted when they come again.
+    pub(super) fn on_merge_failed(&mut self, records: Vec<SignedRecord>) {
+        self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
+        // A copy whose records did not all get stored is no copy.
+        self.copy_merge_failed();
+        for record in records {
+            let r = record.record();
+            let hash = validate::envelope_hash(record.as_bytes());
+            if self.versions.get(&r.id).is_some_and(|v| v.hash == hash) {
+                self.versions.remove(&r.id);
+            }
+        }
+    }
+
+    pub(super) fn on_expired(&mut self, outcomes: Vec<Merged>) {
+        for merged in outcomes {
+            if &merged.group != self.name() {
+                continue;
+            }
+            self.versions.remove(&merged.id);
+            if merged.record_type == RecordType::MEMBERSHIP {
+                continue;
+            }
+            self.emit(Event::RecordChanged {
+                group: merged.group,
+                change: RecordChange::Expired,
+                id: merged.id,
+                record_type: merged.record_type,
+            });
+        }
+    }
+
+    // ----- membership ------------------------------------------------------------
+
+    /// Notices an accepted membership record: the local member's own, and an
+    /// admin's newer credential for it (`PEER_GROUP_STORE_CREDENTIALS`),
+    /// which it adopts and persists.
+    pub(super) fn note_membership(&mut self, record: &SignedRecord) {
+        let r = record.record();
+        if r.record_type != RecordType::MEMBERSHIP || r.creator != self.state.member {
+            return;
+        }
+        let newer = self
+            .own_membership
+            .as_ref()
+            .is_none_or(|current| record > current);
+        if newer {
+            self.own_membership = Some(record.clone());
+        }
+        if r.is_deleted() || r.last_toucher() == &self.state.member {
+            return;
+        }
+        let Ok(chain) = membership_chain(r) else {
+            return;
+        };
+        let props = self.state.properties();
+        let (Ok(new), Ok(current)) = (chain.verify(props), self.state.chain.verify(props)) else {
+            return;
+        };
+        if chain == self.state.chain || new.not_before <= current.not_before {
+            return;
+        }
+        self.state.chain = chain;
+        self.persist();
+    }
+
+    /// Whether the group database holds the local member's membership record
+    /// with its current chain (always true for the creator, whose membership
+    /// is implied).
+    pub(super) fn membership_published(&self) -> bool {
+        if self.state.is_creator() {
+            return true;
+        }
+        self.own_membership.as_ref().is_some_and(|r| {
+            !r.record().is_deleted()
+                && membership_chain(r.record()).ok().as_ref() == Some(&self.state.chain)
+        })
+    }
+
+    /// Publishes the local member's membership record if the group has not
+    /// seen it with the current chain (`optional`: only unless the group
+    /// sets `MEMBER_DATA_OPTIONAL`, for the publication after the first copy).
+    pub(super) fn ensure_membership_published(
+        &mut self,
+        optional: bool,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if self.membership_published() {
+            return Ok(());
+        }
+        if optional && self.state.properties().flags.0 & GroupFlags::MEMBER_DATA_OPTIONAL.0 != 0 {
+            return Ok(());
+        }
+        let record = crate::authorize::membership_record(
+            self.state.properties(),
+            &self.state.chain,
+            &self.identity,
+            self.own_membership.as_ref().map(|r| r.record()),
+            now,
+        )?;
+        self.write_local(record, now)
+    }
+}
