@@ -151,3 +151,12 @@ pub(crate) fn now() -> peergroup::protocol::Timestamp {
         .as_millis();
     peergroup::protocol::Timestamp::from_millis(ms as u64)
 }
+
+/// A note record expiring in an hour, with `data`.
+pub(crate) fn note(data: &str) -> peergroup::protocol::NewRecord {
+    peergroup::protocol::NewRecord::new(
+        peergroup::protocol::RecordType::from_u128(0x6e6f7465_0000_4000_8000_000000000001),
+        now().saturating_add_secs(3600),
+    )
+    .with_data(data.as_bytes().to_vec())
+}

@@ -1,0 +1,307 @@
+//! The behaviour embedded in an application's own swarm (no `Node`):
+//! applications that bring their own discovery, and the gossip verdict the
+//! behaviour reports after gossipsub has forgotten the message.
+
+use std::{collections::VecDeque, task::Poll, time::Duration};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, SwarmBuilder,
+    core::{Endpoint, transport::PortUse},
+    noise,
+    swarm::{
+        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, SwarmEvent, THandler,
+        THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    },
+    tcp, yamux,
+};
+use peergroup::{
+    node::{Behaviour, Config, Event},
+    protocol::{
+        GroupSpec, IDENTITY_TEXT_PREFIX, InvitationInfo, NewRecord, Record, RecordType, Role,
+        SignedRecord, membership_record, testing::identity,
+    },
+};
+
+/// An application's own discovery: it tells the swarm the addresses it
+/// learns (`ToSwarm::NewExternalAddrOfPeer`), as mDNS or a rendezvous would.
+#[derive(Default)]
+struct Hints(VecDeque<(PeerId, Multiaddr)>);
+
+impl NetworkBehaviour for Hints {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = ();
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, _: FromSwarm) {}
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        match self.0.pop_front() {
+            Some((peer_id, address)) => {
+                Poll::Ready(ToSwarm::NewExternalAddrOfPeer { peer_id, address })
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct App {
+    peergroup: Behaviour,
+    hints: Hints,
+}
+
+/// An application node: no Kademlia, no mDNS, no identify.
+fn app() -> Swarm<App> {
+    // RUST_LOG=peergroup_node=debug shows a failing test's logs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let config = Config::builder()
+        .listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+        .mdns(false)
+        .kademlia(false)
+        .identify(false)
+        .heartbeat(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let app = App {
+        peergroup: Behaviour::new(&key, config).unwrap(),
+        hints: Hints::default(),
+    };
+    let mut swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| app)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    swarm
+}
+
+async fn listen_addr<B: NetworkBehaviour>(swarm: &mut Swarm<B>) -> Multiaddr {
+    loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            return address;
+        }
+    }
+}
+
+/// An application that switched our discovery off and brings its own: the
+/// addresses it learns reach the behaviour, which dials them while a group
+/// looks for members. Bob's connect names no address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_with_its_own_discovery_connects() {
+    let mut alice = app();
+    let mut bob = app();
+    let alice_addr = listen_addr(&mut alice).await;
+    let alice_peer = *alice.local_peer_id();
+
+    let pg = &mut alice.behaviour_mut().peergroup;
+    let me = pg
+        .create_identity("alice", "")
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = pg
+        .create_group(&GroupSpec::new(&me, "own-discovery"))
+        .unwrap();
+    pg.connect(&group).unwrap();
+    let bob_info = bob
+        .behaviour_mut()
+        .peergroup
+        .create_identity("bob", "")
+        .unwrap();
+    let invitation = alice
+        .behaviour_mut()
+        .peergroup
+        .create_invitation(
+            &group,
+            &bob_info.to_text(IDENTITY_TEXT_PREFIX),
+            Role::Member,
+            None,
+        )
+        .unwrap();
+    let pg = &mut bob.behaviour_mut().peergroup;
+    pg.join(&bob_info.payload().peer_name, &invitation).unwrap();
+    let connecting = pg.connect(&group).unwrap();
+    // The application's discovery learns where Alice is.
+    bob.behaviour_mut()
+        .hints
+        .0
+        .push_back((alice_peer, alice_addr));
+
+    let deadline = tokio::time::sleep(Duration::from_secs(20));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = alice.select_next_some() => {}
+            event = bob.select_next_some() => {
+                if let SwarmEvent::Behaviour(AppEvent::Peergroup(Event::OperationCompleted { operation, result })) = event
+                    && operation == connecting
+                {
+                    result.unwrap();
+                    break;
+                }
+            }
+            () = &mut deadline => panic!("bob never connected through the application's discovery"),
+        }
+    }
+    assert!(bob.behaviour().peergroup.status(&group).unwrap().ready);
+}
+
+/// A gossip plain swarm that publishes what it is given on a topic.
+fn rogue() -> Swarm<libp2p::gossipsub::Behaviour> {
+    use libp2p::gossipsub;
+    let config = gossipsub::ConfigBuilder::default()
+        .protocol_id_prefix(peergroup::node::GOSSIP_PROTOCOL_PREFIX)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .message_id_fn(|m| {
+            use sha2::Digest;
+            gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
+        })
+        .max_transmit_size(peergroup::node::MAX_TRANSMIT_SIZE)
+        .heartbeat_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
+    SwarmBuilder::with_existing_identity(libp2p::identity::Keypair::generate_ed25519())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// Regression (issue 8, bug 6): a held record's verdict, reported after
+/// gossipsub dropped the message from its cache, is counted (gossipsub's
+/// `false` was ignored before), and the record is still stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_verdict_is_counted() {
+    let mut alice = app();
+    let alice_addr = listen_addr(&mut alice).await;
+    let pg = &mut alice.behaviour_mut().peergroup;
+    let me = pg
+        .create_identity("alice", "")
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = pg.create_group(&GroupSpec::new(&me, "late")).unwrap();
+    pg.connect(&group).unwrap();
+    // Mallory is a member whose membership Alice has not seen yet.
+    let mallory = identity(50, "mallory");
+    let invitation = alice
+        .behaviour_mut()
+        .peergroup
+        .create_invitation(&group, &mallory.public_text().unwrap(), Role::Member, None)
+        .unwrap();
+    let info = InvitationInfo::parse(&invitation).unwrap();
+    let now = alice.behaviour().peergroup.now();
+    let chain = info.accept(&mallory, now).unwrap();
+    let membership =
+        membership_record(info.properties.properties(), &chain, &mallory, None, now).unwrap();
+    let note = NewRecord::new(
+        RecordType::from_u128(0x42 << 64),
+        now.saturating_add_secs(600),
+    );
+    let record = Record::new(note, [3; 8], &group, mallory.peer_name(), now).unwrap();
+    let record = SignedRecord::sign(record, mallory.keypair()).unwrap();
+
+    let mut rogue = rogue();
+    let topic = peergroup::node::topic_of(&group);
+    rogue.behaviour_mut().subscribe(&topic).unwrap();
+    rogue.dial(alice_addr).unwrap();
+    // Once the rogue knows Alice is on the topic, publish the record: it is
+    // held (Mallory's membership is unknown).
+    let mut phase = 0;
+    let mut published_at = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::select! {
+            event = alice.select_next_some() => {
+                if let SwarmEvent::Behaviour(AppEvent::Peergroup(Event::RecordChanged { id, .. })) = event
+                    && id == record.record().id
+                {
+                    break;
+                }
+            }
+            event = rogue.select_next_some() => {
+                if let SwarmEvent::Behaviour(libp2p::gossipsub::Event::Subscribed { .. }) = event
+                    && phase == 0
+                {
+                    rogue.behaviour_mut().publish(topic.clone(), record.as_bytes().to_vec()).unwrap();
+                    published_at = tokio::time::Instant::now();
+                    phase = 1;
+                }
+            }
+            () = tokio::time::sleep_until(published_at + Duration::from_millis(6500)), if phase == 1 => {
+                // Gossipsub's cache (5 heartbeats of 100 ms, after its first
+                // heartbeat at 5 s) has let the record's message go: now the
+                // membership arrives.
+                rogue.behaviour_mut().publish(topic.clone(), membership.as_bytes().to_vec()).unwrap();
+                phase = 2;
+            }
+            () = tokio::time::sleep_until(deadline) => panic!("the held record was never stored (phase {phase})"),
+        }
+    }
+    let stats = alice.behaviour().peergroup.stats();
+    assert_eq!(stats.late_verdicts, 1, "{stats:?}");
+    assert!(
+        alice
+            .behaviour()
+            .peergroup
+            .get_record(&group, &record.record().id)
+            .is_ok()
+    );
+}
