@@ -193,36 +193,6 @@ async fn an_application_with_its_own_discovery_connects() {
     assert!(bob.behaviour().peergroup.status(&group).unwrap().ready);
 }
 
-/// A gossip plain swarm that publishes what it is given on a topic.
-fn rogue() -> Swarm<libp2p::gossipsub::Behaviour> {
-    use libp2p::gossipsub;
-    let config = gossipsub::ConfigBuilder::default()
-        .protocol_id_prefix(peergroup::node::GOSSIP_PROTOCOL_PREFIX)
-        .validation_mode(gossipsub::ValidationMode::Anonymous)
-        .message_id_fn(|m| {
-            use sha2::Digest;
-            gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
-        })
-        .max_transmit_size(peergroup::node::MAX_TRANSMIT_SIZE)
-        .heartbeat_interval(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let behaviour =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
-    SwarmBuilder::with_existing_identity(libp2p::identity::Keypair::generate_ed25519())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
-}
-
 /// Regression (issue 8, bug 6): a held record's verdict, reported after
 /// gossipsub dropped the message from its cache, is counted (gossipsub's
 /// `false` was ignored before), and the record is still stored.
@@ -258,7 +228,7 @@ async fn a_late_verdict_is_counted() {
     let record = Record::new(note, [3; 8], &group, mallory.peer_name(), now).unwrap();
     let record = SignedRecord::sign(record, mallory.keypair()).unwrap();
 
-    let mut rogue = rogue();
+    let mut rogue = crate::support::rogue();
     let topic = peergroup::node::topic_of(&group);
     rogue.behaviour_mut().subscribe(&topic).unwrap();
     rogue.dial(alice_addr).unwrap();

@@ -289,39 +289,6 @@ async fn api_errors_are_typed() {
     h.shutdown().await.unwrap();
 }
 
-/// A plain libp2p swarm speaking gossipsub the way peergroup nodes do
-/// (same protocol prefix, anonymous messages, content ids), publishing
-/// whatever it likes on a group's topic.
-async fn rogue() -> libp2p::Swarm<libp2p::gossipsub::Behaviour> {
-    use libp2p::gossipsub;
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let config = gossipsub::ConfigBuilder::default()
-        .protocol_id_prefix(peergroup::node::GOSSIP_PROTOCOL_PREFIX)
-        .validation_mode(gossipsub::ValidationMode::Anonymous)
-        .message_id_fn(|m| {
-            use sha2::Digest;
-            gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
-        })
-        .max_transmit_size(peergroup::node::MAX_TRANSMIT_SIZE)
-        .heartbeat_interval(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let behaviour =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
-    libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_malformed_gossip_never_reaches_a_store() {
     use futures::StreamExt;
@@ -391,7 +358,7 @@ async fn forged_and_malformed_gossip_never_reaches_a_store() {
     .unwrap();
     let own = SignedRecord::sign(own, mallory_id.keypair()).unwrap();
 
-    let mut swarm = rogue().await;
+    let mut swarm = rogue();
     swarm.dial(creator_addrs[0].clone()).unwrap();
     let topic = peergroup::node::topic_of(&group);
     swarm.behaviour_mut().subscribe(&topic).unwrap();

@@ -160,3 +160,36 @@ pub(crate) fn note(data: &str) -> peergroup::protocol::NewRecord {
     )
     .with_data(data.as_bytes().to_vec())
 }
+
+/// A plain libp2p swarm speaking gossipsub the way peergroup nodes do
+/// (same protocol prefix, anonymous messages, content ids), publishing
+/// whatever it likes on a group's topic.
+pub(crate) fn rogue() -> libp2p::Swarm<libp2p::gossipsub::Behaviour> {
+    use libp2p::gossipsub;
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let config = gossipsub::ConfigBuilder::default()
+        .protocol_id_prefix(peergroup::node::GOSSIP_PROTOCOL_PREFIX)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .message_id_fn(|m| {
+            use sha2::Digest;
+            gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
+        })
+        .max_transmit_size(peergroup::node::MAX_TRANSMIT_SIZE)
+        .heartbeat_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
