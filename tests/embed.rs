@@ -228,15 +228,16 @@ async fn a_late_verdict_is_counted() {
     let record = Record::new(note, [3; 8], &group, mallory.peer_name(), now).unwrap();
     let record = SignedRecord::sign(record, mallory.keypair()).unwrap();
 
-    let mut rogue = crate::support::rogue();
-    let topic = peergroup::node::topic_of(&group);
-    rogue.behaviour_mut().subscribe(&topic).unwrap();
-    rogue.dial(alice_addr).unwrap();
-    // Once the rogue knows Alice is on the topic, publish the record: it is
-    // held (Mallory's membership is unknown).
+    // Mallory speaks the wire protocols by hand: it authenticates, then
+    // publishes its record before its membership.
+    let alice_peer = *alice.local_peer_id();
+    let mut raw = crate::raw::RawPeer::member(&group, &mallory, chain).await;
+    raw.join_topic(alice_addr);
+    // Once Mallory holds the group key, publish the record: it is held
+    // (Mallory's membership is unknown).
     let mut phase = 0;
     let mut published_at = tokio::time::Instant::now();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         tokio::select! {
             event = alice.select_next_some() => {
@@ -246,21 +247,25 @@ async fn a_late_verdict_is_counted() {
                     break;
                 }
             }
-            event = rogue.select_next_some() => {
-                if let SwarmEvent::Behaviour(libp2p::gossipsub::Event::Subscribed { .. }) = event
-                    && phase == 0
-                {
-                    rogue.behaviour_mut().publish(topic.clone(), record.as_bytes().to_vec()).unwrap();
+            event = raw.swarm.select_next_some() => {
+                raw.on_event(event);
+                if phase == 0 && raw.key.is_some() && raw.seen.accepted_by.contains(&alice_peer) {
+                    // Give the mesh a moment to form.
                     published_at = tokio::time::Instant::now();
                     phase = 1;
                 }
             }
-            () = tokio::time::sleep_until(published_at + Duration::from_millis(6500)), if phase == 1 => {
+            () = tokio::time::sleep_until(published_at + Duration::from_millis(500)), if phase == 1 => {
+                assert!(raw.publish_sealed(record.as_bytes()));
+                published_at = tokio::time::Instant::now();
+                phase = 2;
+            }
+            () = tokio::time::sleep_until(published_at + Duration::from_millis(6500)), if phase == 2 => {
                 // Gossipsub's cache (5 heartbeats of 100 ms, after its first
                 // heartbeat at 5 s) has let the record's message go: now the
                 // membership arrives.
-                rogue.behaviour_mut().publish(topic.clone(), membership.as_bytes().to_vec()).unwrap();
-                phase = 2;
+                assert!(raw.publish_sealed(membership.as_bytes()));
+                phase = 3;
             }
             () = tokio::time::sleep_until(deadline) => panic!("the held record was never stored (phase {phase})"),
         }

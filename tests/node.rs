@@ -291,7 +291,6 @@ async fn api_errors_are_typed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_malformed_gossip_never_reaches_a_store() {
-    use futures::StreamExt;
     use peergroup::protocol::{Record, SignedRecord, testing::identity};
 
     let (creator, group) = group_with_creator(config()).await;
@@ -358,43 +357,38 @@ async fn forged_and_malformed_gossip_never_reaches_a_store() {
     .unwrap();
     let own = SignedRecord::sign(own, mallory_id.keypair()).unwrap();
 
-    let mut swarm = rogue();
-    swarm.dial(creator_addrs[0].clone()).unwrap();
-    let topic = peergroup::node::topic_of(&group);
-    swarm.behaviour_mut().subscribe(&topic).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
-            .await
-            .expect("the rogue never joined the mesh");
-        if let libp2p::swarm::SwarmEvent::Behaviour(libp2p::gossipsub::Event::Subscribed {
-            ..
-        }) = event
-        {
-            break;
-        }
-    }
-    for payload in [
-        b"\xa5not an envelope at all".to_vec(),
-        forged.as_bytes().to_vec(),
-        own.as_bytes().to_vec(),
-    ] {
-        swarm
-            .behaviour_mut()
-            .publish(topic.clone(), payload)
-            .unwrap();
-    }
-    let pump = tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
+    // Mallory speaks the wire protocols by hand: it authenticates as the
+    // member it is, then publishes under the group key.
+    let chain = crate::raw::credential(&creator, &group, &mallory_id, Role::Member, None).await;
+    let mut raw = crate::raw::RawPeer::member(&group, &mallory_id, chain).await;
+    let creator_peer = creator.handle.peer_id().await.unwrap();
+    let mut failures = creator.handle.subscribe(
+        peergroup::node::EventFilter::kinds([peergroup::node::EventKind::AuthenticationFailed])
+            .with_group(group.clone()),
+    );
+    raw.authenticate_with(creator_peer, &creator_addrs).await;
+    let raw_peer = raw.peer_id();
+    // Let the mesh form before publishing.
+    raw.run_for(Duration::from_millis(500)).await;
+    assert!(raw.publish_sealed(forged.as_bytes()));
+    assert!(raw.publish_sealed(own.as_bytes()));
     let own_id = own.record().id;
+    {
+        let raw = &mut raw;
+        let settled = async {
+            for m in members {
+                eventually(20, "mallory's own record arrives everywhere", || async {
+                    m.handle.get_record(&group, own_id).await.is_ok()
+                })
+                .await;
+            }
+        };
+        tokio::select! {
+            () = settled => {}
+            () = raw.run_for(Duration::from_secs(60)) => panic!("the raw peer stopped"),
+        }
+    }
     for m in members {
-        eventually(20, "mallory's own record arrives everywhere", || async {
-            m.handle.get_record(&group, own_id).await.is_ok()
-        })
-        .await;
         let r = m.handle.get_record(&group, target).await.unwrap();
         assert_eq!(
             (r.version, r.data.as_slice()),
@@ -406,6 +400,37 @@ async fn forged_and_malformed_gossip_never_reaches_a_store() {
     let after = digests(&members, &group).await;
     assert!(after.windows(2).all(|w| w[0] == w[1]));
     assert_ne!(before[0], after[0]);
+
+    // Garbage under the group key, a bit-flipped ciphertext, and a plaintext
+    // envelope (members seal everything): each is rejected, none is stored.
+    let garbage = raw.seal(b"\xa5not an envelope at all");
+    let mut flipped = raw.seal(own.as_bytes());
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    let plaintext = own.as_bytes().to_vec();
+    for payload in [garbage, flipped, plaintext] {
+        assert!(raw.publish_raw(payload));
+    }
+    let pump = tokio::spawn(async move {
+        raw.run_for(Duration::from_secs(60)).await;
+        raw
+    });
+    // Three rejected messages graylist their sender: the creator cuts it off.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = tokio::time::timeout_at(deadline, failures.recv())
+            .await
+            .expect("the creator never cut off the sender of rejected gossip")
+            .unwrap()
+            .unwrap();
+        if let peergroup::node::Event::AuthenticationFailed { peer, reason, .. } = event
+            && peer == raw_peer
+        {
+            assert!(reason.to_string().contains("graylisted"), "{reason}");
+            break;
+        }
+    }
+    assert_eq!(digests(&members, &group).await, after);
     pump.abort();
 }
 

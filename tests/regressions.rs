@@ -242,3 +242,38 @@ async fn issue_8_the_node_key_and_peer_id_survive_restarts() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// Issue 9: a group stored before group data keys existed (the schema-1
+/// golden file: alice's group, alice its creator) gets its first key from
+/// its creator's node on the first start, written at once: the second start
+/// has the same key, not a new one that members could not open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_9_a_group_stored_before_keys_gets_one_from_its_creator() {
+    use peergroup::node::storage::{FILE_NAME, RedbStore};
+    use peergroup::protocol::testing::{group_of, identity};
+
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("node/tests/store/golden/schema-1.redb");
+    std::fs::copy(golden, dir.path().join(FILE_NAME)).unwrap();
+    let group = group_of(&identity(1, "alice"), "golden");
+    let keys = || {
+        let store = RedbStore::open(dir.path().join(FILE_NAME)).unwrap();
+        let state = store.group_state(&group).unwrap().unwrap();
+        state
+            .keys
+            .iter()
+            .map(|k| (k.epoch(), *k.secret_bytes()))
+            .collect::<Vec<_>>()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (handle, _) = node(config().data_dir(dir.path())).await;
+        handle.open(&group).await.unwrap();
+        handle.shutdown().await.unwrap();
+        seen.push(keys());
+    }
+    assert_eq!(seen[0].len(), 1, "one key, epoch 0");
+    assert_eq!(seen[0][0].0, 0);
+    assert_eq!(seen[0], seen[1], "the key changed across restarts");
+}

@@ -4,6 +4,8 @@ mod embed;
 mod lifecycle;
 mod mdns;
 mod node;
+mod raw;
 mod regressions;
 mod replication;
+mod security;
 mod support;

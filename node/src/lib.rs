@@ -19,6 +19,8 @@
 //! - `behaviour`: [`Behaviour`] (the `NetworkBehaviour`, poll order, the
 //!   public API), its [`Event`]s, [`OperationId`]s and [`Clock`]s.
 //! - `config`: [`Config`] and its builder, with every default documented.
+//! - [`auth`]: group authentication of every neighbour (`/peergroup/auth/1`):
+//!   its messages, and the handler.
 //! - `keystore`: local identities. `groups`: group name to session.
 //! - `gossip`: topics, gossipsub configuration, received messages, verdicts.
 //! - `verify`: the verify pool (signature checks on worker threads).
@@ -30,6 +32,7 @@
 //!   the [`Handle`] and filtered [`Subscription`]s.
 //! - `error`: [`Error`].
 
+pub mod auth;
 mod behaviour;
 mod config;
 mod discovery;

@@ -46,9 +46,15 @@ use crate::{
 };
 
 /// How many records an [`Authorizer`] holds for later validation by default.
-/// Past it the oldest held record is dropped (and reported): the sync
-/// protocol fetches it again later, so nothing is lost for good.
+/// Past it new records are not held (they are reported dropped; the sync
+/// protocol fetches them again later, so nothing is lost for good). Held
+/// records are never evicted: whoever floods the hold can fill it, not empty
+/// it of someone else's records.
 pub const DEFAULT_MAX_HELD: usize = 10_000;
+
+/// How many records of one signer an [`Authorizer`] holds by default, so that
+/// one identity (say an outsider signing its own records) cannot fill the hold.
+pub const DEFAULT_MAX_HELD_PER_SIGNER: usize = 256;
 
 /// The payload of a membership record (format 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,10 +363,10 @@ pub enum Verdict {
         /// Why.
         reason: AuthorizeError,
     },
-    /// A held record pushed out by newer ones (the hold is bounded); sync will
-    /// offer it again.
+    /// A record that would have been held, but the hold (or its signer's
+    /// share of it) is full; sync will offer it again.
     Dropped {
-        /// The record that was dropped.
+        /// The record that was not held.
         record: SignedRecord,
     },
 }
@@ -372,7 +378,10 @@ pub struct Authorizer {
     members: BTreeMap<PeerName, Vec<Membership>>,
     /// Held records in arrival order (oldest first), each with its toucher.
     held: VecDeque<SignedRecord>,
+    /// How many held records each signer (last toucher) has.
+    held_per_signer: BTreeMap<PeerName, usize>,
     max_held: usize,
+    max_held_per_signer: usize,
 }
 
 impl Authorizer {
@@ -382,13 +391,22 @@ impl Authorizer {
             properties: properties.properties().clone(),
             members: BTreeMap::new(),
             held: VecDeque::new(),
+            held_per_signer: BTreeMap::new(),
             max_held: DEFAULT_MAX_HELD,
+            max_held_per_signer: DEFAULT_MAX_HELD_PER_SIGNER,
         }
     }
 
     /// Sets how many records may be held (default [`DEFAULT_MAX_HELD`]).
     pub fn with_max_held(mut self, max_held: usize) -> Authorizer {
         self.max_held = max_held;
+        self
+    }
+
+    /// Sets how many records of one signer may be held (default
+    /// [`DEFAULT_MAX_HELD_PER_SIGNER`]).
+    pub fn with_max_held_per_signer(mut self, max: usize) -> Authorizer {
+        self.max_held_per_signer = max;
         self
     }
 
@@ -454,13 +472,15 @@ impl Authorizer {
                 false
             }
             Err(reason) => {
-                verdicts.push(Verdict::Held { id, reason });
-                self.held.push_back(record);
-                while self.held.len() > self.max_held {
-                    if let Some(old) = self.held.pop_front() {
-                        verdicts.push(Verdict::Dropped { record: old });
-                    }
+                let signer = record.record().last_toucher().clone();
+                let share = self.held_per_signer.get(&signer).copied().unwrap_or(0);
+                if self.held.len() >= self.max_held || share >= self.max_held_per_signer {
+                    verdicts.push(Verdict::Dropped { record });
+                    return false;
                 }
+                verdicts.push(Verdict::Held { id, reason });
+                self.held_per_signer.insert(signer, share.saturating_add(1));
+                self.held.push_back(record);
                 false
             }
         }
@@ -474,6 +494,13 @@ impl Authorizer {
             for record in std::mem::take(&mut self.held) {
                 match authorize(&record, &self.properties, &self.members) {
                     Ok(memberships) => {
+                        let signer = record.record().last_toucher();
+                        if let Some(share) = self.held_per_signer.get_mut(signer) {
+                            *share = share.saturating_sub(1);
+                            if *share == 0 {
+                                self.held_per_signer.remove(signer);
+                            }
+                        }
                         verdicts.push(Verdict::Accepted(record));
                         learned |= self.learn(memberships);
                     }

@@ -55,6 +55,12 @@ pub enum DecodeError {
         /// The kind byte found in the envelope.
         found: u8,
     },
+    /// A sealed envelope names a key epoch this node does not hold (yet).
+    #[error("sealed under key epoch {epoch}, which this node does not hold")]
+    UnknownKey {
+        /// The epoch the envelope names.
+        epoch: u32,
+    },
     /// A text form lacks its prefix or is not valid base64url.
     #[error("malformed text form: {reason}")]
     Text {
@@ -81,6 +87,10 @@ pub enum VerifyError {
         /// The peer name whose key must sign.
         expected: String,
     },
+    /// A sealed payload or wrapped key does not open: another key, another
+    /// group, or altered bytes.
+    #[error("the ciphertext does not open with this key")]
+    BadCiphertext,
     /// The payload belongs to a different group than the one it was received for.
     #[error("belongs to group {found}, not {expected}")]
     WrongGroup {

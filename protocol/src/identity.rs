@@ -46,6 +46,11 @@ impl PublicKey {
         self.0.as_bytes()
     }
 
+    /// The key's Montgomery form, for X25519 key agreement.
+    pub(crate) fn to_montgomery(self) -> curve25519_dalek::MontgomeryPoint {
+        self.0.to_montgomery()
+    }
+
     /// Verifies `signature` over `message` with `verify_strict`.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), VerifyError> {
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
@@ -137,6 +142,12 @@ impl Keypair {
     /// The public key.
     pub fn public(&self) -> PublicKey {
         self.public
+    }
+
+    /// The secret scalar's bytes (for X25519 key agreement with the
+    /// Montgomery form of the key), wiped when dropped.
+    pub(crate) fn scalar_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.secret.to_scalar_bytes())
     }
 
     /// Signs `message`.

@@ -17,6 +17,8 @@
 //! - `signed`: the signed CBOR envelope [`Signed`], its bounded canonical decoder
 //!   and the signing domains ([`Kind`]).
 //! - `group`: [`GroupProperties`] and group creation ([`GroupSpec::create`]).
+//! - `group_auth`: group authentication proofs ([`AuthProof`]) over a
+//!   connection's transcript, and group tags.
 //! - `record`: [`Record`] and the add / update / delete rules; the merge
 //!   order is `Ord for SignedRecord`.
 //! - `store`: the [`Store`] trait and [`MemoryStore`].
@@ -29,6 +31,8 @@
 //! - [`session`]: the per-group [`Session`] state machine
 //!   (`handle(input, now)` → outputs): lifecycle, readiness, the first-connect
 //!   copy, held records and the one validation function for every origin.
+//! - `seal`: group data keys ([`GroupKey`]), sealed envelopes and keys
+//!   wrapped for one member ([`WrappedKey`]).
 //! - `time`: [`Timestamp`].
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![cfg_attr(
@@ -46,11 +50,13 @@ mod authorize;
 mod credential;
 mod error;
 mod group;
+mod group_auth;
 mod identity;
 mod invitation;
 mod password;
 mod peer_name;
 mod record;
+mod seal;
 pub mod session;
 mod signed;
 mod store;
@@ -61,8 +67,8 @@ pub mod testing;
 
 pub use self::{
     authorize::{
-        AuthorizeError, Authorizer, DEFAULT_MAX_HELD, Memberships, Verdict, authorize,
-        membership_chain, membership_record,
+        AuthorizeError, Authorizer, DEFAULT_MAX_HELD, DEFAULT_MAX_HELD_PER_SIGNER, Memberships,
+        Verdict, authorize, membership_chain, membership_record,
     },
     credential::{
         Credential, CredentialChain, INFINITE_VALIDITY_SECS, MAX_CHAIN_LEN, Membership, Role,
@@ -74,6 +80,7 @@ pub use self::{
         MAX_COMMENT_CHARS, MAX_MEMBER_DATA_LIFETIME, MIN_MEMBER_DATA_LIFETIME,
         MIN_PRESENCE_LIFETIME, SignedProperties,
     },
+    group_auth::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag},
     identity::{
         IDENTITY_TEXT_PREFIX, Identity, IdentityInfo, Keypair, MAX_FRIENDLY_NAME_CHARS, PublicKey,
         Signature,
@@ -91,6 +98,10 @@ pub use self::{
         Attribute, AttributeValue, Attributes, MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTE_STRING,
         MAX_ATTRIBUTES, MAX_RECORD_DATA, NewRecord, RECORD_FORMAT, RESERVED_ATTRIBUTES, Record,
         RecordFlags, RecordId, RecordType, SignedRecord,
+    },
+    seal::{
+        GROUP_KEY_LEN, GroupKey, MAX_SEALED_SIZE, WrappedKey, open, seal, sealed_epoch, unwrap_key,
+        wrap_key,
     },
     session::{GroupState, Session, SessionConfig},
     signed::{

@@ -56,6 +56,8 @@ pub enum Kind {
     Credential,
     /// An invitation ([`crate::Invitation`]).
     Invitation,
+    /// A sealed (encrypted) envelope carrying one of the above (`seal`).
+    Sealed,
 }
 
 impl Kind {
@@ -67,6 +69,7 @@ impl Kind {
             Kind::Identity => 3,
             Kind::Credential => 4,
             Kind::Invitation => 5,
+            Kind::Sealed => 6,
         }
     }
 
@@ -78,6 +81,7 @@ impl Kind {
             Kind::Identity => "peergroup/identity/v1",
             Kind::Credential => "peergroup/credential/v1",
             Kind::Invitation => "peergroup/invitation/v1",
+            Kind::Sealed => "peergroup/sealed/v1",
         }
     }
 
@@ -89,6 +93,7 @@ impl Kind {
             Kind::Identity => "identity",
             Kind::Credential => "credential",
             Kind::Invitation => "invitation",
+            Kind::Sealed => "sealed envelope",
         }
     }
 }

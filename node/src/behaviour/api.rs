@@ -10,8 +10,8 @@
 
 use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{
-    Digest, Error, GroupProperties, GroupSpec, Identity, IdentityInfo, InvitationInfo, Membership,
-    NewRecord, PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp,
+    Digest, Error, GroupKey, GroupProperties, GroupSpec, Identity, IdentityInfo, InvitationInfo,
+    Membership, NewRecord, PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp,
     session::{Lifecycle, Status},
 };
 use rand::RngExt as _;
@@ -97,7 +97,10 @@ impl Behaviour {
         let identity = self.keystore.get(creator)?.clone();
         let now = self.now();
         let properties = spec.create(&identity, now, |name| self.groups.contains(name))?;
-        let session = GroupSession::create(properties, identity, session_config(&self.config))?;
+        // The group's first data key (epoch 0), from the behaviour's RNG.
+        let key = GroupKey::new(0, self.rng.random());
+        let session =
+            GroupSession::create(properties, identity, key, session_config(&self.config))?;
         let name = session.name().clone();
         self.groups.insert(session);
         self.drive(&name, false);

@@ -86,6 +86,17 @@ pub enum Event {
         /// Why.
         reason: Error,
     },
+    /// A peer failed group authentication (or its credential expired): it
+    /// is not a neighbour, and the connection is closed unless it is a
+    /// member of another of our groups.
+    AuthenticationFailed {
+        /// The group.
+        group: PeerName,
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: Error,
+    },
     /// An operation that returned an [`OperationId`] completed.
     OperationCompleted {
         /// The operation.
@@ -110,7 +121,8 @@ impl Event {
             | Event::RecordChanged { group, .. }
             | Event::MemberChanged { group, .. }
             | Event::NeighborConnection { group, .. }
-            | Event::ConnectionFailed { group, .. } => Some(group),
+            | Event::ConnectionFailed { group, .. }
+            | Event::AuthenticationFailed { group, .. } => Some(group),
             Event::OperationCompleted { .. } | Event::StoreFailed { .. } => None,
         }
     }

@@ -10,7 +10,7 @@ use libp2p::{
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
-use crate::{behaviour::BuildError, config::Config, gossip, sync};
+use crate::{auth, behaviour::BuildError, config::Config, gossip, sync};
 
 /// The Kademlia protocol id.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/kad/1.0.0");
@@ -32,6 +32,8 @@ pub(crate) const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Inner {
     /// Propagation: one topic per group.
     pub(crate) gossipsub: gossipsub::Behaviour,
+    /// Group authentication of every neighbour.
+    pub(crate) auth: request_response::cbor::Behaviour<auth::Request, auth::Response>,
     /// The first-connect copy.
     pub(crate) sync: request_response::cbor::Behaviour<sync::Request, sync::Response>,
     /// The global cloud.
@@ -52,6 +54,14 @@ impl Inner {
             codec,
             [(sync::PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(SYNC_REQUEST_TIMEOUT),
+        );
+        let auth_codec = request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(auth::MAX_MESSAGE_BYTES)
+            .set_response_size_maximum(auth::MAX_MESSAGE_BYTES);
+        let auth = request_response::Behaviour::with_codec(
+            auth_codec,
+            [(auth::PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(auth::AUTH_TIMEOUT),
         );
         let kademlia = config.kademlia.then(|| {
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
@@ -79,6 +89,7 @@ impl Inner {
         });
         Ok(Inner {
             gossipsub: gossip::behaviour(config)?,
+            auth,
             sync,
             kademlia: kademlia.into(),
             mdns: mdns.into(),

@@ -42,10 +42,10 @@ use libp2p::{
     swarm::{THandlerInEvent, ToSwarm},
 };
 use peergroup_protocol::{
-    Error, PeerName, RecordId, RecordType, SignedProperties, SignedRecord, Timestamp,
+    Error, GroupKey, PeerName, RecordId, RecordType, SignedProperties, SignedRecord, Timestamp,
     session::{Input, Output, SessionConfig, Stored},
 };
-use rand::{SeedableRng, rngs::StdRng};
+use rand::{RngExt as _, SeedableRng, rngs::StdRng};
 
 use self::inner::Inner;
 use self::inner::InnerEvent;
@@ -56,6 +56,7 @@ pub use self::{
     inner::{IDENTIFY_PROTOCOL, KAD_PROTOCOL},
 };
 use crate::{
+    auth::Auth,
     config::Config,
     discovery::Discovery,
     error::NodeError,
@@ -164,6 +165,17 @@ pub struct Stats {
     pub dropped_busy: u64,
     /// Synchronization requests refused because too many were being served.
     pub refused_busy: u64,
+    /// Gossip messages forwarded by peers not authenticated for their group
+    /// (never judged, never stored).
+    pub gossip_from_strangers: u64,
+    /// Group authentications that failed (each also raised
+    /// [`Event::AuthenticationFailed`]).
+    pub authentication_failures: u64,
+    /// Peers disconnected because their gossipsub score fell below the
+    /// graylist threshold.
+    pub graylisted: u64,
+    /// Invalid records or pages served by neighbours during a copy.
+    pub misbehaved: u64,
 }
 
 /// The peergroup network behaviour. See the module docs.
@@ -178,6 +190,7 @@ pub struct Behaviour {
     pub(crate) storage: Storage,
     pub(crate) verify: VerifyPool,
     pub(crate) discovery: Discovery,
+    pub(crate) auth: Auth,
     pub(crate) connected: HashSet<PeerId>,
     pub(crate) writes: HashMap<u64, WriteFor>,
     pub(crate) write_outbox: VecDeque<(Option<WriteOp>, WriteFor)>,
@@ -239,7 +252,7 @@ impl Behaviour {
     ) -> Result<Behaviour, NodeError> {
         let inner = Inner::new(&key.public(), &config)?;
         let clock = config.clock.clone();
-        let rng = match config.rng_seed {
+        let mut rng = match config.rng_seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => {
                 let mut seed = [0u8; 32];
@@ -250,8 +263,19 @@ impl Behaviour {
         let keystore = Keystore::new(backend.identities()?);
         let mut groups = Groups::default();
         let session_config = session_config(&config);
-        for state in backend.groups()? {
+        for mut state in backend.groups()? {
             let name = state.group().clone();
+            if state.keys.is_empty() && state.is_creator() {
+                // A group created before group keys existed (a schema-1
+                // file, or a groups-2 row of format 1): its creator makes
+                // epoch 0, written at once so that it survives the next
+                // start; members receive it when they next authenticate with
+                // the creator. (A member of such a group that restarts
+                // before the creator is online has no key and exchanges no
+                // gossip until then.)
+                state.keys.push(GroupKey::new(0, rng.random()));
+                backend.apply(&[WriteOp::SaveGroup(Box::new(state.clone()))])?;
+            }
             let identity = keystore.get(&state.member)?.clone();
             let stored = Stored {
                 versions: backend.versions(&name)?,
@@ -271,6 +295,7 @@ impl Behaviour {
             inner,
             local_peer: key.public().to_peer_id(),
             discovery: Discovery::new(&config),
+            auth: Auth::default(),
             next_expiry: now.saturating_add(config.expiry_interval),
             config,
             clock,
@@ -368,15 +393,21 @@ impl Behaviour {
     }
 
     fn execute(&mut self, group: &PeerName, output: Output<PeerId, MessageId>, local: bool) {
-        let now = self.now();
         match output {
             Output::Subscribe => {
                 let topic = topic_of(group);
                 if let Err(e) = self.inner.gossipsub.subscribe(&topic) {
                     tracing::warn!(%group, error = %e, "cannot subscribe to the group's topic");
                 }
-                // Peers that subscribed before us announced it already: they
-                // are neighbours now.
+                if let Err(e) = self
+                    .inner
+                    .gossipsub
+                    .set_topic_params(topic.clone(), crate::gossip::topic_score_params())
+                {
+                    tracing::warn!(%group, error = %e, "cannot score the group's topic");
+                }
+                // Peers that subscribed before us announced it already:
+                // authenticate them.
                 let hash = topic.hash();
                 let subscribed: Vec<PeerId> = self
                     .inner
@@ -385,14 +416,13 @@ impl Behaviour {
                     .filter(|(_, topics)| topics.contains(&&hash))
                     .map(|(peer, _)| *peer)
                     .collect();
-                if let Ok(session) = self.groups.get_mut(group) {
-                    for peer in subscribed {
-                        session.handle(Input::NeighborUp(peer), now);
-                    }
+                for peer in subscribed {
+                    self.peer_subscribed(group, peer);
                 }
             }
             Output::Unsubscribe => {
                 self.inner.gossipsub.unsubscribe(&topic_of(group));
+                self.auth_group_closed(group);
             }
             Output::Publish(bytes) => self.publish(group, bytes),
             Output::Verdict {
@@ -401,8 +431,13 @@ impl Behaviour {
                 reason,
             } => self.report_verdict(group, source, &message, &reason),
             Output::PeerMisbehaved { peer, reason } => {
-                // Peer scoring and cutting off come with secure sessions.
-                tracing::debug!(%group, %peer, %reason, "a neighbour served invalid data");
+                // Only authenticated members serve pages, from stores they
+                // verified: a fault here is a broken or dishonest member.
+                // The session decides whether the copy moves on; the
+                // member stays a neighbour, as it may still relay good
+                // gossip, and its gossip is scored like anyone's.
+                self.stats.misbehaved = self.stats.misbehaved.saturating_add(1);
+                tracing::warn!(%group, %peer, %reason, "a neighbour served invalid data");
             }
             Output::Merge(records) => {
                 if local {
@@ -451,6 +486,7 @@ impl Behaviour {
                 ran = true;
             }
         }
+        self.check_auth_deadlines(now);
         if now >= self.next_expiry {
             self.next_expiry = now.saturating_add(self.config.expiry_interval);
             self.queue_write(Some(WriteOp::Expire(now)), WriteFor::Expire);
@@ -479,6 +515,7 @@ impl Behaviour {
 
     pub(super) fn on_peer_gone(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
+        self.auth_peer_gone(&peer);
         for group in self.groups.names() {
             let is_neighbor = self
                 .groups
@@ -493,6 +530,7 @@ impl Behaviour {
     pub(super) fn on_inner_event(&mut self, event: InnerEvent) {
         match event {
             InnerEvent::Gossipsub(e) => self.on_gossip_event(e),
+            InnerEvent::Auth(e) => self.on_auth_event(e),
             InnerEvent::Sync(e) => self.on_sync_event(e),
             InnerEvent::Kademlia(e) => self.on_kad_event(e),
             InnerEvent::Mdns(e) => self.on_mdns_event(e),

@@ -11,11 +11,13 @@ use peergroup_protocol::{
     session::{Acceptance, Input, Origin, Reason},
 };
 
+use rand::RngExt as _;
+
 use crate::{
     behaviour::{Behaviour, GossipRef},
     gossip::{
         topic_of,
-        wire::{Wire, classify},
+        wire::{Wire, unseal},
     },
 };
 
@@ -29,12 +31,12 @@ impl Behaviour {
             } => self.on_gossip_message(propagation_source, message_id, message),
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 if let Some(group) = self.groups.by_topic(&topic).cloned() {
-                    self.handle(&group, Input::NeighborUp(peer_id));
+                    self.peer_subscribed(&group, peer_id);
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
                 if let Some(group) = self.groups.by_topic(&topic).cloned() {
-                    self.handle(&group, Input::NeighborDown(peer_id));
+                    self.peer_unsubscribed(&group, peer_id);
                 }
             }
             gossipsub::Event::GossipsubNotSupported { .. } | gossipsub::Event::SlowPeer { .. } => {}
@@ -56,13 +58,30 @@ impl Behaviour {
             );
             return;
         };
+        if !self.groups.get(&group).is_ok_and(|s| s.is_online()) {
+            // Closed here a moment ago: messages in flight are nobody's fault.
+            self.inner.gossipsub.report_message_validation_result(
+                &message_id,
+                &source,
+                MessageAcceptance::Ignore,
+            );
+            return;
+        }
+        if !self.auth.is_member(&group, &source) {
+            self.gossip_from_stranger(&group, source, &message_id);
+            return;
+        }
         let origin = Origin::Gossip {
             source,
             message: message_id.clone(),
         };
-        match classify(&message.data) {
-            Wire::Record => self.queue_gossip(
-                message.data,
+        let wire = match self.groups.get(&group) {
+            Ok(session) => unseal(&message.data, &group, session.state()),
+            Err(e) => Wire::Invalid(e),
+        };
+        match wire {
+            Wire::Record(envelope) => self.queue_gossip(
+                envelope,
                 GossipRef {
                     group,
                     source,
@@ -82,6 +101,34 @@ impl Behaviour {
                     },
                 );
             }
+        }
+    }
+
+    /// A message for `group` forwarded by a peer that has not authenticated
+    /// for it. Gossipsub ignores graylisted peers itself, so this is a peer
+    /// in its first moments (its exchange is under way: ignored, no penalty)
+    /// or one that publishes to the topic without subscribing (rejected,
+    /// which costs its topic score, and treated as a failed authentication:
+    /// the connection closes). Nothing of it reaches the session.
+    fn gossip_from_stranger(&mut self, group: &PeerName, source: PeerId, message: &MessageId) {
+        let pending = self.auth.is_pending(group, &source);
+        let acceptance = if pending {
+            MessageAcceptance::Ignore
+        } else {
+            MessageAcceptance::Reject
+        };
+        self.stats.gossip_from_strangers = self.stats.gossip_from_strangers.saturating_add(1);
+        self.inner
+            .gossipsub
+            .report_message_validation_result(message, &source, acceptance);
+        if !pending {
+            self.auth_failed(
+                group,
+                source,
+                peergroup_protocol::Error::NotAuthorized(
+                    "published to the group without authenticating".into(),
+                ),
+            );
         }
     }
 
@@ -119,9 +166,30 @@ impl Behaviour {
         }
     }
 
-    /// Publishes `bytes` on `group`'s topic.
+    /// Seals `bytes` (a signed envelope) under `group`'s current data key and
+    /// publishes it on the group's topic.
     pub(crate) fn publish(&mut self, group: &PeerName, bytes: Vec<u8>) {
-        match self.inner.gossipsub.publish(topic_of(group), bytes) {
+        let Some(key) = self
+            .groups
+            .get(group)
+            .ok()
+            .and_then(|s| s.state().current_key().cloned())
+        else {
+            // A joiner gets the key when it first authenticates with a
+            // member, before its copy completes; without one there is
+            // nobody to publish to yet. Sync delivers the record instead.
+            tracing::debug!(%group, "no group key yet: not published");
+            return;
+        };
+        let nonce: [u8; 24] = self.rng.random();
+        let sealed = match peergroup_protocol::seal(&key, group, nonce, &bytes) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::warn!(%group, error = %e, "cannot seal a payload");
+                return;
+            }
+        };
+        match self.inner.gossipsub.publish(topic_of(group), sealed) {
             Ok(_) => {}
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
                 tracing::trace!(%group, "no neighbour to publish to yet");

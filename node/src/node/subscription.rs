@@ -31,6 +31,8 @@ pub enum EventKind {
     NeighborConnection,
     /// [`Event::ConnectionFailed`].
     ConnectionFailed,
+    /// [`Event::AuthenticationFailed`].
+    AuthenticationFailed,
     /// [`Event::OperationCompleted`] (the node consumes these itself).
     OperationCompleted,
     /// [`Event::StoreFailed`].
@@ -47,6 +49,7 @@ impl Event {
             Event::MemberChanged { .. } => EventKind::MemberChanged,
             Event::NeighborConnection { .. } => EventKind::NeighborConnection,
             Event::ConnectionFailed { .. } => EventKind::ConnectionFailed,
+            Event::AuthenticationFailed { .. } => EventKind::AuthenticationFailed,
             Event::OperationCompleted { .. } => EventKind::OperationCompleted,
             Event::StoreFailed { .. } => EventKind::StoreFailed,
         }

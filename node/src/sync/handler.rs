@@ -1,5 +1,5 @@
-//! The behaviour's side of the first-connect copy: asking for pages (with a
-//! proof of membership), serving them from the storage reader, and turning
+//! The behaviour's side of the first-connect copy: asking authenticated
+//! neighbours for pages, serving them to authenticated members from the storage reader, and turning
 //! received pages into session input once the verify pool has checked every
 //! envelope.
 
@@ -16,40 +16,32 @@ use serde_bytes::ByteBuf;
 use crate::{
     behaviour::{Behaviour, MAX_SERVING, PageAssembly, Serving, VerifyFor},
     storage::{PageRead, RawPage, Rejected, StorageError},
-    sync::{self, PAGE_BYTES, PAGE_RECORDS, Request, Response},
+    sync::{PAGE_BYTES, PAGE_RECORDS, Request, Response},
     verify::CHUNK,
 };
 
 impl Behaviour {
     /// Sends `peer` a page request for `group` on behalf of its session.
     pub(crate) fn request_page(&mut self, group: &PeerName, peer: PeerId, request: PageRequest) {
-        let built = self.groups.get(group).and_then(|session| {
-            sync::request(
+        if !self.auth.is_member(group, &peer) {
+            // The session asks only neighbours, which are authenticated; one
+            // whose credential lapsed since is asked nothing.
+            self.handle(
                 group,
-                session.identity(),
-                &session.state().chain,
-                &self.local_peer,
-                &peer,
-                request.record_type,
-                request.after,
-            )
-        });
-        match built {
-            Ok(message) => {
-                let id = self.inner.sync.send_request(&peer, message);
-                self.requests.insert(id, (group.clone(), peer));
-            }
-            Err(e) => {
-                tracing::warn!(%group, error = %e, "cannot build a sync request");
-                self.handle(
-                    group,
-                    Input::PageFailed {
-                        peer,
-                        reason: e.to_string(),
-                    },
-                );
-            }
+                Input::PageFailed {
+                    peer,
+                    reason: "not an authenticated member".into(),
+                },
+            );
+            return;
         }
+        let message = Request {
+            group: group.clone(),
+            record_type: request.record_type,
+            after: request.after,
+        };
+        let id = self.inner.sync.send_request(&peer, message);
+        self.requests.insert(id, (group.clone(), peer));
     }
 
     pub(crate) fn on_sync_event(&mut self, event: request_response::Event<Request, Response>) {
@@ -97,16 +89,14 @@ impl Behaviour {
         request: Request,
         channel: request_response::ResponseChannel<Response>,
     ) {
-        let now = self.now();
+        let member = self.auth.is_member(&request.group, &peer);
         let checked = self.groups.get(&request.group).and_then(|session| {
             session.check_ready()?;
-            sync::authenticate(
-                &request,
-                session.state().properties(),
-                &peer,
-                &self.local_peer,
-                now,
-            )?;
+            if !member {
+                return Err(Error::NotAuthorized(
+                    "not an authenticated member of the group on this connection".into(),
+                ));
+            }
             Ok(session.state().properties.as_bytes().to_vec())
         });
         let properties = match checked {
@@ -188,6 +178,18 @@ impl Behaviour {
     /// A response to one of our requests: a page goes to the verify pool in
     /// chunks; a refusal ends this copy attempt.
     fn on_response(&mut self, group: PeerName, peer: PeerId, response: Response) {
+        if !self.auth.is_member(&group, &peer) {
+            // Its authentication ended (expired, failed) while the page was
+            // on its way: nothing it sends counts.
+            self.handle(
+                &group,
+                Input::PageFailed {
+                    peer,
+                    reason: "no longer an authenticated member".into(),
+                },
+            );
+            return;
+        }
         let (properties, records, last, done) = match response {
             Response::Page {
                 properties,

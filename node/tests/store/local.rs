@@ -18,6 +18,7 @@ fn creator_state(creator: &Identity, classifier: &str) -> GroupState {
         member: creator.peer_name().clone(),
         chain: CredentialChain::creator(),
         ready: true,
+        keys: vec![peergroup_protocol::GroupKey::new(0, [0x11; 32])],
     }
 }
 
@@ -43,6 +44,10 @@ fn identities_and_group_states_survive_reopen() {
         member: bob.peer_name().clone(),
         chain,
         ready: false,
+        keys: vec![
+            peergroup_protocol::GroupKey::new(0, [0x11; 32]),
+            peergroup_protocol::GroupKey::new(1, [0x22; 32]),
+        ],
         ..created.clone()
     };
     {

@@ -31,7 +31,11 @@ fn local_error(reason: Reason) -> Error {
         Reason::Stale | Reason::Duplicate | Reason::StaleProperties => Error::AlreadyExists(
             "a newer version of the record is known: read it again and retry".into(),
         ),
-        Reason::Offline | Reason::HoldDropped | Reason::Valid | Reason::Released => {
+        Reason::Offline
+        | Reason::HoldFull
+        | Reason::UnknownKey
+        | Reason::Valid
+        | Reason::Released => {
             Error::DeferredValidation(format!("the write was not accepted ({reason})"))
         }
     }
@@ -39,7 +43,7 @@ fn local_error(reason: Reason) -> Error {
 
 impl<P, M> Session<P, M>
 where
-    P: Clone + Ord + std::fmt::Debug,
+    P: Clone + Ord + std::hash::Hash + std::fmt::Debug,
     M: Clone + std::fmt::Debug,
 {
     /// Runs a record signed by the local member through validation, queues it

@@ -47,7 +47,7 @@ pub(super) struct CopyRun<P> {
 
 impl<P, M> Session<P, M>
 where
-    P: Clone + Ord + std::fmt::Debug,
+    P: Clone + Ord + std::hash::Hash + std::fmt::Debug,
     M: Clone + std::fmt::Debug,
 {
     /// Starts a copy from a neighbour not asked yet during this connect, if

@@ -29,6 +29,17 @@ pub enum Origin<P, M> {
     Local,
 }
 
+impl<P, M> Origin<P, M> {
+    /// The peer the envelope came from, if it came from the network.
+    pub fn peer(&self) -> Option<&P> {
+        match self {
+            Origin::Gossip { source, .. } => Some(source),
+            Origin::Sync { peer } => Some(peer),
+            Origin::Local => None,
+        }
+    }
+}
+
 /// A gossip verdict (gossipsub's `MessageAcceptance`, without the network types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Acceptance {

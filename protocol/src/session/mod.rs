@@ -46,6 +46,7 @@ use crate::{
     identity::Identity,
     peer_name::PeerName,
     record::{RecordId, SignedRecord},
+    seal::GroupKey,
     time::Timestamp,
 };
 
@@ -53,7 +54,7 @@ pub use self::{
     event::{ConnectionChange, Event, MemberChange, RecordChange, Status},
     io::{Acceptance, Input, Origin, Output, Page, PageRequest},
     state::GroupState,
-    validate::Reason,
+    validate::{MAX_HELD_PER_PEER, Reason},
 };
 
 use self::copy::CopyRun;
@@ -141,6 +142,10 @@ pub struct Session<P, M> {
     /// Gossip messages whose records the authorizer holds, by envelope hash:
     /// each gets its verdict when its record is released or dropped.
     held_messages: HashMap<[u8; 32], Vec<(P, M)>>,
+    /// How many held records each peer sent (bounded by `MAX_HELD_PER_PEER`).
+    held_by_peer: HashMap<P, usize>,
+    /// Which peer sent each held record, by envelope hash.
+    held_sources: HashMap<[u8; 32], P>,
     /// The local member's membership record, as last seen.
     own_membership: Option<SignedRecord>,
     /// Records accepted since the last [`Output::Merge`].
@@ -152,7 +157,7 @@ pub struct Session<P, M> {
 
 impl<P, M> Session<P, M>
 where
-    P: Clone + Ord + std::fmt::Debug,
+    P: Clone + Ord + std::hash::Hash + std::fmt::Debug,
     M: Clone + std::fmt::Debug,
 {
     fn build(
@@ -187,6 +192,8 @@ where
             copy: None,
             versions: HashMap::new(),
             held_messages: HashMap::new(),
+            held_by_peer: HashMap::new(),
+            held_sources: HashMap::new(),
             own_membership: None,
             to_merge: Vec::new(),
             merges_in_flight: 0,
@@ -195,10 +202,12 @@ where
     }
 
     /// `PeerGroupCreate`: the session of a group `identity` just created with
-    /// `properties`. It is open and ready; its state is to be persisted.
+    /// `properties`, sealing with `key` (32 random bytes from the host, epoch 0).
+    /// It is open and ready; its state is to be persisted.
     pub fn create(
         properties: SignedProperties,
         identity: Identity,
+        key: GroupKey,
         config: SessionConfig,
     ) -> Result<Session<P, M>, Error> {
         let state = GroupState {
@@ -206,6 +215,7 @@ where
             properties,
             chain: CredentialChain::creator(),
             ready: true,
+            keys: vec![key],
         };
         let mut session = Session::build(state, identity, config, Lifecycle::Open)?;
         session.persist();
@@ -225,6 +235,7 @@ where
             properties,
             chain,
             ready: false,
+            keys: Vec::new(),
         };
         let mut session = Session::build(state, identity, config, Lifecycle::Open)?;
         session.persist();
@@ -295,6 +306,39 @@ where
     /// How many records the authorizer holds for later validation.
     pub fn held(&self) -> usize {
         self.authorizer.held()
+    }
+
+    /// Learns a group data key (received wrapped during authentication);
+    /// persists the state if it is new. Returns whether it was.
+    pub fn learn_key(&mut self, key: GroupKey) -> bool {
+        if self.state.key(key.epoch()).is_some() {
+            return false;
+        }
+        self.state.keys.push(key);
+        self.state.keys.sort_by_key(GroupKey::epoch);
+        self.persist();
+        true
+    }
+
+    /// Adopts a credential chain for the local member presented by a
+    /// neighbour (renewed or changed, stored in the group database): it must
+    /// verify, name the member, and start later than the current one.
+    /// Persists the state when adopted. Returns whether it was.
+    pub fn adopt_chain(&mut self, chain: CredentialChain) -> bool {
+        let props = self.state.properties();
+        let (Ok(new), Ok(current)) = (chain.verify(props), self.state.chain.verify(props)) else {
+            return false;
+        };
+        if new.subject != self.state.member
+            || chain == self.state.chain
+            || new.not_before <= current.not_before
+        {
+            return false;
+        }
+        self.state.chain = chain;
+        let _ = self.authorizer.learn_chain(&self.state.chain);
+        self.persist();
+        true
     }
 
     /// `InvalidGroup` unless the group is open (or online).

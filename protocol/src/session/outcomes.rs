@@ -14,7 +14,7 @@ use crate::{
 
 impl<P, M> Session<P, M>
 where
-    P: Clone + Ord + std::fmt::Debug,
+    P: Clone + Ord + std::hash::Hash + std::fmt::Debug,
     M: Clone + std::fmt::Debug,
 {
     // ----- store outcomes --------------------------------------------------------

@@ -5,6 +5,7 @@ use crate::{
     error::Error,
     group::{GroupProperties, SignedProperties},
     peer_name::PeerName,
+    seal::GroupKey,
 };
 
 /// A group as this node knows it: the creator-signed properties, the local
@@ -22,6 +23,10 @@ pub struct GroupState {
     pub chain: CredentialChain,
     /// Whether the group completed its first synchronization (always for the creator).
     pub ready: bool,
+    /// The group data keys this member holds, by epoch (oldest first): the
+    /// creator makes the first; members receive them wrapped when they
+    /// authenticate.
+    pub keys: Vec<GroupKey>,
 }
 
 impl GroupState {
@@ -39,6 +44,16 @@ impl GroupState {
     /// creator signs the properties, which name it), never by an empty chain.
     pub fn is_creator(&self) -> bool {
         self.member == self.properties().creator_peer_name
+    }
+
+    /// The newest data key, which seals what this member publishes.
+    pub fn current_key(&self) -> Option<&GroupKey> {
+        self.keys.iter().max_by_key(|k| k.epoch())
+    }
+
+    /// The data key of `epoch`, to open what others sealed.
+    pub fn key(&self, epoch: u32) -> Option<&GroupKey> {
+        self.keys.iter().find(|k| k.epoch() == epoch)
     }
 
     /// Checks that the state is coherent: a non-creator member holds a chain

@@ -4,6 +4,9 @@
 
 use sha2::{Digest as _, Sha256};
 
+/// How many records one peer may have waiting for memberships in one group.
+pub const MAX_HELD_PER_PEER: usize = 1024;
+
 use crate::{
     authorize::{AuthorizeError, Verdict},
     error::{DecodeError, Error},
@@ -40,8 +43,12 @@ pub enum Reason {
     /// A wire or record format this build does not speak (a newer peer):
     /// this node cannot judge it, which is not the sender's fault.
     UnsupportedVersion(Error),
-    /// Held for a membership that never came, then pushed out of the bounded hold.
-    HoldDropped,
+    /// Would wait for a membership, but the hold is full (globally, for its
+    /// signer, or for the peer that sent it): not held, not the sender's
+    /// provable fault; sync offers it again.
+    HoldFull,
+    /// Sealed under a group key this node does not hold (yet).
+    UnknownKey,
     /// Malformed, forged, or structurally invalid.
     Invalid(Error),
     /// It belongs to another group than the topic's or the page's.
@@ -62,7 +69,8 @@ impl Reason {
             | Reason::Duplicate
             | Reason::StaleProperties
             | Reason::UnsupportedVersion(_)
-            | Reason::HoldDropped => Acceptance::Ignore,
+            | Reason::HoldFull
+            | Reason::UnknownKey => Acceptance::Ignore,
             Reason::Invalid(_) | Reason::WrongGroup(_) | Reason::Unauthorized(_) => {
                 Acceptance::Reject
             }
@@ -85,7 +93,8 @@ impl Reason {
             Reason::Duplicate => "duplicate",
             Reason::StaleProperties => "stale-properties",
             Reason::UnsupportedVersion(_) => "unsupported-version",
-            Reason::HoldDropped => "hold-dropped",
+            Reason::HoldFull => "hold-full",
+            Reason::UnknownKey => "unknown-key",
             Reason::Invalid(_) => "invalid",
             Reason::WrongGroup(_) => "wrong-group",
             Reason::Unauthorized(_) => "unauthorized",
@@ -107,12 +116,16 @@ impl std::fmt::Display for Reason {
 /// Why a decode or verification failed, as a verdict reason: a format this
 /// build does not know is "cannot judge"; anything else is the sender's fault.
 fn undecodable(error: Error) -> Reason {
+    if let Error::Decode(DecodeError::UnknownKey { .. }) = error {
+        return Reason::UnknownKey;
+    }
     let newer = match &error {
         Error::Decode(DecodeError::UnsupportedVersion { .. }) | Error::UnsupportedVersion(_) => {
             true
         }
         Error::Decode(
             DecodeError::TooLarge { .. }
+            | DecodeError::UnknownKey { .. }
             | DecodeError::Malformed { .. }
             | DecodeError::NonCanonical { .. }
             | DecodeError::WrongKind { .. }
@@ -175,7 +188,7 @@ pub(crate) enum Judged {
 
 impl<P, M> Session<P, M>
 where
-    P: Clone + Ord + std::fmt::Debug,
+    P: Clone + Ord + std::hash::Hash + std::fmt::Debug,
     M: Clone + std::fmt::Debug,
 {
     /// Judges one record envelope (the one validation function). Accepted
@@ -210,6 +223,16 @@ where
                 return Judged::Refused(Reason::Duplicate);
             }
         }
+        // A peer may have only so many records waiting for memberships:
+        // past its share, its records are not held (checked only then, as it
+        // costs an authorization).
+        let source = origin.peer().cloned();
+        if let Some(peer) = &source
+            && self.held_by_peer.get(peer).copied().unwrap_or(0) >= MAX_HELD_PER_PEER
+            && self.authorizer.check(&record).is_err_and(|e| !e.is_final())
+        {
+            return Judged::Refused(Reason::HoldFull);
+        }
         let mut own = Judged::Refused(Reason::Invalid(Error::InvalidRecord(
             "the authorizer gave no verdict".into(),
         )));
@@ -232,21 +255,39 @@ where
                             .or_default()
                             .push((source.clone(), message.clone()));
                     }
+                    if let Some(peer) = &source {
+                        let count = self.held_by_peer.entry(peer.clone()).or_default();
+                        *count = count.saturating_add(1);
+                        self.held_sources.insert(hash, peer.clone());
+                    }
                     own = Judged::Held;
                 }
                 Verdict::Refused { reason, .. } => {
                     own = Judged::Refused(Reason::Unauthorized(reason));
                 }
                 Verdict::Dropped { record } => {
-                    self.report_held(envelope_hash(record.as_bytes()), Reason::HoldDropped);
+                    if i == 0 {
+                        own = Judged::Refused(Reason::HoldFull);
+                    } else {
+                        self.report_held(envelope_hash(record.as_bytes()), Reason::HoldFull);
+                    }
                 }
             }
         }
         own
     }
 
-    /// Reports the verdict of every gossip message held for the envelope `hash`.
+    /// Reports the verdict of every gossip message held for the envelope
+    /// `hash`, and releases the sending peer's share of the hold.
     fn report_held(&mut self, hash: [u8; 32], reason: Reason) {
+        if let Some(peer) = self.held_sources.remove(&hash)
+            && let Some(count) = self.held_by_peer.get_mut(&peer)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.held_by_peer.remove(&peer);
+            }
+        }
         for (source, message) in self.held_messages.remove(&hash).unwrap_or_default() {
             self.outputs.push_back(Output::Verdict {
                 source,

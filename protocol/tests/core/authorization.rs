@@ -388,10 +388,48 @@ fn the_hold_is_bounded() {
         }
     }
     assert_eq!(a.held(), 3);
-    let expected: Vec<RecordId> = (0..2)
+    let expected: Vec<RecordId> = (3..5)
         .map(|n| RecordId::new(stranger.peer_name(), (n as u64).to_be_bytes()))
         .collect();
-    assert_eq!(dropped, expected, "the oldest are dropped first");
+    assert_eq!(
+        dropped, expected,
+        "held records are never evicted: the new ones are not held"
+    );
+}
+
+/// One signer cannot fill the hold: past its share its records are not
+/// held, and another signer's deferred record is still held, then accepted
+/// when its membership arrives (issue 9: an outsider flooding self-signed
+/// records cannot push a member's deferred record out).
+#[test]
+fn one_signer_cannot_take_the_hold() {
+    let w = world();
+    let mut a = Authorizer::new(&w.g.props)
+        .with_max_held(10)
+        .with_max_held_per_signer(4);
+    let flooder = identity(71, "flooder");
+    for n in 0..50 {
+        a.handle(add(&flooder, w.group(), n, b"", T0, 60));
+    }
+    assert_eq!(a.held(), 4);
+    let late = add(&w.member, w.group(), 1, b"deferred", T0, 60);
+    assert!(matches!(
+        &a.handle(late.clone())[..],
+        [Verdict::Held { .. }]
+    ));
+    let memberships = w.membership_records();
+    let released: Vec<_> = memberships
+        .into_iter()
+        .flat_map(|m| a.handle(m))
+        .filter_map(|v| match v {
+            Verdict::Accepted(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        released.contains(&late),
+        "the member's record was kept and released"
+    );
 }
 
 /// Every record of a busy group: memberships (self-published and stored by

@@ -48,6 +48,7 @@ impl Fixture {
         let mut s = Sess::create(
             self.props.clone(),
             self.creator.clone(),
+            peergroup_protocol::GroupKey::new(0, [0x4b; 32]),
             SessionConfig::default(),
         )
         .unwrap();
@@ -75,6 +76,7 @@ impl Fixture {
                 member: who.peer_name().clone(),
                 chain: self.chain(who, Role::Member),
                 ready: true,
+                keys: Vec::new(),
             },
             who.clone(),
             SessionConfig::default(),
@@ -244,6 +246,7 @@ fn a_member_without_a_credential_is_refused_not_made_creator() {
         member: member.peer_name().clone(),
         chain: CredentialChain::creator(),
         ready: true,
+        keys: Vec::new(),
     };
     assert!(!state.is_creator());
     assert!(matches!(state.check(), Err(Error::InvalidCredential(_))));
@@ -256,6 +259,7 @@ fn a_member_without_a_credential_is_refused_not_made_creator() {
         member: identity(2, "member").peer_name().clone(),
         chain: f.chain(&other, Role::Member),
         ready: true,
+        keys: Vec::new(),
     };
     assert!(matches!(state.check(), Err(Error::InvalidCredential(_))));
 }
@@ -439,7 +443,13 @@ fn gossip_sync_and_local_writes_share_one_validation() {
 #[test]
 fn local_writes_merge_and_publish_when_online() {
     let f = Fixture::new();
-    let mut s = Sess::create(f.props.clone(), f.creator.clone(), SessionConfig::default()).unwrap();
+    let mut s = Sess::create(
+        f.props.clone(),
+        f.creator.clone(),
+        peergroup_protocol::GroupKey::new(0, [0x4b; 32]),
+        SessionConfig::default(),
+    )
+    .unwrap();
     drain(&mut s);
     let new = || NewRecord::new(NOTE, T0.saturating_add_secs(60)).with_data(b"d".to_vec());
     // Open but offline: stored, not published.

@@ -214,6 +214,7 @@ pub(super) fn migration_002_group_states_and_summaries(
                 member,
                 chain,
                 ready: is_creator || has_records,
+                keys: Vec::new(),
             };
             if state.check().is_err() {
                 continue;

@@ -11,8 +11,8 @@
 //! most 46 + 1 + 149 × 4 bytes.
 
 use peergroup_protocol::{
-    CredentialChain, PeerName, RecordId, RecordType, SignedProperties, session::GroupState,
-    session::Version,
+    CredentialChain, GroupKey, PeerName, RecordId, RecordType, SignedProperties,
+    session::GroupState, session::Version,
 };
 use redb::TableDefinition;
 
@@ -72,12 +72,15 @@ pub(super) const RECORD_SUMMARIES: TableDefinition<'_, &[u8], &[u8]> =
 /// `groups-2`: the groups this node belongs to, each in one row, so that the
 /// properties, the member's credential and the readiness change together.
 ///
-/// key: the group peer name (UTF-8); value: `format (u8, 1) || flags (u8:
-/// bit 0 ready) || u16 BE len(member) || member identity peer name (UTF-8) ||
-/// u32 BE len(properties) || signed properties envelope || credential chain
-/// (CBOR array of credential envelopes, empty for the creator)`. Everything
-/// is re-verified on load; the member is the creator only if the properties
-/// name it so, never because the chain is empty.
+/// key: the group peer name (UTF-8); value, format 2: `format (u8, 2) ||
+/// flags (u8: bit 0 ready) || u16 BE len(member) || member identity peer name
+/// (UTF-8) || u32 BE len(properties) || signed properties envelope || u32 BE
+/// len(chain) || credential chain (CBOR array of credential envelopes, empty
+/// for the creator) || u8 count || count × (epoch (u32 BE) || data key (32))`.
+/// Format 1 (no data keys; the chain runs to the end) is still read.
+/// Everything is re-verified on load; the member is the creator only if the
+/// properties name it so, never because the chain is empty. The data keys
+/// are secrets, like the identities' keys in the same file (mode 0600).
 pub(super) const GROUP_STATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups-2");
 
 /// Schema 1 (read by migration 2 only, then dropped): `groups-1`, the groups
@@ -164,8 +167,8 @@ impl Summary {
     }
 }
 
-/// The format byte of a [`GROUP_STATES`] value.
-const GROUP_STATE_FORMAT: u8 = 1;
+/// The format byte of the [`GROUP_STATES`] values this build writes.
+const GROUP_STATE_FORMAT: u8 = 2;
 
 /// Encodes a [`GROUP_STATES`] value.
 pub(super) fn encode_group_state(state: &GroupState) -> Result<Vec<u8>, peergroup_protocol::Error> {
@@ -173,10 +176,11 @@ pub(super) fn encode_group_state(state: &GroupState) -> Result<Vec<u8>, peergrou
     let properties = state.properties.as_bytes();
     let chain = state.chain.to_bytes()?;
     let mut value = Vec::with_capacity(
-        8usize
+        16usize
             .saturating_add(member.len())
             .saturating_add(properties.len())
-            .saturating_add(chain.len()),
+            .saturating_add(chain.len())
+            .saturating_add(state.keys.len().saturating_mul(36)),
     );
     value.push(GROUP_STATE_FORMAT);
     value.push(u8::from(state.ready));
@@ -193,7 +197,15 @@ pub(super) fn encode_group_state(state: &GroupState) -> Result<Vec<u8>, peergrou
             .to_be_bytes(),
     );
     value.extend_from_slice(properties);
+    value.extend_from_slice(&u32::try_from(chain.len()).unwrap_or(u32::MAX).to_be_bytes());
     value.extend_from_slice(&chain);
+    // A member holds one key per rotation; 255 is far more than it keeps.
+    let keys = state.keys.iter().take(usize::from(u8::MAX));
+    value.push(u8::try_from(keys.len()).unwrap_or(u8::MAX));
+    for key in keys {
+        value.extend_from_slice(&key.epoch().to_be_bytes());
+        value.extend_from_slice(key.secret_bytes().as_slice());
+    }
     Ok(value)
 }
 
@@ -201,7 +213,7 @@ pub(super) fn encode_group_state(state: &GroupState) -> Result<Vec<u8>, peergrou
 /// chain and checking that they make a coherent state.
 pub(super) fn decode_group_state(value: &[u8]) -> Result<GroupState, String> {
     let (&[format, flags], rest) = value.split_first_chunk::<2>().ok_or("truncated header")?;
-    if format != GROUP_STATE_FORMAT {
+    if format != 1 && format != GROUP_STATE_FORMAT {
         return Err(format!("unknown row format {format}"));
     }
     let (len, rest) = rest.split_first_chunk::<2>().ok_or("truncated member")?;
@@ -216,14 +228,34 @@ pub(super) fn decode_group_state(value: &[u8]) -> Result<GroupState, String> {
         .split_first_chunk::<4>()
         .ok_or("truncated properties")?;
     let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| "oversized properties")?;
-    let (properties, chain) = rest.split_at_checked(len).ok_or("truncated properties")?;
+    let (properties, rest) = rest.split_at_checked(len).ok_or("truncated properties")?;
     let properties = SignedProperties::from_bytes(properties).map_err(|e| e.to_string())?;
+    let (chain, keys) = if format == 1 {
+        (rest, Vec::new())
+    } else {
+        let (len, rest) = rest.split_first_chunk::<4>().ok_or("truncated chain")?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| "oversized chain")?;
+        let (chain, rest) = rest.split_at_checked(len).ok_or("truncated chain")?;
+        let (&[count], mut rest) = rest.split_first_chunk::<1>().ok_or("truncated keys")?;
+        let mut keys = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let (epoch, after) = rest.split_first_chunk::<4>().ok_or("truncated key")?;
+            let (key, after) = after.split_first_chunk::<32>().ok_or("truncated key")?;
+            keys.push(GroupKey::new(u32::from_be_bytes(*epoch), *key));
+            rest = after;
+        }
+        if !rest.is_empty() {
+            return Err("trailing bytes after the keys".into());
+        }
+        (chain, keys)
+    };
     let chain = CredentialChain::from_bytes(chain).map_err(|e| e.to_string())?;
     let state = GroupState {
         properties,
         member,
         chain,
         ready: flags & 1 != 0,
+        keys,
     };
     state.check().map_err(|e| e.to_string())?;
     Ok(state)

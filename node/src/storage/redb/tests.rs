@@ -133,6 +133,7 @@ fn a_tampered_group_row_is_corrupt() {
         member: alice.peer_name().clone(),
         chain: CredentialChain::creator(),
         ready: true,
+        keys: Vec::new(),
     };
     store.put_group_state(&state).unwrap();
     let mut row = encode_group_state(&state).unwrap();
@@ -161,6 +162,7 @@ fn a_member_row_without_credential_is_never_the_creators() {
         member: bob.peer_name().clone(),
         chain: CredentialChain::creator(),
         ready: true,
+        keys: Vec::new(),
     };
     assert!(matches!(
         store.put_group_state(&state).unwrap_err(),

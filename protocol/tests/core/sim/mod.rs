@@ -180,7 +180,13 @@ impl Sim {
             partition: None,
             rids: 0,
         };
-        let session = Sess::create(properties, creator.clone(), config).unwrap();
+        let session = Sess::create(
+            properties,
+            creator.clone(),
+            peergroup_protocol::GroupKey::new(0, [0x4b; 32]),
+            config,
+        )
+        .unwrap();
         sim.nodes.push(Node::new(creator, session));
         sim.drain(0);
         sim
