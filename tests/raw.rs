@@ -12,17 +12,25 @@ use libp2p::{
     request_response::{self, Message, ProtocolSupport},
     swarm::{NetworkBehaviour, SwarmEvent},
 };
-use peergroup::node::{auth, sync};
+use peergroup::node::{auth, password, sync};
 use peergroup::protocol::{
-    AuthProof, AuthRole, CredentialChain, GroupKey, Identity, PeerName, Transcript, group_tag,
-    seal, unwrap_key,
+    AuthProof, AuthRole, CredentialChain, GroupKey, Identity, PakeContext, PasswordCheck,
+    PasswordSecret, PeerName, Transcript, group_tag, seal, unwrap_key,
 };
+
+/// A deterministic CSPRNG for the raw peer's SPAKE2 messages (tests need
+/// freshness, not secrecy).
+fn rand_core_rng(seed: [u8; 32]) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    rand::rngs::StdRng::from_seed(seed)
+}
 
 /// The protocols a peergroup node speaks, without any of its logic.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Wire {
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) auth: request_response::cbor::Behaviour<auth::Request, auth::Response>,
+    pub(crate) password: request_response::cbor::Behaviour<password::Request, password::Response>,
     pub(crate) sync: request_response::cbor::Behaviour<sync::Request, sync::Response>,
 }
 
@@ -50,6 +58,10 @@ pub(crate) struct Seen {
     pub(crate) closed: Vec<PeerId>,
     /// Sync responses received.
     pub(crate) sync_responses: Vec<sync::Response>,
+    /// Password exchanges started with it (each brings a SPAKE2 message).
+    pub(crate) password_starts: usize,
+    /// Password confirmations sent to it.
+    pub(crate) password_confirms: usize,
 }
 
 /// A hand-driven peer for one group. See the module docs.
@@ -67,6 +79,9 @@ pub(crate) struct RawPeer {
     pub(crate) sync_answer: Option<sync::Response>,
     /// Whether it starts exchanges itself when a node subscribes.
     pub(crate) initiate: bool,
+    /// A password it pretends to know: it answers password joiners with a
+    /// challenge made from it (an impostor's guess).
+    pub(crate) password_guess: Option<PasswordSecret>,
     /// Exchanges it started: peer, our nonce, their nonce.
     started: Vec<(PeerId, [u8; 32], Option<[u8; 32]>)>,
     /// Exchanges it answered: peer, their nonce, our nonce.
@@ -109,6 +124,10 @@ impl RawPeer {
             [(sync::PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default(),
         );
+        let password = request_response::cbor::Behaviour::new(
+            [(password::PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default(),
+        );
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
@@ -120,6 +139,7 @@ impl RawPeer {
             .with_behaviour(|_| Wire {
                 gossipsub,
                 auth,
+                password,
                 sync,
             })
             .unwrap()
@@ -137,6 +157,7 @@ impl RawPeer {
             key: None,
             sync_answer: None,
             initiate: true,
+            password_guess: None,
             started: Vec::new(),
             answered: Vec::new(),
             counter: 0,
@@ -264,6 +285,7 @@ impl RawPeer {
             SwarmEvent::Behaviour(WireEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(WireEvent::Auth(event)) => self.on_auth(event),
             SwarmEvent::Behaviour(WireEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(WireEvent::Password(event)) => self.on_password(event),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
@@ -328,6 +350,7 @@ impl RawPeer {
                                         proof,
                                         key: None,
                                         chain: None,
+                                        password: None,
                                     },
                                     None => auth::Response::Refused {
                                         reason: "raw peer".into(),
@@ -388,6 +411,66 @@ impl RawPeer {
                 auth::Response::Refused { reason } => self.seen.refusals.push(reason),
             },
         }
+    }
+
+    fn on_password(
+        &mut self,
+        event: request_response::Event<password::Request, password::Response>,
+    ) {
+        let request_response::Event::Message {
+            peer,
+            message: Message::Request {
+                request, channel, ..
+            },
+            ..
+        } = event
+        else {
+            return;
+        };
+        let response = match (request, self.password_guess.clone()) {
+            (
+                password::Request::Start {
+                    identity, message, ..
+                },
+                Some(guess),
+            ) => {
+                self.seen.password_starts += 1;
+                let mut rng = rand_core_rng(self.fresh::<32>());
+                let (me, them) = (self.peer_id().to_bytes(), peer.to_bytes());
+                let context = PakeContext {
+                    group: &self.group,
+                    joiner_identity: &identity,
+                    joiner_peer: &them,
+                    responder_peer: &me,
+                };
+                match PasswordCheck::start(&guess, &context, &message, &mut rng) {
+                    Ok((_, b, confirm_b)) => password::Response::Challenge {
+                        message: b.into(),
+                        confirmation: confirm_b.to_vec().into(),
+                    },
+                    Err(e) => password::Response::Refused {
+                        reason: e.to_string(),
+                        retry_after_ms: None,
+                    },
+                }
+            }
+            (password::Request::Confirm { .. }, _) => {
+                self.seen.password_confirms += 1;
+                password::Response::Refused {
+                    reason: "raw peer".into(),
+                    retry_after_ms: None,
+                }
+            }
+            (password::Request::Start { .. }, None) => password::Response::Refused {
+                reason: "raw peer".into(),
+                retry_after_ms: None,
+            },
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .password
+            .send_response(channel, response);
     }
 
     fn on_sync(&mut self, event: request_response::Event<sync::Request, sync::Response>) {

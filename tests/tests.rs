@@ -4,6 +4,7 @@ mod embed;
 mod lifecycle;
 mod mdns;
 mod node;
+mod password;
 mod raw;
 mod regressions;
 mod replication;

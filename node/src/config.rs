@@ -3,6 +3,7 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use libp2p::{Multiaddr, multiaddr::Protocol};
+use peergroup_protocol::KdfParams;
 use thiserror::Error;
 
 use crate::behaviour::{Clock, SystemClock};
@@ -41,6 +42,7 @@ pub struct Config {
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng_seed: Option<u64>,
+    pub(crate) password_kdf: KdfParams,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             data_dir: None,
             clock: Arc::new(SystemClock),
             rng_seed: None,
+            password_kdf: KdfParams::DEFAULT,
         }
     }
 }
@@ -169,6 +172,16 @@ impl ConfigBuilder {
     /// ids), for reproducible tests. Default: seeded from the operating system.
     pub fn rng_seed(mut self, seed: u64) -> Self {
         self.0.rng_seed = Some(seed);
+        self
+    }
+
+    /// The Argon2id costs of the group passwords this node sets
+    /// ([`crate::Behaviour::create_password_group`]). Default:
+    /// [`KdfParams::DEFAULT`] (19 MiB, 2 passes, 1 lane: OWASP's minimum);
+    /// the costs travel in the group's properties, and every joiner and
+    /// password change pays them once.
+    pub fn password_kdf(mut self, kdf: KdfParams) -> Self {
+        self.0.password_kdf = kdf;
         self
     }
 

@@ -21,6 +21,7 @@
 //! - `config`: [`Config`] and its builder, with every default documented.
 //! - [`auth`]: group authentication of every neighbour (`/peergroup/auth/1`):
 //!   its messages, and the handler.
+//! - [`password`]: password admission over the network (`/peergroup/password/1`).
 //! - `keystore`: local identities. `groups`: group name to session.
 //! - `gossip`: topics, gossipsub configuration, received messages, verdicts.
 //! - `verify`: the verify pool (signature checks on worker threads).
@@ -41,6 +42,7 @@ mod gossip;
 mod groups;
 mod keystore;
 mod node;
+pub mod password;
 pub mod storage;
 pub mod sync;
 mod verify;
@@ -57,8 +59,8 @@ pub use self::{
     error::Error,
     gossip::{GOSSIP_PROTOCOL_PREFIX, MAX_TRANSMIT_SIZE, topic_of},
     node::{
-        COMMAND_CAPACITY, EVENT_CAPACITY, EventFilter, EventKind, Handle, KEY_FILE, Missed, Node,
-        Request, Response, Subscription,
+        COMMAND_CAPACITY, EVENT_CAPACITY, EventFilter, EventKind, GroupPassword, Handle, KEY_FILE,
+        Missed, Node, Request, Response, Subscription,
     },
 };
 pub use peergroup_protocol::session::{ConnectionChange, MemberChange, RecordChange, Status};

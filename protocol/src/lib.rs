@@ -25,7 +25,8 @@
 //! - `credential`: [`Role`]s, [`Credential`]s and [`CredentialChain`]s (the
 //!   GMC model), issuing and renewing credentials.
 //! - `invitation`: invitations and their one-line text form.
-//! - `password`: password groups: the Argon2id verifier and the proof exchange.
+//! - `password`: password groups: the policy, the Argon2id password secret
+//!   and the admission exchange (SPAKE2 with key confirmation).
 //! - `authorize`: the authorization rules, membership records, and the
 //!   [`Authorizer`] state machine with deferred validation.
 //! - [`session`]: the per-group [`Session`] state machine
@@ -34,6 +35,8 @@
 //! - `seal`: group data keys ([`GroupKey`]), sealed envelopes and keys
 //!   wrapped for one member ([`WrappedKey`]).
 //! - `time`: [`Timestamp`].
+//! - [`messages`]: the request-response messages nodes exchange (group
+//!   authentication, the first-connect copy, password admission).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![cfg_attr(
     not(test),
@@ -53,6 +56,7 @@ mod group;
 mod group_auth;
 mod identity;
 mod invitation;
+pub mod messages;
 mod password;
 mod peer_name;
 mod record;
@@ -90,8 +94,9 @@ pub use self::{
         create_password_invitation,
     },
     password::{
-        KdfParams, MIN_PASSWORD_CHARS, PasswordChallenge, PasswordExchange, PasswordGrant,
-        PasswordJoiner, PasswordKey, PasswordPolicy, PasswordProof,
+        KdfParams, MIN_PASSWORD_CHARS, PASSWORD_SECRET_LEN, PakeContext, PasswordCheck,
+        PasswordJoin, PasswordPolicy, PasswordSecret, check_password, unwrap_password_secret,
+        wrap_password_secret,
     },
     peer_name::{MAX_CLASSIFIER_CHARS, PeerName, authority_of},
     record::{

@@ -13,7 +13,8 @@ use libp2p::{
 };
 use peergroup_protocol::{
     AuthProof, AuthRole, CredentialChain, Error, GROUP_TAG_LEN, Membership, PeerName, RecordId,
-    Timestamp, Transcript, membership_chain, session::Input, unwrap_key, wrap_key,
+    Timestamp, Transcript, membership_chain, session::Input, unwrap_key, unwrap_password_secret,
+    wrap_key, wrap_password_secret,
 };
 use rand::RngExt as _;
 use serde_bytes::ByteBuf;
@@ -214,7 +215,7 @@ impl Behaviour {
     }
 
     /// The group whose tag is `tag`, if this node has it online.
-    fn group_by_tag(&self, tag: &[u8; GROUP_TAG_LEN]) -> Option<PeerName> {
+    pub(crate) fn group_by_tag(&self, tag: &[u8; GROUP_TAG_LEN]) -> Option<PeerName> {
         self.groups
             .iter()
             .find(|(name, s)| s.is_online() && peergroup_protocol::group_tag(name) == *tag)
@@ -290,6 +291,7 @@ impl Behaviour {
                     Ok((info, membership, own)) => {
                         let key = self.wrap_current_key(&group, &info.key);
                         let chain = self.newer_chain(&group, &membership);
+                        let password = self.wrap_password_for(&group, &membership, &info.key);
                         self.authenticated(&group, peer, &membership);
                         self.respond_auth(
                             channel,
@@ -297,6 +299,7 @@ impl Behaviour {
                                 proof: own,
                                 key,
                                 chain,
+                                password,
                             },
                         );
                     }
@@ -357,6 +360,7 @@ impl Behaviour {
                 proof,
                 key: wrapped,
                 chain,
+                password,
             } => {
                 let Some(started) = self.auth.started.remove(&key) else {
                     return;
@@ -382,7 +386,7 @@ impl Behaviour {
                 });
                 match verified {
                     Ok((_, membership)) => {
-                        self.adopt_from_neighbour(&group, wrapped, chain);
+                        self.adopt_from_neighbour(&group, wrapped, chain, password);
                         self.authenticated(&group, peer, &membership);
                     }
                     Err(e) => self.auth_failed(&group, peer, e),
@@ -396,7 +400,7 @@ impl Behaviour {
     }
 
     /// The group's current key wrapped for `recipient`, if this node has one.
-    fn wrap_current_key(
+    pub(crate) fn wrap_current_key(
         &mut self,
         group: &PeerName,
         recipient: &peergroup_protocol::PublicKey,
@@ -405,6 +409,27 @@ impl Behaviour {
         let ephemeral: [u8; 32] = self.rng.random();
         wrap_key(&key, recipient, ephemeral, group.as_str().as_bytes())
             .map_err(|e| tracing::warn!(%group, error = %e, "cannot wrap the group key"))
+            .ok()
+    }
+
+    /// The group password's secret wrapped for the member proved by
+    /// `membership` (identity key `recipient`), if this node holds it and
+    /// that member's role can grant the password role.
+    fn wrap_password_for(
+        &mut self,
+        group: &PeerName,
+        membership: &Membership,
+        recipient: &peergroup_protocol::PublicKey,
+    ) -> Option<peergroup_protocol::WrappedKey> {
+        let state = self.groups.get(group).ok()?.state();
+        let policy = state.properties().password.as_ref()?;
+        if !membership.role.can_grant(policy.role) {
+            return None;
+        }
+        let secret = state.password_secret()?.clone();
+        let ephemeral: [u8; 32] = self.rng.random();
+        wrap_password_secret(&secret, group, recipient, ephemeral)
+            .map_err(|e| tracing::warn!(%group, error = %e, "cannot wrap the password secret"))
             .ok()
     }
 
@@ -432,6 +457,7 @@ impl Behaviour {
         group: &PeerName,
         wrapped: Option<peergroup_protocol::WrappedKey>,
         chain: Option<ByteBuf>,
+        password: Option<peergroup_protocol::WrappedKey>,
     ) {
         let Ok(session) = self.groups.get_mut(group) else {
             return;
@@ -455,6 +481,21 @@ impl Behaviour {
             && session.adopt_chain(chain)
         {
             tracing::info!(%group, "adopted a newer credential from the group database");
+        }
+        if let Some(wrapped) = password
+            && session.state().password_secret().is_none()
+            && let Some(policy) = session.state().properties().password.clone()
+        {
+            match unwrap_password_secret(&wrapped, group, &policy, session.identity().keypair()) {
+                Ok(secret) => {
+                    if session.remember_password(secret) {
+                        tracing::info!(%group, "received the group password's secret: this member can admit password joiners");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%group, error = %e, "a neighbour's password secret does not open")
+                }
+            }
         }
         self.drive(group, false);
     }

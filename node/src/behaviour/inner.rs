@@ -10,7 +10,7 @@ use libp2p::{
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
-use crate::{auth, behaviour::BuildError, config::Config, gossip, sync};
+use crate::{auth, behaviour::BuildError, config::Config, gossip, password, sync};
 
 /// The Kademlia protocol id.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/kad/1.0.0");
@@ -34,6 +34,8 @@ pub struct Inner {
     pub(crate) gossipsub: gossipsub::Behaviour,
     /// Group authentication of every neighbour.
     pub(crate) auth: request_response::cbor::Behaviour<auth::Request, auth::Response>,
+    /// Password admission.
+    pub(crate) password: request_response::cbor::Behaviour<password::Request, password::Response>,
     /// The first-connect copy.
     pub(crate) sync: request_response::cbor::Behaviour<sync::Request, sync::Response>,
     /// The global cloud.
@@ -63,6 +65,14 @@ impl Inner {
             [(auth::PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(auth::AUTH_TIMEOUT),
         );
+        let password_codec = request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(password::MAX_MESSAGE_BYTES)
+            .set_response_size_maximum(password::MAX_MESSAGE_BYTES);
+        let password = request_response::Behaviour::with_codec(
+            password_codec,
+            [(password::PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(password::PASSWORD_TIMEOUT),
+        );
         let kademlia = config.kademlia.then(|| {
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
             kad_config.set_query_timeout(Duration::from_secs(30));
@@ -90,6 +100,7 @@ impl Inner {
         Ok(Inner {
             gossipsub: gossip::behaviour(config)?,
             auth,
+            password,
             sync,
             kademlia: kademlia.into(),
             mdns: mdns.into(),

@@ -63,6 +63,7 @@ use crate::{
     gossip::topic_of,
     groups::{GroupSession, Groups},
     keystore::Keystore,
+    password::Password,
     storage::{Backend, MemoryBackend, RedbStore, Storage, WriteOp},
     sync,
     verify::VerifyPool,
@@ -176,6 +177,9 @@ pub struct Stats {
     pub graylisted: u64,
     /// Invalid records or pages served by neighbours during a copy.
     pub misbehaved: u64,
+    /// Password checks this member ran that failed (each an online guess;
+    /// each also raised [`Event::AuthenticationFailed`]).
+    pub password_failures: u64,
 }
 
 /// The peergroup network behaviour. See the module docs.
@@ -191,6 +195,7 @@ pub struct Behaviour {
     pub(crate) verify: VerifyPool,
     pub(crate) discovery: Discovery,
     pub(crate) auth: Auth,
+    pub(crate) password: Password,
     pub(crate) connected: HashSet<PeerId>,
     pub(crate) writes: HashMap<u64, WriteFor>,
     pub(crate) write_outbox: VecDeque<(Option<WriteOp>, WriteFor)>,
@@ -296,6 +301,7 @@ impl Behaviour {
             local_peer: key.public().to_peer_id(),
             discovery: Discovery::new(&config),
             auth: Auth::default(),
+            password: Password::default(),
             next_expiry: now.saturating_add(config.expiry_interval),
             config,
             clock,
@@ -487,6 +493,7 @@ impl Behaviour {
             }
         }
         self.check_auth_deadlines(now);
+        self.check_password_deadlines(now);
         if now >= self.next_expiry {
             self.next_expiry = now.saturating_add(self.config.expiry_interval);
             self.queue_write(Some(WriteOp::Expire(now)), WriteFor::Expire);
@@ -516,6 +523,7 @@ impl Behaviour {
     pub(super) fn on_peer_gone(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
         self.auth_peer_gone(&peer);
+        self.password_peer_gone(&peer);
         for group in self.groups.names() {
             let is_neighbor = self
                 .groups
@@ -531,6 +539,7 @@ impl Behaviour {
         match event {
             InnerEvent::Gossipsub(e) => self.on_gossip_event(e),
             InnerEvent::Auth(e) => self.on_auth_event(e),
+            InnerEvent::Password(e) => self.on_password_event(e),
             InnerEvent::Sync(e) => self.on_sync_event(e),
             InnerEvent::Kademlia(e) => self.on_kad_event(e),
             InnerEvent::Mdns(e) => self.on_mdns_event(e),

@@ -32,6 +32,8 @@ impl Behaviour {
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 if let Some(group) = self.groups.by_topic(&topic).cloned() {
                     self.peer_subscribed(&group, peer_id);
+                } else {
+                    self.password_peer_subscribed(&topic);
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {

@@ -17,6 +17,30 @@ use crate::{
     storage::Backend,
 };
 
+/// A group password as a command carries it: `Debug` is redacted and the
+/// text is wiped when dropped.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct GroupPassword(zeroize::Zeroizing<String>);
+
+impl GroupPassword {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> GroupPassword {
+        GroupPassword(zeroize::Zeroizing::new(password.into()))
+    }
+
+    /// The password.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for GroupPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupPassword(..)")
+    }
+}
+
 /// An operation on the node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -53,6 +77,35 @@ pub enum Request {
     CreateGroup {
         /// What to create.
         spec: GroupSpec,
+    },
+    /// `PeerGroupCreate` of a password group (`pwzGroupPassword`,
+    /// `groupPasswordRole`).
+    CreatePasswordGroup {
+        /// What to create (its `password` is set from `password` and `role`).
+        spec: GroupSpec,
+        /// The group password.
+        password: GroupPassword,
+        /// The role password joiners receive.
+        role: Role,
+    },
+    /// A new group password (the creator only).
+    SetGroupPassword {
+        /// The group.
+        group: PeerName,
+        /// The new password.
+        password: GroupPassword,
+    },
+    /// `PeerGroupPasswordJoin` and the first connect; answers with the group
+    /// once it is ready.
+    PasswordJoin {
+        /// The local identity that joins.
+        identity: PeerName,
+        /// The password invitation's text.
+        invitation: String,
+        /// The group password.
+        password: GroupPassword,
+        /// Addresses to dial besides what discovery finds.
+        addresses: Vec<Multiaddr>,
     },
     /// `PeerGroupJoin`.
     Join {
@@ -320,6 +373,37 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
             let r = behaviour.create_group(&spec).map(Response::Group);
             durable(behaviour, r)
         }
+        Request::CreatePasswordGroup {
+            spec,
+            password,
+            role,
+        } => {
+            let r = behaviour
+                .create_password_group(&spec, password.expose(), role)
+                .map(Response::Group);
+            durable(behaviour, r)
+        }
+        Request::SetGroupPassword { group, password } => {
+            let r = behaviour
+                .set_group_password(&group, password.expose())
+                .map(|()| Response::Done);
+            durable(behaviour, r)
+        }
+        Request::PasswordJoin {
+            identity,
+            invitation,
+            password,
+            addresses,
+        } => match peergroup_protocol::InvitationInfo::parse(&invitation) {
+            Ok(info) => {
+                match behaviour.password_join(&identity, &invitation, password.expose(), addresses)
+                {
+                    Ok(operation) => Outcome::After(operation, Response::Group(info.group)),
+                    Err(e) => Outcome::Now(Err(e)),
+                }
+            }
+            Err(e) => Outcome::Now(Err(e.into())),
+        },
         Request::Join {
             identity,
             invitation,

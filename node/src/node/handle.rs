@@ -7,7 +7,7 @@ use peergroup_protocol::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{Command, EventFilter, Request, Response, Subscription};
+use super::{Command, EventFilter, GroupPassword, Request, Response, Subscription};
 use crate::{
     behaviour::{Event, GroupEntry},
     error::Error,
@@ -273,6 +273,55 @@ impl Handle {
             store,
         };
         expect!(self.request(request).await?, Invitation)
+    }
+
+    /// `PeerGroupCreate` of a password group: whoever knows `password` may
+    /// join as `role` with a password invitation
+    /// ([`Handle::password_join`]). See
+    /// [`crate::Behaviour::create_password_group`].
+    pub async fn create_password_group(
+        &self,
+        spec: GroupSpec,
+        password: &str,
+        role: Role,
+    ) -> Result<PeerName, Error> {
+        let request = Request::CreatePasswordGroup {
+            spec,
+            password: GroupPassword::new(password),
+            role,
+        };
+        expect!(self.request(request).await?, Group)
+    }
+
+    /// Changes the group password (the creator only).
+    pub async fn set_group_password(&self, group: &PeerName, password: &str) -> Result<(), Error> {
+        let request = Request::SetGroupPassword {
+            group: group.clone(),
+            password: GroupPassword::new(password),
+        };
+        match self.request(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `PeerGroupPasswordJoin` and the first connect: returns the group once
+    /// a member admitted this identity and the first copy completed. A wrong
+    /// password is `NotAuthorized`. See [`crate::Behaviour::password_join`].
+    pub async fn password_join(
+        &self,
+        identity: &PeerName,
+        invitation: &str,
+        password: &str,
+        addresses: Vec<Multiaddr>,
+    ) -> Result<PeerName, Error> {
+        let request = Request::PasswordJoin {
+            identity: identity.clone(),
+            invitation: invitation.to_owned(),
+            password: GroupPassword::new(password),
+            addresses,
+        };
+        expect!(self.request(request).await?, Group)
     }
 
     /// `PeerGroupCreatePasswordInvitation`.

@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub(crate) use self::command::Command;
 use self::command::{Outcome, execute};
 pub use self::{
-    command::{Request, Response},
+    command::{GroupPassword, Request, Response},
     handle::Handle,
     key::KEY_FILE,
     subscription::{EVENT_CAPACITY, EventFilter, EventKind, Missed, Subscription},

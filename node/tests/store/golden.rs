@@ -113,6 +113,7 @@ fn the_schema_2_golden_file_opens_with_its_contents() {
         .unwrap(),
         ready: false,
         keys: Vec::new(),
+        password: None,
     };
     if std::env::var_os("PEERGROUP_WRITE_GOLDEN").is_some() {
         let _ = std::fs::remove_file(golden_path(2));

@@ -19,6 +19,7 @@ fn creator_state(creator: &Identity, classifier: &str) -> GroupState {
         chain: CredentialChain::creator(),
         ready: true,
         keys: vec![peergroup_protocol::GroupKey::new(0, [0x11; 32])],
+        password: None,
     }
 }
 
@@ -48,6 +49,9 @@ fn identities_and_group_states_survive_reopen() {
             peergroup_protocol::GroupKey::new(0, [0x11; 32]),
             peergroup_protocol::GroupKey::new(1, [0x22; 32]),
         ],
+        password: Some(peergroup_protocol::PasswordSecret::from_parts(
+            [0x33; 16], [0x44; 32],
+        )),
         ..created.clone()
     };
     {

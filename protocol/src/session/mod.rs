@@ -44,6 +44,7 @@ use crate::{
     error::Error,
     group::{GroupProperties, SignedProperties},
     identity::Identity,
+    password::PasswordSecret,
     peer_name::PeerName,
     record::{RecordId, SignedRecord},
     seal::GroupKey,
@@ -216,6 +217,7 @@ where
             chain: CredentialChain::creator(),
             ready: true,
             keys: vec![key],
+            password: None,
         };
         let mut session = Session::build(state, identity, config, Lifecycle::Open)?;
         session.persist();
@@ -236,6 +238,7 @@ where
             chain,
             ready: false,
             keys: Vec::new(),
+            password: None,
         };
         let mut session = Session::build(state, identity, config, Lifecycle::Open)?;
         session.persist();
@@ -316,6 +319,25 @@ where
         }
         self.state.keys.push(key);
         self.state.keys.sort_by_key(GroupKey::epoch);
+        self.persist();
+        true
+    }
+
+    /// Keeps the password secret of the group's current password policy
+    /// (this member set the password, joined with it, or was handed it by
+    /// a holder); persists the state. Returns whether it was new. A secret
+    /// of another password (another salt) is not kept.
+    pub fn remember_password(&mut self, secret: PasswordSecret) -> bool {
+        let current = self
+            .state
+            .properties()
+            .password
+            .as_ref()
+            .is_some_and(|policy| secret.is_for(policy));
+        if !current || self.state.password.as_ref() == Some(&secret) {
+            return false;
+        }
+        self.state.password = Some(secret);
         self.persist();
         true
     }

@@ -4,6 +4,7 @@ use crate::{
     credential::CredentialChain,
     error::Error,
     group::{GroupProperties, SignedProperties},
+    password::PasswordSecret,
     peer_name::PeerName,
     seal::GroupKey,
 };
@@ -27,6 +28,11 @@ pub struct GroupState {
     /// creator makes the first; members receive them wrapped when they
     /// authenticate.
     pub keys: Vec<GroupKey>,
+    /// The group password's secret, on members that may check passwords:
+    /// the creator (which set it), members that joined with the password,
+    /// and members that can grant the password role, which receive it
+    /// wrapped when they authenticate with a holder. Never on anyone else.
+    pub password: Option<PasswordSecret>,
 }
 
 impl GroupState {
@@ -49,6 +55,13 @@ impl GroupState {
     /// The newest data key, which seals what this member publishes.
     pub fn current_key(&self) -> Option<&GroupKey> {
         self.keys.iter().max_by_key(|k| k.epoch())
+    }
+
+    /// The password secret of the group's current password policy, if this
+    /// member holds it (a secret of an older password is never used).
+    pub fn password_secret(&self) -> Option<&PasswordSecret> {
+        let policy = self.properties().password.as_ref()?;
+        self.password.as_ref().filter(|s| s.is_for(policy))
     }
 
     /// The data key of `epoch`, to open what others sealed.

@@ -77,6 +77,7 @@ impl Fixture {
                 chain: self.chain(who, Role::Member),
                 ready: true,
                 keys: Vec::new(),
+                password: None,
             },
             who.clone(),
             SessionConfig::default(),
@@ -247,6 +248,7 @@ fn a_member_without_a_credential_is_refused_not_made_creator() {
         chain: CredentialChain::creator(),
         ready: true,
         keys: Vec::new(),
+        password: None,
     };
     assert!(!state.is_creator());
     assert!(matches!(state.check(), Err(Error::InvalidCredential(_))));
@@ -260,6 +262,7 @@ fn a_member_without_a_credential_is_refused_not_made_creator() {
         chain: f.chain(&other, Role::Member),
         ready: true,
         keys: Vec::new(),
+        password: None,
     };
     assert!(matches!(state.check(), Err(Error::InvalidCredential(_))));
 }

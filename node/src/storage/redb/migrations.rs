@@ -215,6 +215,7 @@ pub(super) fn migration_002_group_states_and_summaries(
                 chain,
                 ready: is_creator || has_records,
                 keys: Vec::new(),
+                password: None,
             };
             if state.check().is_err() {
                 continue;

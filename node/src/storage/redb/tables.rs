@@ -11,7 +11,7 @@
 //! most 46 + 1 + 149 × 4 bytes.
 
 use peergroup_protocol::{
-    CredentialChain, GroupKey, PeerName, RecordId, RecordType, SignedProperties,
+    CredentialChain, GroupKey, PasswordSecret, PeerName, RecordId, RecordType, SignedProperties,
     session::GroupState, session::Version,
 };
 use redb::TableDefinition;
@@ -76,11 +76,13 @@ pub(super) const RECORD_SUMMARIES: TableDefinition<'_, &[u8], &[u8]> =
 /// flags (u8: bit 0 ready) || u16 BE len(member) || member identity peer name
 /// (UTF-8) || u32 BE len(properties) || signed properties envelope || u32 BE
 /// len(chain) || credential chain (CBOR array of credential envelopes, empty
-/// for the creator) || u8 count || count × (epoch (u32 BE) || data key (32))`.
+/// for the creator) || u8 count || count × (epoch (u32 BE) || data key (32))
+/// || u8 has password (0 or 1) || [salt (16) || password secret (32)]`.
 /// Format 1 (no data keys; the chain runs to the end) is still read.
 /// Everything is re-verified on load; the member is the creator only if the
 /// properties name it so, never because the chain is empty. The data keys
-/// are secrets, like the identities' keys in the same file (mode 0600).
+/// and the password secret are secrets, like the identities' keys in the
+/// same file (mode 0600).
 pub(super) const GROUP_STATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups-2");
 
 /// Schema 1 (read by migration 2 only, then dropped): `groups-1`, the groups
@@ -206,6 +208,14 @@ pub(super) fn encode_group_state(state: &GroupState) -> Result<Vec<u8>, peergrou
         value.extend_from_slice(&key.epoch().to_be_bytes());
         value.extend_from_slice(key.secret_bytes().as_slice());
     }
+    match &state.password {
+        Some(secret) => {
+            value.push(1);
+            value.extend_from_slice(&secret.salt());
+            value.extend_from_slice(secret.secret_bytes().as_slice());
+        }
+        None => value.push(0),
+    }
     Ok(value)
 }
 
@@ -230,8 +240,8 @@ pub(super) fn decode_group_state(value: &[u8]) -> Result<GroupState, String> {
     let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| "oversized properties")?;
     let (properties, rest) = rest.split_at_checked(len).ok_or("truncated properties")?;
     let properties = SignedProperties::from_bytes(properties).map_err(|e| e.to_string())?;
-    let (chain, keys) = if format == 1 {
-        (rest, Vec::new())
+    let (chain, keys, password) = if format == 1 {
+        (rest, Vec::new(), None)
     } else {
         let (len, rest) = rest.split_first_chunk::<4>().ok_or("truncated chain")?;
         let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| "oversized chain")?;
@@ -244,10 +254,20 @@ pub(super) fn decode_group_state(value: &[u8]) -> Result<GroupState, String> {
             keys.push(GroupKey::new(u32::from_be_bytes(*epoch), *key));
             rest = after;
         }
+        let (&[has_password], rest) = rest.split_first_chunk::<1>().ok_or("truncated password")?;
+        let (password, rest) = match has_password {
+            0 => (None, rest),
+            1 => {
+                let (salt, rest) = rest.split_first_chunk::<16>().ok_or("truncated password")?;
+                let (w, rest) = rest.split_first_chunk::<32>().ok_or("truncated password")?;
+                (Some(PasswordSecret::from_parts(*salt, *w)), rest)
+            }
+            other => return Err(format!("unknown password flag {other}")),
+        };
         if !rest.is_empty() {
-            return Err("trailing bytes after the keys".into());
+            return Err("trailing bytes after the password secret".into());
         }
-        (chain, keys)
+        (chain, keys, password)
     };
     let chain = CredentialChain::from_bytes(chain).map_err(|e| e.to_string())?;
     let state = GroupState {
@@ -256,6 +276,7 @@ pub(super) fn decode_group_state(value: &[u8]) -> Result<GroupState, String> {
         chain,
         ready: flags & 1 != 0,
         keys,
+        password,
     };
     state.check().map_err(|e| e.to_string())?;
     Ok(state)

@@ -134,6 +134,7 @@ fn a_tampered_group_row_is_corrupt() {
         chain: CredentialChain::creator(),
         ready: true,
         keys: Vec::new(),
+        password: None,
     };
     store.put_group_state(&state).unwrap();
     let mut row = encode_group_state(&state).unwrap();
@@ -163,6 +164,7 @@ fn a_member_row_without_credential_is_never_the_creators() {
         chain: CredentialChain::creator(),
         ready: true,
         keys: Vec::new(),
+        password: None,
     };
     assert!(matches!(
         store.put_group_state(&state).unwrap_err(),
