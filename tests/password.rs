@@ -304,3 +304,36 @@ async fn an_impostor_responder_gets_nothing_to_test_guesses_against() {
         "the joiner confirmed to an impostor"
     );
 }
+
+/// The creator keeps the password's secret across a restart (it is in the
+/// group's stored state) and still admits password joiners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_creator_still_admits_password_joiners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, _) = node(pw_config().data_dir(dir.path())).await;
+    let identity = handle
+        .create_identity("creator", "")
+        .await
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = handle
+        .create_password_group(GroupSpec::new(&identity, "pw"), PASSWORD, Role::Member)
+        .await
+        .unwrap();
+    let invitation = handle.create_password_invitation(&group).await.unwrap();
+    handle.shutdown().await.unwrap();
+
+    let (again, _) = node(pw_config().data_dir(dir.path())).await;
+    again.open(&group).await.unwrap();
+    again.connect(&group).await.unwrap();
+    let addrs = again.listen_addrs().await.unwrap();
+    let joiner = joiner().await;
+    let joined = joiner
+        .handle
+        .password_join(&joiner.identity, &invitation, PASSWORD, addrs)
+        .await
+        .unwrap();
+    assert_eq!(joined, group);
+}

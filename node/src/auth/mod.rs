@@ -10,8 +10,10 @@
 //!    and answers `Accepted { proof_b, key, chain }`: its own proof, the
 //!    group's data key wrapped for A's identity key, and A's credential as
 //!    B's group database holds it when it is newer than the one A presented
-//!    (a renewal or role change an admin stored). A checks B's proof, unwraps
-//!    the key, adopts the credential.
+//!    (a renewal or role change an admin stored), and the group password's
+//!    secret wrapped for A when B holds it and A's role can grant the
+//!    password role (`password`). A checks B's proof, unwraps the key,
+//!    adopts the credential, keeps the secret.
 //!
 //! Both nodes start an exchange when they see the other subscribe to the
 //! group's topic; whichever completes first makes the peer an authenticated
