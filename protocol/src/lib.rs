@@ -35,6 +35,8 @@
 //! - `seal`: group data keys ([`GroupKey`]), sealed envelopes and keys
 //!   wrapped for one member ([`WrappedKey`]).
 //! - `time`: [`Timestamp`].
+//! - [`reconcile`]: range-based set reconciliation (which records one
+//!   member has that another lacks), used by every sync.
 //! - [`messages`]: the request-response messages nodes exchange (group
 //!   authentication, the first-connect copy, password admission).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
@@ -59,6 +61,7 @@ mod invitation;
 pub mod messages;
 mod password;
 mod peer_name;
+pub mod reconcile;
 mod record;
 mod seal;
 pub mod session;

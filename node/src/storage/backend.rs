@@ -206,6 +206,7 @@ impl Backend for MemoryBackend {
                     Version {
                         version: r.record().version,
                         hash: Sha256::digest(r.as_bytes()).into(),
+                        expires_at: r.record().expires_at,
                     },
                 )
             })

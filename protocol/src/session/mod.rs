@@ -34,7 +34,7 @@ mod state;
 mod validate;
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     time::Duration,
 };
 
@@ -87,13 +87,16 @@ impl Default for SessionConfig {
     }
 }
 
-/// The version of a record this session knows, for stale and duplicate detection.
+/// The version of a record this session knows, for stale and duplicate
+/// detection and for reconciliation ([`crate::reconcile`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
     /// The record's version number.
     pub version: u32,
     /// The sha2-256 of its envelope.
     pub hash: [u8; 32],
+    /// Its expiration: reconciliation leaves expired records out.
+    pub expires_at: Timestamp,
 }
 
 /// What a store holds of a group, to rebuild a session after a restart
@@ -138,8 +141,9 @@ pub struct Session<P, M> {
     neighbors: BTreeSet<P>,
     connect: Option<ConnectRun<P>>,
     copy: Option<CopyRun<P>>,
-    /// The highest version known per record, tombstones included.
-    versions: HashMap<RecordId, Version>,
+    /// The highest version known per record, tombstones included, in id
+    /// order (reconciliation walks ranges of it).
+    versions: BTreeMap<RecordId, Version>,
     /// Gossip messages whose records the authorizer holds, by envelope hash:
     /// each gets its verdict when its record is released or dropped.
     held_messages: HashMap<[u8; 32], Vec<(P, M)>>,
@@ -191,7 +195,7 @@ where
             neighbors: BTreeSet::new(),
             connect: None,
             copy: None,
-            versions: HashMap::new(),
+            versions: BTreeMap::new(),
             held_messages: HashMap::new(),
             held_by_peer: HashMap::new(),
             held_sources: HashMap::new(),

@@ -312,6 +312,7 @@ where
         let version = Version {
             version: r.version,
             hash: envelope_hash(record.as_bytes()),
+            expires_at: r.expires_at,
         };
         match self.versions.get(&r.id) {
             Some(known) if known.version > version.version => {}

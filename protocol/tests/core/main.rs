@@ -9,6 +9,7 @@ mod membership;
 mod merge;
 mod password;
 mod peer_name;
+mod reconcile;
 mod record;
 mod session;
 mod sim;

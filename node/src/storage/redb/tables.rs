@@ -126,6 +126,7 @@ impl Summary {
             version: Version {
                 version: record.version,
                 hash,
+                expires_at: record.expires_at,
             },
             deleted: record.is_deleted(),
             record_type: record.record_type,
@@ -161,6 +162,9 @@ impl Summary {
             version: Version {
                 version: u32::from_be_bytes(*version),
                 hash: *hash,
+                expires_at: peergroup_protocol::Timestamp::from_millis(u64::from_be_bytes(
+                    *expires_at,
+                )),
             },
             deleted: flags[0] & 1 != 0,
             record_type: RecordType(*record_type),

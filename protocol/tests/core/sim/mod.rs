@@ -708,6 +708,7 @@ pub(crate) fn stored(store: &MemoryStore, group: &peergroup_protocol::PeerName) 
                     Version {
                         version: r.record().version,
                         hash: Sha256::digest(r.as_bytes()).into(),
+                        expires_at: r.record().expires_at,
                     },
                 )
             })
