@@ -45,7 +45,12 @@ async fn password_group(role: Role) -> (Member, PeerName) {
 
 /// A fresh node with one identity.
 async fn joiner() -> Member {
-    let (handle, events) = node(pw_config()).await;
+    joiner_with(pw_config()).await
+}
+
+/// A fresh node with one identity, configured by `builder`.
+async fn joiner_with(builder: ConfigBuilder) -> Member {
+    let (handle, events) = node(builder).await;
     let identity = handle
         .create_identity("joiner", "")
         .await
@@ -240,7 +245,9 @@ async fn an_admin_admits_password_joiners_without_the_creator() {
 
 /// An impostor that answers the joiner's password exchange (with a
 /// challenge from its own guess) gets the joiner's SPAKE2 message only:
-/// the joiner never confirms to it, and is admitted by the real member.
+/// it cannot prove that it may admit anyone, so the joiner never confirms
+/// to it (which would tell it whether its guess was right), and is admitted
+/// by the real member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_impostor_responder_gets_nothing_to_test_guesses_against() {
     let (creator, group) = password_group(Role::Member).await;
@@ -273,18 +280,16 @@ async fn an_impostor_responder_gets_nothing_to_test_guesses_against() {
         impostor
     });
 
-    // Only the impostor at hand: its challenge does not check out, so the
-    // joiner sends it nothing more and the join fails.
-    let joiner = joiner().await;
+    // Only the impostor at hand: it cannot prove it may admit anyone, so
+    // the joiner does not even check its challenge, sends it nothing more,
+    // and the join ends at the (short) connect timeout, storing nothing.
+    let joiner = joiner_with(pw_config().connect_timeout(Duration::from_secs(3))).await;
     let fooled = joiner
         .handle
         .password_join(&joiner.identity, &invitation, PASSWORD, vec![impostor_addr])
         .await
         .unwrap_err();
-    assert!(
-        matches!(fooled.peer(), Some(Error::NotAuthorized(_))),
-        "{fooled}"
-    );
+    assert!(fooled.peer().is_some(), "{fooled}");
     assert!(joiner.handle.groups().await.unwrap().is_empty());
     // With the creator at hand too, the real member admits it.
     let joined = joiner

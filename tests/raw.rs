@@ -82,6 +82,10 @@ pub(crate) struct RawPeer {
     /// A password it pretends to know: it answers password joiners with a
     /// challenge made from it (an impostor's guess).
     pub(crate) password_guess: Option<PasswordSecret>,
+    /// A group key it hands whoever it authenticates (a substitute).
+    pub(crate) hand_key: Option<GroupKey>,
+    /// A password secret it hands whoever it authenticates (a planted one).
+    pub(crate) hand_password: Option<PasswordSecret>,
     /// Exchanges it started: peer, our nonce, their nonce.
     started: Vec<(PeerId, [u8; 32], Option<[u8; 32]>)>,
     /// Exchanges it answered: peer, their nonce, our nonce.
@@ -158,6 +162,8 @@ impl RawPeer {
             sync_answer: None,
             initiate: true,
             password_guess: None,
+            hand_key: None,
+            hand_password: None,
             started: Vec::new(),
             answered: Vec::new(),
             counter: 0,
@@ -329,7 +335,38 @@ impl RawPeer {
                         self.answered.push((peer, nonce, ours));
                         auth::Response::Nonce { nonce: ours }
                     }
-                    auth::Request::Prove { .. } => {
+                    auth::Request::Prove {
+                        proof: theirs_proof,
+                        ..
+                    } => {
+                        // What it hands the initiator, wrapped for the key
+                        // its proof names.
+                        let recipient = peergroup::protocol::Signed::<
+                            peergroup::protocol::IdentityInfo,
+                        >::from_bytes(
+                            &theirs_proof.identity
+                        )
+                        .ok()
+                        .map(|info| info.payload().key);
+                        let handed_key = self.hand_key.clone().zip(recipient).map(|(k, to)| {
+                            peergroup::protocol::wrap_key(
+                                &k,
+                                &to,
+                                [7; 32],
+                                self.group.as_str().as_bytes(),
+                            )
+                            .unwrap()
+                        });
+                        let handed_password =
+                            self.hand_password.clone().zip(recipient).map(|(w, to)| {
+                                peergroup::protocol::wrap_password_secret(
+                                    &w,
+                                    &self.group,
+                                    &to,
+                                    [8; 32],
+                                )
+                                .unwrap()
+                            });
                         match self
                             .answered
                             .iter()
@@ -348,9 +385,9 @@ impl RawPeer {
                                 match self.proof(AuthRole::Responder, &transcript) {
                                     Some(proof) => auth::Response::Accepted {
                                         proof,
-                                        key: None,
+                                        key: handed_key,
                                         chain: None,
-                                        password: None,
+                                        password: handed_password,
                                     },
                                     None => auth::Response::Refused {
                                         reason: "raw peer".into(),
@@ -409,6 +446,7 @@ impl RawPeer {
                     }
                 }
                 auth::Response::Refused { reason } => self.seen.refusals.push(reason),
+                auth::Response::Renew { .. } => self.seen.refusals.push("renew".into()),
             },
         }
     }
@@ -430,13 +468,38 @@ impl RawPeer {
         let response = match (request, self.password_guess.clone()) {
             (
                 password::Request::Start {
-                    identity, message, ..
+                    identity,
+                    message,
+                    nonce: theirs,
+                    ..
                 },
                 Some(guess),
             ) => {
                 self.seen.password_starts += 1;
                 let mut rng = rand_core_rng(self.fresh::<32>());
+                let ours = self.fresh::<32>();
                 let (me, them) = (self.peer_id().to_bytes(), peer.to_bytes());
+                let transcript = Transcript {
+                    group: &self.group,
+                    initiator: &them,
+                    responder: &me,
+                    initiator_nonce: theirs,
+                    responder_nonce: ours,
+                };
+                // Its own prover if it has one, else an identity of its own
+                // claiming the creator's (empty) chain.
+                let proof = self
+                    .proof(AuthRole::Responder, &transcript)
+                    .unwrap_or_else(|| {
+                        let stranger = peergroup::protocol::testing::identity(99, "stranger");
+                        AuthProof::new(
+                            &stranger,
+                            &CredentialChain::creator(),
+                            AuthRole::Responder,
+                            &transcript,
+                        )
+                        .unwrap()
+                    });
                 let context = PakeContext {
                     group: &self.group,
                     joiner_identity: &identity,
@@ -447,6 +510,8 @@ impl RawPeer {
                     Ok((_, b, confirm_b)) => password::Response::Challenge {
                         message: b.into(),
                         confirmation: confirm_b.to_vec().into(),
+                        proof,
+                        nonce: ours,
                     },
                     Err(e) => password::Response::Refused {
                         reason: e.to_string(),

@@ -190,6 +190,10 @@ async fn an_identity_without_credential_is_refused_and_learns_nothing() {
             "record content reached a non-member"
         );
     }
+    // Refusals name the kind of failure, never the group.
+    for reason in &raw.seen.refusals {
+        assert!(!reason.contains(group.as_str()), "{reason}");
+    }
     assert!(
         !creator
             .handle
@@ -706,4 +710,190 @@ fn signed_note_for(
     )
     .unwrap();
     SignedRecord::sign(record, author.keypair()).unwrap()
+}
+
+/// A member that hands a joiner a group key of its own (epoch 0, like the
+/// real one) is refused: the key is not the one the creator committed to in
+/// the properties. The joiner gets the real key from the creator, and what
+/// it publishes reaches the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_substitute_the_group_key() {
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let mallory = identity(72, "mallory");
+    let chain = credential(&creator, &group, &mallory, Role::Member, None).await;
+    let mut raw = RawPeer::member(&group, &mallory, chain).await;
+    raw.hand_key = Some(peergroup::protocol::GroupKey::new(0, [0x66; 32]));
+    raw.initiate = false;
+    let topic = raw.topic();
+    raw.swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .unwrap();
+    let mallory_addr = raw.addr();
+    let mallory_peer = raw.peer_id();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let pump = tokio::spawn(async move {
+        tokio::select! {
+            _ = &mut stopped => {}
+            () = raw.run_for(Duration::from_secs(60)) => {}
+        }
+    });
+
+    let joiner = invited(&creator, &group, Role::Member, config(), None).await;
+    let mut failed = failures(&joiner, &group);
+    joiner
+        .handle
+        .connect_by_address(&group, vec![mallory_addr, addrs[0].clone()])
+        .await
+        .unwrap();
+    let reason = authentication_failed(&mut failed, mallory_peer, 15).await;
+    assert!(reason.contains("did not commit"), "{reason}");
+    let id = joiner
+        .handle
+        .add_record(&group, note("sealed under the real key"))
+        .await
+        .unwrap();
+    eventually(10, "the joiner's record reaches the creator", || async {
+        creator.handle.get_record(&group, id).await.is_ok()
+    })
+    .await;
+    stop.send(()).unwrap();
+    pump.await.unwrap();
+}
+
+/// A neighbour in two groups whose credential expires in one stays a
+/// neighbour in the other: a failure in one group costs nothing elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_in_one_group_keeps_the_neighbour_in_another() {
+    let (creator, kept) = group_with_creator(config()).await;
+    let lapsing = creator
+        .handle
+        .create_group(peergroup::protocol::GroupSpec::new(
+            &creator.identity,
+            "lapsing",
+        ))
+        .await
+        .unwrap();
+    creator.handle.connect(&lapsing).await.unwrap();
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let creator_peer = creator.handle.peer_id().await.unwrap();
+    let bob = join(&creator, &kept, Role::Member, config(), addrs.clone()).await;
+    let text = bob
+        .handle
+        .identities()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.payload().peer_name == bob.identity)
+        .unwrap()
+        .to_text(peergroup::protocol::IDENTITY_TEXT_PREFIX);
+    let invitation = creator
+        .handle
+        .create_invitation(
+            &lapsing,
+            &text,
+            Role::Member,
+            Some(now().saturating_add_secs(5)),
+        )
+        .await
+        .unwrap();
+    bob.handle.join(&bob.identity, &invitation).await.unwrap();
+    bob.handle
+        .connect_by_address(&lapsing, addrs)
+        .await
+        .unwrap();
+    let bob_peer = bob.handle.peer_id().await.unwrap();
+    let mut failed = failures(&creator, &lapsing);
+    let reason = authentication_failed(&mut failed, bob_peer, 20).await;
+    assert!(reason.contains("expired"), "{reason}");
+    // Past the graylist check (once a second), bob is still the creator's
+    // neighbour in the other group, and records still flow there.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        creator
+            .handle
+            .connections(&kept)
+            .await
+            .unwrap()
+            .contains(&bob_peer)
+    );
+    let id = creator
+        .handle
+        .add_record(&kept, note("still here"))
+        .await
+        .unwrap();
+    eventually(10, "a record in the other group", || async {
+        bob.handle.get_record(&kept, id).await.is_ok()
+    })
+    .await;
+    assert!(
+        bob.handle
+            .connections(&kept)
+            .await
+            .unwrap()
+            .contains(&creator_peer)
+    );
+}
+
+/// A member whose credential expired while it was away receives the
+/// renewal an admin stored meanwhile when it connects, and is a neighbour
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_member_receives_its_stored_renewal() {
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let creator_peer = creator.handle.peer_id().await.unwrap();
+    let (handle, events) = crate::support::node(config()).await;
+    let info = handle.create_identity("bob", "").await.unwrap();
+    let bob_name = info.payload().peer_name.clone();
+    let text = info.to_text(peergroup::protocol::IDENTITY_TEXT_PREFIX);
+    let invitation = creator
+        .handle
+        .create_invitation(
+            &group,
+            &text,
+            Role::Member,
+            Some(now().saturating_add_secs(4)),
+        )
+        .await
+        .unwrap();
+    handle.join(&bob_name, &invitation).await.unwrap();
+    handle
+        .connect_by_address(&group, addrs.clone())
+        .await
+        .unwrap();
+    let bob = Member {
+        handle,
+        identity: bob_name,
+        events,
+    };
+    bob.handle.close(&group).await.unwrap();
+    // The renewal, stored in the group database while bob is away.
+    creator
+        .handle
+        .issue_credentials(&group, &text, Role::Member, None, true)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    bob.handle.open(&group).await.unwrap();
+    bob.handle.connect(&group).await.unwrap();
+    eventually(15, "bob is a neighbour again", || async {
+        bob.handle
+            .connections(&group)
+            .await
+            .unwrap()
+            .contains(&creator_peer)
+    })
+    .await;
+    let id = bob
+        .handle
+        .add_record(&group, note("renewed"))
+        .await
+        .unwrap();
+    eventually(10, "bob's record reaches the creator", || async {
+        creator.handle.get_record(&group, id).await.is_ok()
+    })
+    .await;
 }

@@ -265,7 +265,7 @@ fn main() {
         (
             "accepted-key-chain",
             auth::Response::Accepted {
-                proof: admin_proof,
+                proof: admin_proof.clone(),
                 key: Some(member_key),
                 chain: Some(f.member_chain.to_bytes().unwrap().into()),
                 password: Some(member_password),
@@ -278,6 +278,12 @@ fn main() {
                 key: None,
                 chain: None,
                 password: None,
+            },
+        ),
+        (
+            "renew",
+            auth::Response::Renew {
+                chain: f.member_chain.to_bytes().unwrap().into(),
             },
         ),
         (
@@ -380,6 +386,7 @@ fn main() {
                 tag,
                 identity: f.joiner_identity.clone().into(),
                 message: a.into(),
+                nonce: [4; 32],
             },
         ),
         (
@@ -403,6 +410,14 @@ fn main() {
             password::Response::Challenge {
                 message: b.into(),
                 confirmation: confirm_b.to_vec().into(),
+                proof: admin_proof,
+                nonce: [5; 32],
+            },
+        ),
+        (
+            "busy",
+            password::Response::Busy {
+                retry_after_ms: 1000,
             },
         ),
         (

@@ -47,6 +47,11 @@ fuzz_target!(|data: &[u8]| {
                 let _ = chain.verify(props);
             }
         }
+        Ok(Response::Renew { chain }) => {
+            if let Ok(chain) = CredentialChain::from_bytes(&chain) {
+                let _ = chain.verify(props);
+            }
+        }
         Ok(Response::Nonce { .. } | Response::Refused { .. }) | Err(_) => {}
     }
 });

@@ -38,7 +38,20 @@ fuzz_target!(|data: &[u8]| {
         Ok(Response::Challenge {
             message,
             confirmation,
+            proof,
+            nonce,
         }) => {
+            // The joiner checks the member's proof first, as a node does.
+            let transcript = peergroup_protocol::Transcript {
+                responder_nonce: nonce,
+                ..f.transcript()
+            };
+            let _ = proof.verify(
+                f.properties.properties(),
+                peergroup_protocol::AuthRole::Responder,
+                &transcript,
+                peergroup_fuzz::NOW,
+            );
             let context = f.pake_context(&f.joiner_identity);
             let (join, _a) = PasswordJoin::start(&f.secret, &context, &mut rng());
             let _ = join.confirm(&context, &message, &confirmation);
@@ -51,6 +64,6 @@ fuzz_target!(|data: &[u8]| {
                 let _ = unwrap_key(&key, f.joiner.keypair(), f.wrap_context());
             }
         }
-        Ok(Response::Refused { .. }) | Err(_) => {}
+        Ok(Response::Refused { .. } | Response::Busy { .. }) | Err(_) => {}
     }
 });

@@ -47,10 +47,18 @@ use crate::{
 
 /// How many records an [`Authorizer`] holds for later validation by default.
 /// Past it new records are not held (they are reported dropped; the sync
-/// protocol fetches them again later, so nothing is lost for good). Held
-/// records are never evicted: whoever floods the hold can fill it, not empty
-/// it of someone else's records.
+/// protocol fetches them again later, so nothing is lost for good). A newer
+/// record never evicts a held one, so whoever floods the hold can fill it,
+/// not empty it of someone else's records; held records leave when they are
+/// released, when they expire, or after [`HOLD_TTL`].
 pub const DEFAULT_MAX_HELD: usize = 10_000;
+
+/// How long a record may wait for the membership that validates it: 10
+/// minutes. Memberships come first in every synchronization and within
+/// seconds over gossip, so a record still waiting after that waits for a
+/// member nobody knows; it is dropped, and a later synchronization brings it
+/// again if its member turns up.
+pub const HOLD_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How many records of one signer an [`Authorizer`] holds by default, so that
 /// one identity (say an outsider signing its own records) cannot fill the hold.
@@ -376,8 +384,9 @@ pub enum Verdict {
 pub struct Authorizer {
     properties: GroupProperties,
     members: BTreeMap<PeerName, Vec<Membership>>,
-    /// Held records in arrival order (oldest first), each with its toucher.
-    held: VecDeque<SignedRecord>,
+    /// Held records in arrival order (oldest first), each with when it was
+    /// held and its envelope's sha2-256 (one entry per envelope).
+    held: VecDeque<(SignedRecord, Timestamp, [u8; 32])>,
     /// How many held records each signer (last toucher) has.
     held_per_signer: BTreeMap<PeerName, usize>,
     max_held: usize,
@@ -450,8 +459,14 @@ impl Authorizer {
     /// that follow are held records this one released (a membership record
     /// can validate records that waited for it).
     pub fn handle(&mut self, record: SignedRecord) -> Vec<Verdict> {
+        self.handle_at(record, Timestamp::EPOCH)
+    }
+
+    /// [`Authorizer::handle`], holding the record (if it is held) as of `now`
+    /// for [`Authorizer::expire_held`].
+    pub fn handle_at(&mut self, record: SignedRecord, now: Timestamp) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
-        let learned = self.decide(record, &mut verdicts);
+        let learned = self.decide(record, now, &mut verdicts);
         if learned {
             self.release(&mut verdicts);
         }
@@ -460,7 +475,12 @@ impl Authorizer {
 
     /// Decides one record, holding it if it may become valid; returns whether
     /// new memberships were learned.
-    fn decide(&mut self, record: SignedRecord, verdicts: &mut Vec<Verdict>) -> bool {
+    fn decide(
+        &mut self,
+        record: SignedRecord,
+        now: Timestamp,
+        verdicts: &mut Vec<Verdict>,
+    ) -> bool {
         let id = record.record().id;
         match authorize(&record, &self.properties, &self.members) {
             Ok(memberships) => {
@@ -472,6 +492,13 @@ impl Authorizer {
                 false
             }
             Err(reason) => {
+                use sha2::{Digest as _, Sha256};
+                let hash: [u8; 32] = Sha256::digest(record.as_bytes()).into();
+                if self.held.iter().any(|(_, _, h)| *h == hash) {
+                    // The same envelope again (from another neighbour): held once.
+                    verdicts.push(Verdict::Held { id, reason });
+                    return false;
+                }
                 let signer = record.record().last_toucher().clone();
                 let share = self.held_per_signer.get(&signer).copied().unwrap_or(0);
                 if self.held.len() >= self.max_held || share >= self.max_held_per_signer {
@@ -480,7 +507,7 @@ impl Authorizer {
                 }
                 verdicts.push(Verdict::Held { id, reason });
                 self.held_per_signer.insert(signer, share.saturating_add(1));
-                self.held.push_back(record);
+                self.held.push_back((record, now, hash));
                 false
             }
         }
@@ -491,20 +518,14 @@ impl Authorizer {
         loop {
             let mut learned = false;
             let mut still_held = VecDeque::with_capacity(self.held.len());
-            for record in std::mem::take(&mut self.held) {
+            for (record, since, hash) in std::mem::take(&mut self.held) {
                 match authorize(&record, &self.properties, &self.members) {
                     Ok(memberships) => {
-                        let signer = record.record().last_toucher();
-                        if let Some(share) = self.held_per_signer.get_mut(signer) {
-                            *share = share.saturating_sub(1);
-                            if *share == 0 {
-                                self.held_per_signer.remove(signer);
-                            }
-                        }
+                        self.release_share(record.record().last_toucher().clone());
                         verdicts.push(Verdict::Accepted(record));
                         learned |= self.learn(memberships);
                     }
-                    Err(_) => still_held.push_back(record),
+                    Err(_) => still_held.push_back((record, since, hash)),
                 }
             }
             self.held = still_held;
@@ -512,6 +533,33 @@ impl Authorizer {
                 return;
             }
         }
+    }
+
+    fn release_share(&mut self, signer: PeerName) {
+        if let Some(share) = self.held_per_signer.get_mut(&signer) {
+            *share = share.saturating_sub(1);
+            if *share == 0 {
+                self.held_per_signer.remove(&signer);
+            }
+        }
+    }
+
+    /// Drops the held records that expired at `now` or were held
+    /// [`HOLD_TTL`] ago (held by [`Authorizer::handle_at`]); returns them.
+    pub fn expire_held(&mut self, now: Timestamp) -> Vec<SignedRecord> {
+        let mut dropped = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.held.len());
+        for (record, since, hash) in std::mem::take(&mut self.held) {
+            let stale = record.record().expires_at <= now || now >= since.saturating_add(HOLD_TTL);
+            if stale {
+                self.release_share(record.record().last_toucher().clone());
+                dropped.push(record);
+            } else {
+                kept.push_back((record, since, hash));
+            }
+        }
+        self.held = kept;
+        dropped
     }
 
     /// Adds memberships; returns whether any was new.

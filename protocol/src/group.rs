@@ -121,6 +121,13 @@ pub struct GroupProperties {
     /// The password policy of a password group (with [`AuthSchemes::PASSWORD`]).
     #[serde(rename = "pw")]
     pub password: Option<PasswordPolicy>,
+    /// The creator's commitment to the group data key members seal gossip
+    /// with ([`crate::KeyCommitment`]): a member accepts a key handed over
+    /// by a neighbour only if it matches, so no member can substitute its
+    /// own. Absent in groups created before data keys (then a member takes
+    /// the first epoch-0 key it is handed and no other).
+    #[serde(rename = "kc", default, skip_serializing_if = "Option::is_none")]
+    pub key_commitment: Option<crate::seal::KeyCommitment>,
 }
 
 impl GroupProperties {
@@ -308,6 +315,7 @@ impl GroupSpec {
             presence_lifetime: self.presence_lifetime.unwrap_or(MIN_PRESENCE_LIFETIME),
             created_at: now,
             revision: 1,
+            key_commitment: None,
         };
         Signed::sign(properties, creator.keypair())
     }

@@ -148,6 +148,20 @@ impl AuthProof {
         transcript: &Transcript<'_>,
         now: Timestamp,
     ) -> Result<(IdentityInfo, Membership), Error> {
+        let (info, membership) = self.verify_identity(properties, role, transcript)?;
+        membership.check_time(now)?;
+        Ok((info, membership))
+    }
+
+    /// [`AuthProof::verify`] without the time check: the prover is who it
+    /// says and its chain is the group's, whether or not it is valid now.
+    /// Used to hand an expired member its renewed credential.
+    pub fn verify_identity(
+        &self,
+        properties: &GroupProperties,
+        role: AuthRole,
+        transcript: &Transcript<'_>,
+    ) -> Result<(IdentityInfo, Membership), Error> {
         if transcript.group != &properties.group_peer_name {
             return Err(Error::InvalidGroup(format!(
                 "a proof for group {} checked against {}",
@@ -157,7 +171,6 @@ impl AuthProof {
         let identity = Signed::<IdentityInfo>::from_bytes(&self.identity)?;
         let chain = CredentialChain::from_bytes(&self.chain)?;
         let membership = chain.verify(properties)?;
-        membership.check_time(now)?;
         let info = identity.payload();
         if membership.subject != info.peer_name || membership.key != info.key {
             return Err(Error::NotAuthorized(

@@ -74,8 +74,8 @@ pub mod testing;
 
 pub use self::{
     authorize::{
-        AuthorizeError, Authorizer, DEFAULT_MAX_HELD, DEFAULT_MAX_HELD_PER_SIGNER, Memberships,
-        Verdict, authorize, membership_chain, membership_record,
+        AuthorizeError, Authorizer, DEFAULT_MAX_HELD, DEFAULT_MAX_HELD_PER_SIGNER, HOLD_TTL,
+        Memberships, Verdict, authorize, membership_chain, membership_record,
     },
     credential::{
         Credential, CredentialChain, INFINITE_VALIDITY_SECS, MAX_CHAIN_LEN, Membership, Role,
@@ -108,8 +108,8 @@ pub use self::{
         RecordFlags, RecordId, RecordType, SignedRecord,
     },
     seal::{
-        GROUP_KEY_LEN, GroupKey, MAX_SEALED_SIZE, WrappedKey, open, seal, sealed_epoch, unwrap_key,
-        wrap_key,
+        GROUP_KEY_LEN, GroupKey, KeyCommitment, MAX_SEALED_SIZE, WrappedKey, open, seal,
+        sealed_epoch, unwrap_key, wrap_key,
     },
     session::{GroupState, Session, SessionConfig},
     signed::{

@@ -219,6 +219,45 @@ pub fn open(key: &GroupKey, group: &PeerName, bytes: &[u8]) -> Result<Vec<u8>, E
         .map_err(|_| VerifyError::BadCiphertext.into())
 }
 
+/// The creator's commitment to a group data key, carried in the signed
+/// group properties: the key's epoch and `sha2-256("peergroup/group-key/v1"
+/// || u16 len || group || epoch (u32 BE) || key)`. It binds the key to the
+/// creator's signature without revealing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCommitment {
+    /// The committed key's epoch.
+    #[serde(rename = "e")]
+    pub epoch: u32,
+    /// The digest.
+    #[serde(rename = "d", with = "serde_bytes")]
+    pub digest: [u8; 32],
+}
+
+impl KeyCommitment {
+    /// The commitment to `key` for `group`.
+    pub fn to(key: &GroupKey, group: &PeerName) -> KeyCommitment {
+        let name = group.as_str().as_bytes();
+        let digest = Sha256::new()
+            .chain_update(b"peergroup/group-key/v1")
+            .chain_update(u16::try_from(name.len()).unwrap_or(u16::MAX).to_be_bytes())
+            .chain_update(name)
+            .chain_update(key.epoch.to_be_bytes())
+            .chain_update(key.bytes.as_ref())
+            .finalize()
+            .into();
+        KeyCommitment {
+            epoch: key.epoch,
+            digest,
+        }
+    }
+
+    /// Whether `key` is the committed one.
+    pub fn matches(&self, key: &GroupKey, group: &PeerName) -> bool {
+        *self == KeyCommitment::to(key, group)
+    }
+}
+
 /// A group key wrapped for one member's identity key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -36,6 +36,9 @@ struct Started {
     nonce: [u8; 32],
     /// The responder's nonce, once it answered step 1.
     responder_nonce: Option<[u8; 32]>,
+    /// The request whose answer this exchange waits for: an answer to an
+    /// older request (of an exchange this one replaced) is ignored.
+    request: OutboundRequestId,
 }
 
 /// An authenticated neighbour of a group.
@@ -116,6 +119,9 @@ impl Behaviour {
             self.auth.departed.insert(key, now);
         }
         self.auth.started.remove(&(peer, group.clone()));
+        self.auth
+            .requests
+            .retain(|_, (p, g)| !(*p == peer && g == group));
         self.refresh_score(&peer);
         self.handle(group, Input::NeighborDown(peer));
     }
@@ -143,6 +149,7 @@ impl Behaviour {
         self.auth.pending.retain(|(g, _), _| g != group);
         self.auth.members.retain(|(g, _), _| g != group);
         self.auth.started.retain(|(_, g), _| g != group);
+        self.auth.requests.retain(|_, (_, g)| g != group);
         for peer in peers {
             self.refresh_score(&peer);
         }
@@ -177,6 +184,7 @@ impl Behaviour {
             Started {
                 nonce,
                 responder_nonce: None,
+                request: id,
             },
         );
     }
@@ -191,7 +199,7 @@ impl Behaviour {
                     request_id,
                     response,
                 } => {
-                    if let Some((peer, group)) = self.auth.requests.remove(&request_id) {
+                    if let Some((peer, group)) = self.current_request(request_id) {
                         self.on_auth_response(peer, group, response);
                     }
                 }
@@ -199,7 +207,7 @@ impl Behaviour {
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
-                if let Some((peer, group)) = self.auth.requests.remove(&request_id) {
+                if let Some((peer, group)) = self.current_request(request_id) {
                     self.auth_failed(
                         &group,
                         peer,
@@ -212,6 +220,17 @@ impl Behaviour {
             request_response::Event::InboundFailure { .. }
             | request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// The exchange `request` belongs to, if it is the one that exchange
+    /// waits for (not an answer to a request of an exchange since replaced).
+    fn current_request(&mut self, request: OutboundRequestId) -> Option<(PeerId, PeerName)> {
+        let (peer, group) = self.auth.requests.remove(&request)?;
+        self.auth
+            .started
+            .get(&(peer, group.clone()))
+            .is_some_and(|s| s.request == request)
+            .then_some((peer, group))
     }
 
     /// The group whose tag is `tag`, if this node has it online.
@@ -304,10 +323,34 @@ impl Behaviour {
                         );
                     }
                     Err(e) => {
+                        // An expired member that proved who it is gets its
+                        // renewed credential, if the group database holds
+                        // one: it could not receive it any other way.
+                        let renewal = self.renewal_for(
+                            &group,
+                            &proof,
+                            AuthRole::Initiator,
+                            &Transcript {
+                                group: &group,
+                                initiator: &initiator,
+                                responder: &responder,
+                                initiator_nonce: theirs,
+                                responder_nonce: ours,
+                            },
+                            now,
+                        );
+                        if let Some(chain) = renewal {
+                            tracing::info!(%group, %peer, "handed an expired member its renewed credential");
+                            self.respond_auth(channel, Response::Renew { chain });
+                            return;
+                        }
+                        // The peer learns the kind of failure only: the
+                        // details name the group, which the peer may not
+                        // know (the exchange names it by its tag).
                         self.respond_auth(
                             channel,
                             Response::Refused {
-                                reason: e.to_string(),
+                                reason: e.name().into(),
                             },
                         );
                         self.auth_failed(&group, peer, e);
@@ -348,7 +391,10 @@ impl Behaviour {
                             .inner
                             .auth
                             .send_request(&peer, Request::Prove { tag, proof });
-                        self.auth.requests.insert(id, key);
+                        self.auth.requests.insert(id, key.clone());
+                        if let Some(started) = self.auth.started.get_mut(&key) {
+                            started.request = id;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(%group, error = %e, "cannot prove our membership");
@@ -370,26 +416,65 @@ impl Behaviour {
                 };
                 let now = self.now();
                 let (initiator, responder) = (self.local_peer.to_bytes(), peer.to_bytes());
+                let transcript = Transcript {
+                    group: &group,
+                    initiator: &initiator,
+                    responder: &responder,
+                    initiator_nonce: started.nonce,
+                    responder_nonce: theirs,
+                };
                 let verified = self.groups.get(&group).and_then(|session| {
                     proof.verify(
                         session.state().properties(),
                         AuthRole::Responder,
-                        &Transcript {
-                            group: &group,
-                            initiator: &initiator,
-                            responder: &responder,
-                            initiator_nonce: started.nonce,
-                            responder_nonce: theirs,
-                        },
+                        &transcript,
                         now,
                     )
                 });
                 match verified {
                     Ok((_, membership)) => {
-                        self.adopt_from_neighbour(&group, wrapped, chain, password);
-                        self.authenticated(&group, peer, &membership);
+                        match self.adopt_from_neighbour(
+                            &group,
+                            &membership,
+                            wrapped,
+                            chain,
+                            password,
+                        ) {
+                            Ok(()) => self.authenticated(&group, peer, &membership),
+                            Err(e) => self.auth_failed(&group, peer, e),
+                        }
+                    }
+                    // The responder's credential expired and we hold its
+                    // renewal: its own exchange with us hands it over
+                    // (`Renew`), so it is left pending, not cut off.
+                    Err(_)
+                        if self
+                            .renewal_for(&group, &proof, AuthRole::Responder, &transcript, now)
+                            .is_some() =>
+                    {
+                        tracing::debug!(%group, %peer, "an expired neighbour; its renewal is on its way");
                     }
                     Err(e) => self.auth_failed(&group, peer, e),
+                }
+            }
+            Response::Renew { chain } => {
+                self.auth.started.remove(&key);
+                let adopted = CredentialChain::from_bytes(&chain)
+                    .ok()
+                    .zip(self.groups.get_mut(&group).ok())
+                    .is_some_and(|(chain, session)| session.adopt_chain(chain));
+                if adopted {
+                    tracing::info!(%group, %peer, "adopted a renewed credential; authenticating again");
+                    self.drive(&group, false);
+                    self.start_auth(&group, peer);
+                } else {
+                    self.auth_failed(
+                        &group,
+                        peer,
+                        Error::InvalidTimePeriod(
+                            "our credential expired and the renewal offered is not ours".into(),
+                        ),
+                    );
                 }
             }
             Response::Refused { reason } => {
@@ -433,6 +518,31 @@ impl Behaviour {
             .ok()
     }
 
+    /// The renewed credential the group database holds for the initiator of
+    /// an exchange whose proof failed only because its credential expired.
+    fn renewal_for(
+        &self,
+        group: &PeerName,
+        proof: &AuthProof,
+        role: AuthRole,
+        transcript: &Transcript<'_>,
+        now: Timestamp,
+    ) -> Option<ByteBuf> {
+        let session = self.groups.get(group).ok()?;
+        let (_, membership) = proof
+            .verify_identity(session.state().properties(), role, transcript)
+            .ok()?;
+        if membership.check_time(now).is_ok() {
+            return None;
+        }
+        let bytes = self.newer_chain(group, &membership)?;
+        let renewed = CredentialChain::from_bytes(&bytes)
+            .ok()?
+            .verify(session.state().properties())
+            .ok()?;
+        renewed.check_time(now).ok().map(|()| bytes)
+    }
+
     /// The credential chain the group database holds for the member proved
     /// by `membership`, when it is newer than the one it presented.
     fn newer_chain(&self, group: &PeerName, membership: &Membership) -> Option<ByteBuf> {
@@ -450,31 +560,26 @@ impl Behaviour {
             .flatten()
     }
 
-    /// What an accepting neighbour handed over: the group key, and a newer
-    /// credential for us.
+    /// What an accepting neighbour (proved as `responder`) handed over: the
+    /// group key, a newer credential for us, the password's secret.
+    /// `NotAuthorized` for a key the creator did not commit to (the
+    /// neighbour substitutes its own): the caller cuts it off.
     fn adopt_from_neighbour(
         &mut self,
         group: &PeerName,
+        responder: &Membership,
         wrapped: Option<peergroup_protocol::WrappedKey>,
         chain: Option<ByteBuf>,
         password: Option<peergroup_protocol::WrappedKey>,
-    ) {
-        let Ok(session) = self.groups.get_mut(group) else {
-            return;
-        };
+    ) -> Result<(), Error> {
+        let session = self.groups.get_mut(group)?;
         if let Some(wrapped) = wrapped {
-            match unwrap_key(
+            let key = unwrap_key(
                 &wrapped,
                 session.identity().keypair(),
                 group.as_str().as_bytes(),
-            ) {
-                Ok(key) => {
-                    session.learn_key(key);
-                }
-                Err(e) => {
-                    tracing::warn!(%group, error = %e, "a neighbour's group key does not open")
-                }
-            }
+            )?;
+            session.learn_key(key)?;
         }
         if let Some(bytes) = chain
             && let Ok(chain) = CredentialChain::from_bytes(&bytes)
@@ -482,13 +587,13 @@ impl Behaviour {
         {
             tracing::info!(%group, "adopted a newer credential from the group database");
         }
+        // Whether to keep it is the session's rule (`offer_password`).
         if let Some(wrapped) = password
-            && session.state().password_secret().is_none()
             && let Some(policy) = session.state().properties().password.clone()
         {
             match unwrap_password_secret(&wrapped, group, &policy, session.identity().keypair()) {
                 Ok(secret) => {
-                    if session.remember_password(secret) {
+                    if session.offer_password(secret, responder) {
                         tracing::info!(%group, "received the group password's secret: this member can admit password joiners");
                     }
                 }
@@ -498,6 +603,7 @@ impl Behaviour {
             }
         }
         self.drive(group, false);
+        Ok(())
     }
 
     /// `peer` proved its membership of `group`: a neighbour now.
@@ -515,6 +621,9 @@ impl Behaviour {
             )
             .is_none();
         self.refresh_score(&peer);
+        if let Ok(session) = self.groups.get_mut(group) {
+            session.neighbor_member(peer, membership.subject.clone());
+        }
         if new {
             tracing::debug!(%group, %peer, member = %membership.subject, "neighbour authenticated");
             self.handle(group, Input::NeighborUp(peer));
@@ -534,10 +643,13 @@ impl Behaviour {
         if was_member {
             self.handle(group, Input::NeighborDown(peer));
         }
-        // Keep it graylisted until it leaves.
-        self.inner
-            .gossipsub
-            .set_application_score(&peer, UNAUTHENTICATED_SCORE);
+        // Keep it graylisted until it leaves, unless it is a neighbour in
+        // another of our groups (its score there stays its own).
+        if !self.auth.is_member_anywhere(&peer) {
+            self.inner
+                .gossipsub
+                .set_application_score(&peer, UNAUTHENTICATED_SCORE);
+        }
         self.events.push_back(Event::AuthenticationFailed {
             group: group.clone(),
             peer,

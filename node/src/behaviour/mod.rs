@@ -42,7 +42,8 @@ use libp2p::{
     swarm::{THandlerInEvent, ToSwarm},
 };
 use peergroup_protocol::{
-    Error, GroupKey, PeerName, RecordId, RecordType, SignedProperties, SignedRecord, Timestamp,
+    Error, GroupKey, KeyCommitment, PeerName, RecordId, RecordType, Signed, SignedProperties,
+    SignedRecord, Timestamp,
     session::{Input, Output, SessionConfig, Stored},
 };
 use rand::{RngExt as _, SeedableRng, rngs::StdRng};
@@ -273,12 +274,20 @@ impl Behaviour {
             if state.keys.is_empty() && state.is_creator() {
                 // A group created before group keys existed (a schema-1
                 // file, or a groups-2 row of format 1): its creator makes
-                // epoch 0, written at once so that it survives the next
-                // start; members receive it when they next authenticate with
-                // the creator. (A member of such a group that restarts
-                // before the creator is online has no key and exchanges no
-                // gossip until then.)
-                state.keys.push(GroupKey::new(0, rng.random()));
+                // epoch 0 and commits to it in a new revision of the
+                // properties, written at once so that it survives the next
+                // start; members receive both when they next authenticate
+                // with the creator or synchronize. (A member of such a group
+                // that restarts before the creator is online has no key and
+                // exchanges no gossip until then.)
+                let key = GroupKey::new(0, rng.random());
+                let creator = keystore.get(&state.member)?.clone();
+                let mut properties = state.properties().clone();
+                properties.revision = properties.revision.saturating_add(1);
+                properties.key_commitment = Some(KeyCommitment::to(&key, &name));
+                state.properties =
+                    Signed::sign(properties, creator.keypair()).map_err(NodeError::from)?;
+                state.keys.push(key);
                 backend.apply(&[WriteOp::SaveGroup(Box::new(state.clone()))])?;
             }
             let identity = keystore.get(&state.member)?.clone();

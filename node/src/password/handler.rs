@@ -11,6 +11,7 @@ use peergroup_protocol::{
     CredentialChain, Error, Identity, IdentityInfo, PakeContext, PasswordCheck, PasswordJoin,
     PasswordSecret, PeerName, Signed, SignedProperties, Timestamp, issue_credential, unwrap_key,
 };
+use rand::RngExt as _;
 use serde_bytes::ByteBuf;
 
 use super::{
@@ -33,9 +34,11 @@ pub(crate) struct Joining {
     pub(crate) deadline: Timestamp,
     /// Members asked already (each is asked once per join).
     tried: HashSet<PeerId>,
-    /// The member being asked, and the exchange's state until its challenge
-    /// checked out.
-    current: Option<(PeerId, Option<PasswordJoin>)>,
+    /// The member being asked, our nonce for its proof, and the exchange's
+    /// state until its challenge checked out.
+    current: Option<(PeerId, [u8; 32], Option<PasswordJoin>)>,
+    /// A member said it was busy: ask again from then on.
+    wait_until: Option<Timestamp>,
     /// Members whose challenge did not check out: the password is wrong, or
     /// the member does not know it.
     mismatches: u32,
@@ -69,6 +72,7 @@ impl Joining {
             refusal: None,
             slowed: None,
             fail_at: None,
+            wait_until: None,
         }
     }
 }
@@ -79,6 +83,16 @@ struct Checking {
     check: PasswordCheck,
     joiner: IdentityInfo,
     since: Timestamp,
+}
+
+/// A member's answer to a `Start`: SPAKE2 `B`, `confirm_b`, its proof of
+/// membership and its nonce.
+#[derive(Debug)]
+struct Challenge {
+    b: Vec<u8>,
+    confirm_b: [u8; 32],
+    proof: peergroup_protocol::AuthProof,
+    nonce: [u8; 32],
 }
 
 /// Attempts of one peer: how many since its last success, and until when
@@ -97,6 +111,12 @@ pub(crate) struct Password {
     checks: HashMap<(PeerId, PeerName), Checking>,
     attempts: HashMap<PeerId, Attempts>,
 }
+
+/// How long a peer's attempts are remembered after its last wait ended.
+const ATTEMPTS_MEMORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The most peers whose attempts are remembered.
+const ATTEMPTS_REMEMBERED: usize = 65_536;
 
 /// The wait after `count` attempts: 5 s, 10 s, 20 s, ... up to 10 minutes.
 fn backoff(count: u32) -> std::time::Duration {
@@ -118,7 +138,7 @@ impl Behaviour {
         let Some(joining) = self.password.joins.get(group) else {
             return;
         };
-        if joining.current.is_some() {
+        if joining.current.is_some() || joining.wait_until.is_some_and(|t| self.now() < t) {
             return;
         }
         let candidate = self
@@ -159,17 +179,20 @@ impl Behaviour {
             responder_peer: &them,
         };
         let (join, message) = PasswordJoin::start(&joining.secret, &context, &mut self.rng);
+        let nonce: [u8; 32] = self.rng.random();
         let request = Request::Start {
             tag: peergroup_protocol::group_tag(group),
             identity: ByteBuf::from(identity),
             message: ByteBuf::from(message),
+            nonce,
         };
         let id = self.inner.password.send_request(&peer, request);
         self.password.requests.insert(id, (group.clone(), peer));
         if let Some(joining) = self.password.joins.get_mut(group) {
             joining.tried.insert(peer);
-            joining.current = Some((peer, Some(join)));
+            joining.current = Some((peer, nonce, Some(join)));
             joining.fail_at = None;
+            joining.wait_until = None;
         }
     }
 
@@ -202,20 +225,62 @@ impl Behaviour {
 
     /// A member answered the joiner.
     fn on_password_response(&mut self, group: PeerName, peer: PeerId, response: Response) {
+        let now = self.now();
+        let local = self.local_peer;
         let Some(joining) = self.password.joins.get_mut(&group) else {
             return;
         };
-        if joining.current.as_ref().map(|(p, _)| *p) != Some(peer) {
+        if joining.current.as_ref().map(|(p, _, _)| *p) != Some(peer) {
             return;
         }
         match response {
             Response::Challenge {
                 message,
                 confirmation,
+                proof,
+                nonce: theirs,
             } => {
-                let Some((_, Some(join))) = joining.current.take() else {
+                let Some((_, ours, Some(join))) = joining.current.take() else {
                     return;
                 };
+                // Only a member that may admit us gets to run the exchange
+                // (an impostor would learn whether its guess of the password
+                // was right from whether we confirm).
+                let (me, them) = (local.to_bytes(), peer.to_bytes());
+                let policy_role = joining
+                    .properties
+                    .properties()
+                    .password
+                    .as_ref()
+                    .map(|p| p.role);
+                let proven = proof
+                    .verify(
+                        joining.properties.properties(),
+                        peergroup_protocol::AuthRole::Responder,
+                        &peergroup_protocol::Transcript {
+                            group: &group,
+                            initiator: &me,
+                            responder: &them,
+                            initiator_nonce: ours,
+                            responder_nonce: theirs,
+                        },
+                        now,
+                    )
+                    .and_then(|(_, membership)| match policy_role {
+                        Some(role) if membership.role.can_grant(role) => Ok(()),
+                        _ => Err(Error::NotAuthorized(
+                            "the member that answered cannot admit password joiners".into(),
+                        )),
+                    });
+                if let Err(e) = proven {
+                    self.events.push_back(Event::AuthenticationFailed {
+                        group: group.clone(),
+                        peer,
+                        reason: e,
+                    });
+                    self.password_try_next(&group);
+                    return;
+                }
                 let identity = match joining.identity.info() {
                     Ok(info) => info.into_bytes(),
                     Err(e) => {
@@ -238,12 +303,16 @@ impl Behaviour {
                         };
                         let id = self.inner.password.send_request(&peer, request);
                         self.password.requests.insert(id, (group.clone(), peer));
-                        joining.current = Some((peer, None));
+                        if let Some(joining) = self.password.joins.get_mut(&group) {
+                            joining.current = Some((peer, ours, None));
+                        }
                     }
                     Err(e) => {
                         // The password is wrong, or this member does not know
                         // it: nothing is sent back; try another member.
-                        joining.mismatches = joining.mismatches.saturating_add(1);
+                        if let Some(joining) = self.password.joins.get_mut(&group) {
+                            joining.mismatches = joining.mismatches.saturating_add(1);
+                        }
                         self.events.push_back(Event::AuthenticationFailed {
                             group: group.clone(),
                             peer,
@@ -254,6 +323,14 @@ impl Behaviour {
                 }
             }
             Response::Admitted { chain, key } => {
+                // Only an answer to our confirmation admits: a member that
+                // skips the exchange has not shown it knows the password.
+                if !matches!(joining.current, Some((_, _, None))) {
+                    joining.current = None;
+                    joining.mismatches = joining.mismatches.saturating_add(1);
+                    self.password_try_next(&group);
+                    return;
+                }
                 joining.current = None;
                 if let Err(e) = self.password_admitted(&group, peer, &chain, key) {
                     self.events.push_back(Event::AuthenticationFailed {
@@ -263,6 +340,13 @@ impl Behaviour {
                     });
                     self.password_join_failed(&group, e);
                 }
+            }
+            Response::Busy { retry_after_ms } => {
+                // Nothing was counted: ask this member again later.
+                let wait = retry_after_ms.clamp(100, 10_000);
+                joining.current = None;
+                joining.tried.remove(&peer);
+                joining.wait_until = Some(now.saturating_add_millis(wait));
             }
             Response::Refused {
                 reason,
@@ -313,7 +397,7 @@ impl Behaviour {
                 session.identity().keypair(),
                 group.as_str().as_bytes(),
             )?;
-            session.learn_key(key);
+            session.learn_key(key)?;
         }
         session.remember_password(joining.secret);
         tracing::info!(%group, %peer, role = %membership.role, "admitted by password");
@@ -356,7 +440,7 @@ impl Behaviour {
             } => {
                 if let Some((group, peer)) = self.password.requests.remove(&request_id)
                     && let Some(joining) = self.password.joins.get_mut(&group)
-                    && joining.current.as_ref().map(|(p, _)| *p) == Some(peer)
+                    && joining.current.as_ref().map(|(p, _, _)| *p) == Some(peer)
                 {
                     tracing::debug!(%group, %peer, %error, "password exchange failed");
                     joining.current = None;
@@ -401,6 +485,7 @@ impl Behaviour {
                 tag,
                 identity,
                 message,
+                nonce,
             } => {
                 let Some(group) = self.group_by_tag(&tag) else {
                     self.refuse_password(channel, "no such group here".into(), None);
@@ -415,14 +500,26 @@ impl Behaviour {
                     return;
                 }
                 if self.password.checks.len() >= MAX_OPEN_CHECKS {
-                    self.refuse_password(channel, "busy: try again later".into(), None);
+                    let response = Response::Busy {
+                        retry_after_ms: 1000,
+                    };
+                    if self
+                        .inner
+                        .password
+                        .send_response(channel, response)
+                        .is_err()
+                    {
+                        tracing::debug!("password answer not sent: the peer is gone");
+                    }
                     return;
                 }
-                match self.start_check(&group, peer, &identity, &message, now) {
-                    Ok((b, confirm_b)) => {
+                match self.start_check(&group, peer, &identity, &message, nonce, now) {
+                    Ok(challenge) => {
                         let response = Response::Challenge {
-                            message: ByteBuf::from(b),
-                            confirmation: ByteBuf::from(confirm_b.to_vec()),
+                            message: ByteBuf::from(challenge.b),
+                            confirmation: ByteBuf::from(challenge.confirm_b.to_vec()),
+                            proof: challenge.proof,
+                            nonce: challenge.nonce,
                         };
                         if self
                             .inner
@@ -433,7 +530,10 @@ impl Behaviour {
                             tracing::debug!("password challenge not sent: the peer is gone");
                         }
                     }
-                    Err(e) => self.refuse_password(channel, e.to_string(), None),
+                    Err(e) => {
+                        tracing::debug!(%group, %peer, error = %e, "password exchange refused");
+                        self.refuse_password(channel, e.name().into(), None)
+                    }
                 }
             }
             Request::Confirm { tag, confirmation } => {
@@ -448,7 +548,7 @@ impl Behaviour {
                 if let Err(e) = checking.check.finish(&confirmation) {
                     self.password_attempt_failed(&group, peer, e.clone());
                     let wait = self.password_wait(&peer, now);
-                    self.refuse_password(channel, e.to_string(), wait);
+                    self.refuse_password(channel, e.name().into(), wait);
                     return;
                 }
                 match self.admit(&group, &checking.joiner, now) {
@@ -468,7 +568,10 @@ impl Behaviour {
                             tracing::debug!("password admission not sent: the peer is gone");
                         }
                     }
-                    Err(e) => self.refuse_password(channel, e.to_string(), None),
+                    Err(e) => {
+                        tracing::debug!(%group, %peer, error = %e, "password exchange refused");
+                        self.refuse_password(channel, e.name().into(), None)
+                    }
                 }
             }
         }
@@ -481,15 +584,17 @@ impl Behaviour {
     }
 
     /// Checks that this member can admit password joiners of `group`, counts
-    /// the attempt and starts the check: returns `B` and `confirm_b`.
+    /// the attempt and starts the check: returns `B`, `confirm_b`, this
+    /// member's proof over the joiner's nonce `theirs` and its own nonce.
     fn start_check(
         &mut self,
         group: &PeerName,
         peer: PeerId,
         identity: &[u8],
         message: &[u8],
+        theirs: [u8; 32],
         now: Timestamp,
-    ) -> Result<(Vec<u8>, [u8; 32]), Error> {
+    ) -> Result<Challenge, Error> {
         let session = self.groups.get(group)?;
         let state = session.state();
         let policy = state.properties().password.clone().ok_or_else(|| {
@@ -527,6 +632,20 @@ impl Behaviour {
         };
         let (check, b, confirm_b) =
             PasswordCheck::start(&secret, &context, message, &mut self.rng)?;
+        let ours: [u8; 32] = self.rng.random();
+        let session = self.groups.get(group)?;
+        let proof = peergroup_protocol::AuthProof::new(
+            session.identity(),
+            &session.state().chain,
+            peergroup_protocol::AuthRole::Responder,
+            &peergroup_protocol::Transcript {
+                group,
+                initiator: &them,
+                responder: &me,
+                initiator_nonce: theirs,
+                responder_nonce: ours,
+            },
+        )?;
         self.password.checks.insert(
             (peer, group.clone()),
             Checking {
@@ -535,7 +654,12 @@ impl Behaviour {
                 since: now,
             },
         );
-        Ok((b, confirm_b))
+        Ok(Challenge {
+            b,
+            confirm_b,
+            proof,
+            nonce: ours,
+        })
     }
 
     /// Mints `joiner`'s credential for the password role (valid as long as
@@ -624,11 +748,22 @@ impl Behaviour {
             };
             self.password_join_failed(&group, error);
         }
-        // Forget attempts whose wait is long over (a peer that returns after
-        // MAX_BACKOFF starts again from one second).
+        // A peer's attempts are remembered for a day after its last wait
+        // ended, so that waiting out a long backoff does not reset it; at
+        // most ATTEMPTS_REMEMBERED peers (the oldest are forgotten first).
         self.password
             .attempts
-            .retain(|_, a| now < a.until.saturating_add(MAX_BACKOFF));
+            .retain(|_, a| now < a.until.saturating_add(ATTEMPTS_MEMORY));
+        if self.password.attempts.len() > ATTEMPTS_REMEMBERED {
+            let mut untils: Vec<Timestamp> =
+                self.password.attempts.values().map(|a| a.until).collect();
+            untils.sort_unstable();
+            let excess = self.password.attempts.len() - ATTEMPTS_REMEMBERED;
+            if let Some(cut) = untils.get(excess) {
+                let cut = *cut;
+                self.password.attempts.retain(|_, a| a.until >= cut);
+            }
+        }
     }
 
     /// Forgets what `peer` was asked or asked us (its last connection closed).
@@ -638,7 +773,7 @@ impl Behaviour {
             .password
             .joins
             .iter_mut()
-            .filter(|(_, j)| j.current.as_ref().map(|(p, _)| p) == Some(peer))
+            .filter(|(_, j)| j.current.as_ref().map(|(p, _, _)| p) == Some(peer))
             .map(|(g, j)| {
                 j.current = None;
                 g.clone()

@@ -59,4 +59,4 @@ pub(crate) const PASSWORD_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const MISMATCH_GRACE: Duration = Duration::from_secs(2);
 
 /// The most checks a member keeps open at once; more are refused (busy).
-pub(crate) const MAX_OPEN_CHECKS: usize = 64;
+pub(crate) const MAX_OPEN_CHECKS: usize = 1024;

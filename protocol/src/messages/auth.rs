@@ -68,6 +68,15 @@ pub enum Response {
         #[serde(rename = "w")]
         password: Option<WrappedKey>,
     },
+    /// The initiator proved who it is but its credential expired, and the
+    /// responder's group database holds a renewed one (stored with
+    /// `PEER_GROUP_STORE_CREDENTIALS`): here it is; authenticate again with it.
+    #[serde(rename = "renew")]
+    Renew {
+        /// The initiator's renewed credential chain.
+        #[serde(rename = "c")]
+        chain: ByteBuf,
+    },
     /// The responder will not authenticate (unknown group, bad proof).
     #[serde(rename = "refused")]
     Refused {

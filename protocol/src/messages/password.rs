@@ -3,9 +3,11 @@
 //! role to check the password ([`crate::PasswordJoin`] /
 //! [`crate::PasswordCheck`]) and admit it.
 //!
-//! 1. joiner → member `Start { t, i, a }`; the member answers `Challenge {
-//!    b, c }`, or `Refused` (no such group, cannot admit, or slowed down:
-//!    `retry_after_ms`).
+//! 1. joiner → member `Start { t, i, a, n }`; the member answers `Challenge {
+//!    b, c, p, m }` (with its proof of membership over both peer ids and
+//!    both nonces, so that the joiner talks only to members that may admit
+//!    it), `Busy`, or `Refused` (no such group, cannot admit, or slowed
+//!    down: `retry_after_ms`).
 //! 2. joiner → member `Confirm { t, c }` once `c` checked out; the member
 //!    answers `Admitted { chain, key }` (the joiner's new credential chain
 //!    and the group key wrapped for the joiner's identity key), or
@@ -14,7 +16,10 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::{group_auth::GROUP_TAG_LEN, seal::WrappedKey};
+use crate::{
+    group_auth::{AuthProof, GROUP_TAG_LEN},
+    seal::WrappedKey,
+};
 
 /// The largest request or response accepted (a 24-long chain is about 12 KiB).
 pub const MAX_MESSAGE_BYTES: u64 = 64 * 1024;
@@ -34,6 +39,9 @@ pub enum Request {
         /// SPAKE2 message `A`.
         #[serde(rename = "a")]
         message: ByteBuf,
+        /// The joiner's fresh nonce, for the member's proof.
+        #[serde(rename = "n", with = "serde_bytes")]
+        nonce: [u8; 32],
     },
     /// Step 2: the joiner's key confirmation.
     #[serde(rename = "confirm")]
@@ -59,6 +67,23 @@ pub enum Response {
         /// `confirm_b`.
         #[serde(rename = "c")]
         confirmation: ByteBuf,
+        /// The member's proof of membership
+        /// (`crate::AuthProof`, role responder) over the transcript of the
+        /// group, the joiner's and the member's peer ids, the joiner's
+        /// nonce and `nonce`.
+        #[serde(rename = "p")]
+        proof: AuthProof,
+        /// The member's fresh nonce.
+        #[serde(rename = "m", with = "serde_bytes")]
+        nonce: [u8; 32],
+    },
+    /// The member has too many exchanges open: try it again after
+    /// `retry_after_ms` (nothing was counted).
+    #[serde(rename = "busy")]
+    Busy {
+        /// When to try again, in milliseconds from now.
+        #[serde(rename = "w")]
+        retry_after_ms: u64,
     },
     /// Step 2's answer: the joiner is a member.
     #[serde(rename = "admitted")]

@@ -107,6 +107,7 @@ where
     }
 
     pub(super) fn neighbor_down(&mut self, peer: &P) {
+        self.neighbor_members.remove(peer);
         if !self.neighbors.remove(peer) {
             return;
         }

@@ -47,7 +47,8 @@ use crate::{
     password::PasswordSecret,
     peer_name::PeerName,
     record::{RecordId, SignedRecord},
-    seal::GroupKey,
+    seal::{GroupKey, KeyCommitment},
+    signed::Signed,
     time::Timestamp,
 };
 
@@ -120,6 +121,20 @@ pub enum Lifecycle {
     Online,
 }
 
+/// Whose share of the hold a held record counts against: the member a
+/// neighbour authenticated as, or the neighbour itself when the host did not
+/// say.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Holder<P> {
+    /// An authenticated member identity.
+    Member(PeerName),
+    /// A peer of unknown identity.
+    Peer(P),
+}
+
+/// How often held records are checked for expiry while any are held.
+const HOLD_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
 /// A connect that waits for the first copy.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectRun<P> {
@@ -148,9 +163,15 @@ pub struct Session<P, M> {
     /// each gets its verdict when its record is released or dropped.
     held_messages: HashMap<[u8; 32], Vec<(P, M)>>,
     /// How many held records each peer sent (bounded by `MAX_HELD_PER_PEER`).
-    held_by_peer: HashMap<P, usize>,
+    held_by_peer: HashMap<Holder<P>, usize>,
     /// Which peer sent each held record, by envelope hash.
-    held_sources: HashMap<[u8; 32], P>,
+    held_sources: HashMap<[u8; 32], Holder<P>>,
+    /// The member identity each neighbour authenticated as (the host says,
+    /// [`Session::neighbor_member`]): hold quotas count per member, so one
+    /// member cannot multiply its share by connecting from many peers.
+    neighbor_members: HashMap<P, PeerName>,
+    /// When held records are next checked for expiry ([`crate::HOLD_TTL`]).
+    next_hold_check: Timestamp,
     /// The local member's membership record, as last seen.
     own_membership: Option<SignedRecord>,
     /// Records accepted since the last [`Output::Merge`].
@@ -199,6 +220,8 @@ where
             held_messages: HashMap::new(),
             held_by_peer: HashMap::new(),
             held_sources: HashMap::new(),
+            neighbor_members: HashMap::new(),
+            next_hold_check: Timestamp::EPOCH,
             own_membership: None,
             to_merge: Vec::new(),
             merges_in_flight: 0,
@@ -208,13 +231,29 @@ where
 
     /// `PeerGroupCreate`: the session of a group `identity` just created with
     /// `properties`, sealing with `key` (32 random bytes from the host, epoch 0).
-    /// It is open and ready; its state is to be persisted.
+    /// Properties without a key commitment get one (re-signed by the
+    /// creator); a commitment to another key is `InvalidArg`. It is open and
+    /// ready; its state is to be persisted.
     pub fn create(
         properties: SignedProperties,
         identity: Identity,
         key: GroupKey,
         config: SessionConfig,
     ) -> Result<Session<P, M>, Error> {
+        let group = properties.properties().group_peer_name.clone();
+        let properties = match properties.properties().key_commitment {
+            Some(c) if c.matches(&key, &group) => properties,
+            Some(_) => {
+                return Err(Error::InvalidArg(
+                    "the properties commit to another group key".into(),
+                ));
+            }
+            None => {
+                let mut committed = properties.properties().clone();
+                committed.key_commitment = Some(KeyCommitment::to(&key, &group));
+                Signed::sign(committed, identity.keypair())?
+            }
+        };
         let state = GroupState {
             member: identity.peer_name().clone(),
             properties,
@@ -317,14 +356,39 @@ where
 
     /// Learns a group data key (received wrapped during authentication);
     /// persists the state if it is new. Returns whether it was.
-    pub fn learn_key(&mut self, key: GroupKey) -> bool {
-        if self.state.key(key.epoch()).is_some() {
-            return false;
+    /// `NotAuthorized` for a key the creator did not commit to in the
+    /// properties (a member substituting its own).
+    pub fn learn_key(&mut self, key: GroupKey) -> Result<bool, Error> {
+        if let Some(held) = self.state.key(key.epoch()) {
+            return if *held == key {
+                Ok(false)
+            } else {
+                Err(Error::NotAuthorized(format!(
+                    "a different key for epoch {}: the creator did not commit to it",
+                    key.epoch()
+                )))
+            };
+        }
+        let group = self.name().clone();
+        match self.state.properties().key_commitment {
+            Some(c) if c.matches(&key, &group) => {}
+            Some(_) => {
+                return Err(Error::NotAuthorized(
+                    "a group key the creator did not commit to".into(),
+                ));
+            }
+            // A group from before key commitments: its first epoch-0 key only.
+            None if key.epoch() == 0 && self.state.keys.is_empty() => {}
+            None => {
+                return Err(Error::NotAuthorized(
+                    "a second group key for a group without a key commitment".into(),
+                ));
+            }
         }
         self.state.keys.push(key);
         self.state.keys.sort_by_key(GroupKey::epoch);
         self.persist();
-        true
+        Ok(true)
     }
 
     /// Keeps the password secret of the group's current password policy
@@ -344,6 +408,26 @@ where
         self.state.password = Some(secret);
         self.persist();
         true
+    }
+
+    /// A password secret a neighbour handed over, the neighbour having proved
+    /// `from`: kept (and persisted) when it comes from the creator, which set
+    /// the password and overrides any other, or from a member that may admit
+    /// password joiners itself while this member holds none. Anything else
+    /// is ignored: the secret cannot be checked (nothing derived from the
+    /// password is published), so a member that may not admit cannot plant
+    /// one. Returns whether it was kept.
+    pub fn offer_password(&mut self, secret: PasswordSecret, from: &Membership) -> bool {
+        let Some(policy) = self.state.properties().password.as_ref() else {
+            return false;
+        };
+        let from_creator = from.subject == self.state.properties().creator_peer_name;
+        let may_admit = from.role.can_grant(policy.role);
+        if from_creator || (may_admit && self.state.password_secret().is_none()) {
+            self.remember_password(secret)
+        } else {
+            false
+        }
     }
 
     /// Adopts a credential chain for the local member presented by a
@@ -435,7 +519,38 @@ where
     /// When to feed [`Input::Timeout`] next, if the session waits for a time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.connect.as_ref().map(|c| c.deadline.min(c.next_find))
+        let connect = self.connect.as_ref().map(|c| c.deadline.min(c.next_find));
+        let holds = (self.authorizer.held() > 0).then_some(self.next_hold_check);
+        match (connect, holds) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Tells the session which member identity `peer` authenticated as
+    /// (before or with [`Input::NeighborUp`]): its held records count
+    /// against that member's share.
+    pub fn neighbor_member(&mut self, peer: P, member: PeerName) {
+        self.neighbor_members.insert(peer, member);
+    }
+
+    fn holder(&self, peer: &P) -> Holder<P> {
+        match self.neighbor_members.get(peer) {
+            Some(member) => Holder::Member(member.clone()),
+            None => Holder::Peer(peer.clone()),
+        }
+    }
+
+    /// Drops held records that expired or waited [`crate::HOLD_TTL`]; their gossip
+    /// messages are reported as ignored.
+    pub(super) fn expire_holds(&mut self, now: Timestamp) {
+        if now < self.next_hold_check {
+            return;
+        }
+        self.next_hold_check = now.saturating_add(HOLD_CHECK_INTERVAL);
+        for record in self.authorizer.expire_held(now) {
+            self.report_held(validate::envelope_hash(record.as_bytes()), Reason::Expired);
+        }
     }
 
     // ----- helpers -----------------------------------------------------------------

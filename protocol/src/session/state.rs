@@ -52,9 +52,14 @@ impl GroupState {
         self.member == self.properties().creator_peer_name
     }
 
-    /// The newest data key, which seals what this member publishes.
+    /// The data key that seals what this member publishes: the one the
+    /// creator committed to in the properties (the newest held, for a group
+    /// from before key commitments).
     pub fn current_key(&self) -> Option<&GroupKey> {
-        self.keys.iter().max_by_key(|k| k.epoch())
+        match self.properties().key_commitment {
+            Some(c) => self.key(c.epoch),
+            None => self.keys.iter().max_by_key(|k| k.epoch()),
+        }
     }
 
     /// The password secret of the group's current password policy, if this

@@ -226,9 +226,10 @@ where
         // A peer may have only so many records waiting for memberships:
         // past its share, its records are not held (checked only then, as it
         // costs an authorization).
-        let source = origin.peer().cloned();
-        if let Some(peer) = &source
-            && self.held_by_peer.get(peer).copied().unwrap_or(0) >= MAX_HELD_PER_PEER
+        let source = origin.peer().map(|p| self.holder(p));
+        if let Some(holder) = &source
+            && !self.held_sources.contains_key(&hash)
+            && self.held_by_peer.get(holder).copied().unwrap_or(0) >= MAX_HELD_PER_PEER
             && self.authorizer.check(&record).is_err_and(|e| !e.is_final())
         {
             return Judged::Refused(Reason::HoldFull);
@@ -236,7 +237,12 @@ where
         let mut own = Judged::Refused(Reason::Invalid(Error::InvalidRecord(
             "the authorizer gave no verdict".into(),
         )));
-        for (i, verdict) in self.authorizer.handle(record).into_iter().enumerate() {
+        for (i, verdict) in self
+            .authorizer
+            .handle_at(record, now)
+            .into_iter()
+            .enumerate()
+        {
             match verdict {
                 Verdict::Accepted(accepted) => {
                     if i == 0 {
@@ -255,10 +261,13 @@ where
                             .or_default()
                             .push((source.clone(), message.clone()));
                     }
-                    if let Some(peer) = &source {
-                        let count = self.held_by_peer.entry(peer.clone()).or_default();
+                    // Counted once per envelope, against its first holder.
+                    if let Some(holder) = &source
+                        && !self.held_sources.contains_key(&hash)
+                    {
+                        let count = self.held_by_peer.entry(holder.clone()).or_default();
                         *count = count.saturating_add(1);
-                        self.held_sources.insert(hash, peer.clone());
+                        self.held_sources.insert(hash, holder.clone());
                     }
                     own = Judged::Held;
                 }
@@ -279,7 +288,7 @@ where
 
     /// Reports the verdict of every gossip message held for the envelope
     /// `hash`, and releases the sending peer's share of the hold.
-    fn report_held(&mut self, hash: [u8; 32], reason: Reason) {
+    pub(super) fn report_held(&mut self, hash: [u8; 32], reason: Reason) {
         if let Some(peer) = self.held_sources.remove(&hash)
             && let Some(count) = self.held_by_peer.get_mut(&peer)
         {
@@ -415,7 +424,10 @@ where
             Input::Merged(outcomes) => self.on_merged(outcomes, now),
             Input::MergeFailed { records, .. } => self.on_merge_failed(records),
             Input::Expired(outcomes) => self.on_expired(outcomes),
-            Input::Timeout => self.on_timeout(now),
+            Input::Timeout => {
+                self.expire_holds(now);
+                self.on_timeout(now);
+            }
         }
     }
 

@@ -11,6 +11,7 @@ mod password;
 mod peer_name;
 mod reconcile;
 mod record;
+mod secure;
 mod session;
 mod sim;
 mod store;
