@@ -161,12 +161,16 @@ async fn an_identity_without_credential_is_refused_and_learns_nothing() {
     .await;
     // Back again, straight to the sync protocol: refused.
     raw.swarm.dial(addrs[0].clone()).unwrap();
+    let empty = std::collections::BTreeMap::new();
+    let query = peergroup::protocol::reconcile::start(&peergroup::protocol::reconcile::Set::new(
+        &empty,
+        now(),
+    ));
     raw.swarm.behaviour_mut().sync.send_request(
         &creator_peer,
-        sync::Request {
+        sync::Request::Reconcile {
             group: group.clone(),
-            record_type: None,
-            after: None,
+            queries: vec![query],
         },
     );
     raw.until(10, "a sync answer", |r| !r.seen.sync_responses.is_empty())
@@ -330,19 +334,18 @@ async fn an_outsider_cannot_serve_a_joiners_copy() {
     spy.authenticate_with(creator_peer, &addrs).await;
     spy.swarm.behaviour_mut().sync.send_request(
         &creator_peer,
-        sync::Request {
+        sync::Request::Fetch {
             group: group.clone(),
-            record_type: None,
-            after: None,
+            ids: vec![doomed],
+            max_bytes: 1 << 20,
         },
     );
-    spy.until(10, "a page", |r| !r.seen.sync_responses.is_empty())
+    spy.until(10, "the records", |r| !r.seen.sync_responses.is_empty())
         .await;
-    let Some(sync::Response::Page {
+    let Some(sync::Response::Records {
         properties,
         records,
-        last,
-        ..
+        considered,
     }) = spy.seen.sync_responses.pop()
     else {
         panic!("the spy was refused")
@@ -363,11 +366,10 @@ async fn an_outsider_cannot_serve_a_joiners_copy() {
         Some(outsider),
     )
     .await;
-    raw.sync_answer = Some(sync::Response::Page {
+    raw.sync_answer = Some(sync::Response::Records {
         properties,
         records: stale,
-        last,
-        done: true,
+        considered,
     });
     let topic = raw.topic();
     raw.swarm

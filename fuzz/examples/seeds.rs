@@ -22,7 +22,7 @@ use peergroup_protocol::{
     issue_credential, membership_record,
     messages::{self, auth, password, sync},
     open, seal,
-    testing::{NOTE, T0, add, delete, identity, rid, update},
+    testing::{NOTE, T0, add, delete, identity, update},
     unwrap_key, unwrap_password_secret, wrap_key, wrap_password_secret,
 };
 use rand::{SeedableRng, rngs::StdRng};
@@ -298,21 +298,25 @@ fn main() {
     }
 
     // First-connect copy messages.
+    // Synchronization: reconciliation of the fuzz target's fixed set
+    // against an empty one, and a fetch.
+    let empty = std::collections::BTreeMap::new();
+    let empty_set = peergroup_protocol::reconcile::Set::new(&empty, NOW);
+    let first_query = peergroup_protocol::reconcile::start(&empty_set);
     let sync_requests = [
         (
-            "request-first",
-            sync::Request {
+            "reconcile",
+            sync::Request::Reconcile {
                 group: group.clone(),
-                record_type: None,
-                after: None,
+                queries: vec![first_query.clone()],
             },
         ),
         (
-            "request-next",
-            sync::Request {
+            "fetch",
+            sync::Request::Fetch {
                 group: group.clone(),
-                record_type: Some(NOTE),
-                after: Some(rid(&f.member, 1)),
+                ids: records.iter().map(|(_, r)| r.record().id).collect(),
+                max_bytes: 1 << 20,
             },
         ),
     ];
@@ -321,24 +325,30 @@ fn main() {
     }
     let sync_responses = [
         (
-            "page",
-            sync::Response::Page {
+            "reconciled",
+            sync::Response::Reconciled {
+                properties: f.properties.as_bytes().to_vec().into(),
+                answers: vec![
+                    peergroup_protocol::reconcile::Answer::Equal,
+                    peergroup_protocol::reconcile::Answer::Items(
+                        peergroup_protocol::reconcile::pack(std::iter::empty()),
+                    ),
+                    peergroup_protocol::reconcile::Answer::Split(vec![(
+                        first_query.range,
+                        first_query.summary,
+                    )]),
+                ],
+            },
+        ),
+        (
+            "records",
+            sync::Response::Records {
                 properties: f.properties.as_bytes().to_vec().into(),
                 records: records
                     .iter()
                     .map(|(_, r)| r.as_bytes().to_vec().into())
                     .collect(),
-                last: Some(membership.record().id),
-                done: false,
-            },
-        ),
-        (
-            "page-empty",
-            sync::Response::Page {
-                properties: f.properties.as_bytes().to_vec().into(),
-                records: Vec::new(),
-                last: None,
-                done: true,
+                considered: records.len() as u32,
             },
         ),
         (

@@ -13,7 +13,7 @@ use peergroup_protocol::{
     Digest, Error, GroupKey, GroupProperties, GroupSpec, Identity, IdentityInfo, InvitationInfo,
     Membership, NewRecord, PasswordPolicy, PasswordSecret, PeerName, Record, RecordId, RecordType,
     Role, Scheme, Signed, Timestamp, check_password,
-    session::{Lifecycle, Status},
+    session::{Lifecycle, Status, SyncStatus},
 };
 use rand::RngExt as _;
 use serde::{Deserialize, Serialize};
@@ -340,6 +340,12 @@ impl Behaviour {
     /// `PeerGroupGetStatus`: listening, has connections, ready.
     pub fn status(&self, group: &PeerName) -> Result<Status, NodeError> {
         Ok(self.groups.get(group)?.status()?)
+    }
+
+    /// The group's synchronizations: those in progress (with the records
+    /// received and expected) and when each neighbour last completed one.
+    pub fn sync_status(&self, group: &PeerName) -> Result<SyncStatus<PeerId>, NodeError> {
+        Ok(self.groups.get(group)?.sync_status())
     }
 
     /// `PeerGroupEnumConnections`: the group's neighbours.

@@ -86,6 +86,19 @@ pub enum Event {
         /// Why.
         reason: Error,
     },
+    /// A synchronization with a neighbour brought records (one event per
+    /// fetched batch): for progress bars while a group joins.
+    SyncProgress {
+        /// The group.
+        group: PeerName,
+        /// The neighbour.
+        peer: PeerId,
+        /// Records received from it so far in this synchronization.
+        received: u64,
+        /// The records expected in all (an estimate until reconciliation
+        /// ends; for a first synchronization, at least the neighbour's count).
+        estimated_total: u64,
+    },
     /// A peer failed group authentication (or its credential expired): it
     /// is not a neighbour, and the connection is closed unless it is a
     /// member of another of our groups.
@@ -122,6 +135,7 @@ impl Event {
             | Event::MemberChanged { group, .. }
             | Event::NeighborConnection { group, .. }
             | Event::ConnectionFailed { group, .. }
+            | Event::SyncProgress { group, .. }
             | Event::AuthenticationFailed { group, .. } => Some(group),
             Event::OperationCompleted { .. } | Event::StoreFailed { .. } => None,
         }
@@ -167,6 +181,17 @@ impl From<session::Event<PeerId>> for Event {
             session::Event::ConnectionFailed { group, reason } => {
                 Event::ConnectionFailed { group, reason }
             }
+            session::Event::SyncProgress {
+                group,
+                peer,
+                received,
+                estimated_total,
+            } => Event::SyncProgress {
+                group,
+                peer,
+                received,
+                estimated_total,
+            },
         }
     }
 }

@@ -117,8 +117,8 @@ pub(crate) enum WriteFor {
 pub(crate) enum VerifyFor {
     /// Gossip messages, one per envelope of the job.
     Gossip(Vec<GossipRef>),
-    /// Chunk `index` of a synchronization page being assembled.
-    Page { page: u64, index: usize },
+    /// Chunk `index` of a synchronization fetch being assembled.
+    Fetch { fetch: u64, index: usize },
 }
 
 /// A gossip message waiting for its envelope's verification.
@@ -139,18 +139,17 @@ pub(crate) struct PendingMerge {
     pub(crate) splits: Vec<usize>,
 }
 
-/// A synchronization page whose chunks are being verified.
+/// Records fetched in a synchronization whose chunks are being verified.
 #[derive(Debug)]
-pub(crate) struct PageAssembly {
+pub(crate) struct FetchAssembly {
     pub(crate) group: PeerName,
     pub(crate) peer: PeerId,
     pub(crate) properties: Option<Result<SignedProperties, Error>>,
     pub(crate) chunks: Vec<Option<Vec<Result<SignedRecord, Error>>>>,
-    pub(crate) last: Option<RecordId>,
-    pub(crate) done: bool,
+    pub(crate) considered: usize,
 }
 
-/// A page read being served to another member.
+/// A fetch read being served to another member.
 #[derive(Debug)]
 pub(crate) struct Serving {
     pub(crate) channel: ResponseChannel<sync::Response>,
@@ -176,7 +175,7 @@ pub struct Stats {
     /// Peers disconnected because their gossipsub score fell below the
     /// graylist threshold.
     pub graylisted: u64,
-    /// Invalid records or pages served by neighbours during a copy.
+    /// Neighbours cut off for serving invalid synchronization data.
     pub misbehaved: u64,
     /// Password checks this member ran that failed (each an online guess;
     /// each also raised [`Event::AuthenticationFailed`]).
@@ -206,8 +205,8 @@ pub struct Behaviour {
     pub(crate) gossip_batch: Vec<(Vec<u8>, GossipRef)>,
     /// Merges asked for this poll round, written as one job per group.
     pub(crate) merge_batch: Vec<PendingMerge>,
-    pub(crate) pages: HashMap<u64, PageAssembly>,
-    pub(crate) next_page: u64,
+    pub(crate) fetches: HashMap<u64, FetchAssembly>,
+    pub(crate) next_fetch: u64,
     pub(crate) requests: HashMap<OutboundRequestId, (PeerName, PeerId)>,
     pub(crate) serving: HashMap<u64, Serving>,
     pub(crate) connects: HashMap<PeerName, Vec<OperationId>>,
@@ -326,8 +325,8 @@ impl Behaviour {
             verify_outbox: VecDeque::new(),
             gossip_batch: Vec::new(),
             merge_batch: Vec::new(),
-            pages: HashMap::new(),
-            next_page: 0,
+            fetches: HashMap::new(),
+            next_fetch: 0,
             requests: HashMap::new(),
             serving: HashMap::new(),
             connects: HashMap::new(),
@@ -446,13 +445,20 @@ impl Behaviour {
                 reason,
             } => self.report_verdict(group, source, &message, &reason),
             Output::PeerMisbehaved { peer, reason } => {
-                // Only authenticated members serve pages, from stores they
-                // verified: a fault here is a broken or dishonest member.
-                // The session decides whether the copy moves on; the
-                // member stays a neighbour, as it may still relay good
-                // gossip, and its gossip is scored like anyone's.
+                // Only authenticated members serve synchronizations, from
+                // stores they verified: forged, unauthorized or wrong-group
+                // records, answers no honest reconciliation gives, records
+                // not asked for are a broken or dishonest member. It is cut
+                // off from the group (`AuthenticationFailed`, graylisted and
+                // disconnected unless it is a neighbour in another group);
+                // nothing invalid it sent was stored.
                 self.stats.misbehaved = self.stats.misbehaved.saturating_add(1);
-                tracing::warn!(%group, %peer, %reason, "a neighbour served invalid data");
+                tracing::warn!(%group, %peer, %reason, "a neighbour served data no honest member sends: cutting it off");
+                self.auth_failed(
+                    group,
+                    peer,
+                    Error::NotAuthorized(format!("served invalid synchronization data: {reason}")),
+                );
             }
             Output::Merge(records) => {
                 if local {
@@ -466,7 +472,7 @@ impl Behaviour {
             Output::Persist(state) => {
                 self.queue_write(Some(WriteOp::SaveGroup(state)), WriteFor::Other)
             }
-            Output::RequestPage { peer, request } => self.request_page(group, peer, request),
+            Output::SyncRequest { peer, request } => self.request_sync(group, peer, request),
             Output::StartProviding => self.start_providing(group),
             Output::StopProviding => self.stop_providing(group),
             Output::FindMembers => self.find_members(group),

@@ -126,7 +126,7 @@ impl Behaviour {
                 };
                 self.on_written(purpose, op, result);
             }
-            Completion::Read { tag, result } => self.on_page_read(tag, result),
+            Completion::Read { tag, result } => self.on_fetch_read(tag, result),
         }
     }
 
@@ -251,7 +251,7 @@ impl Behaviour {
             }
             Err(envelopes) => match purpose {
                 VerifyFor::Gossip(_) => self.verify_busy(purpose),
-                VerifyFor::Page { .. } => self.verify_outbox.push_back((envelopes, purpose)),
+                VerifyFor::Fetch { .. } => self.verify_outbox.push_back((envelopes, purpose)),
             },
         }
     }
@@ -314,7 +314,9 @@ impl Behaviour {
                     );
                 }
             }
-            VerifyFor::Page { page, index } => self.on_page_chunk(page, index, verified.results),
+            VerifyFor::Fetch { fetch, index } => {
+                self.on_fetch_chunk(fetch, index, verified.results)
+            }
         }
     }
 }

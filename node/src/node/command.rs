@@ -6,7 +6,8 @@
 use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{
     Digest, GroupProperties, GroupSpec, Identity, IdentityInfo, Keypair, Membership, NewRecord,
-    PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp, session::Status,
+    PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp,
+    session::{Status, SyncStatus},
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -143,6 +144,11 @@ pub enum Request {
         /// The group.
         group: PeerName,
     },
+    /// The group's synchronizations.
+    SyncStatus {
+        /// The group.
+        group: PeerName,
+    },
     /// `PeerGroupEnumConnections`.
     Connections {
         /// The group.
@@ -256,6 +262,8 @@ pub enum Response {
     Groups(Vec<GroupEntry>),
     /// A group's status.
     Status(Status),
+    /// Synchronizations of a group.
+    Sync(SyncStatus<PeerId>),
     /// Neighbours.
     Peers(Vec<PeerId>),
     /// Group properties.
@@ -425,6 +433,9 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
             durable(behaviour, r)
         }
         Request::Status { group } => Outcome::Now(behaviour.status(&group).map(Response::Status)),
+        Request::SyncStatus { group } => {
+            Outcome::Now(behaviour.sync_status(&group).map(Response::Sync))
+        }
         Request::Connections { group } => {
             Outcome::Now(behaviour.connections(&group).map(Response::Peers))
         }

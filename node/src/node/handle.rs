@@ -3,7 +3,8 @@
 use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{
     Digest, GroupProperties, GroupSpec, Identity, IdentityInfo, Membership, NewRecord, PeerName,
-    Record, RecordId, RecordType, Role, Signed, Timestamp, session::Status,
+    Record, RecordId, RecordType, Role, Signed, Timestamp,
+    session::{Status, SyncStatus},
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -196,6 +197,15 @@ impl Handle {
             group: group.clone(),
         };
         expect!(self.request(request).await?, Status)
+    }
+
+    /// The group's synchronizations: those in progress and when each
+    /// neighbour last completed one.
+    pub async fn sync_status(&self, group: &PeerName) -> Result<SyncStatus<PeerId>, Error> {
+        let request = Request::SyncStatus {
+            group: group.clone(),
+        };
+        expect!(self.request(request).await?, Sync)
     }
 
     /// `PeerGroupEnumConnections`: the group's neighbours.

@@ -31,6 +31,8 @@ pub enum EventKind {
     NeighborConnection,
     /// [`Event::ConnectionFailed`].
     ConnectionFailed,
+    /// [`Event::SyncProgress`].
+    SyncProgress,
     /// [`Event::AuthenticationFailed`].
     AuthenticationFailed,
     /// [`Event::OperationCompleted`] (the node consumes these itself).
@@ -49,6 +51,7 @@ impl Event {
             Event::MemberChanged { .. } => EventKind::MemberChanged,
             Event::NeighborConnection { .. } => EventKind::NeighborConnection,
             Event::ConnectionFailed { .. } => EventKind::ConnectionFailed,
+            Event::SyncProgress { .. } => EventKind::SyncProgress,
             Event::AuthenticationFailed { .. } => EventKind::AuthenticationFailed,
             Event::OperationCompleted { .. } => EventKind::OperationCompleted,
             Event::StoreFailed { .. } => EventKind::StoreFailed,

@@ -10,7 +10,7 @@ use peergroup_protocol::{
 };
 use sha2::{Digest as _, Sha256};
 
-use super::redb::RawPage;
+use super::redb::{RawPage, RawRecords};
 
 /// One write of a batch that [`Backend::apply`] commits in one transaction.
 #[derive(Debug, Clone)]
@@ -73,6 +73,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
         max_bytes: usize,
     ) -> Result<RawPage, StoreError>;
+
+    /// The envelopes of `ids` in `group` that are stored, in request order,
+    /// until about `max_bytes` (at least one when any is stored): a fetch
+    /// to serve.
+    fn envelopes_of(
+        &self,
+        group: &PeerName,
+        ids: &[RecordId],
+        max_bytes: usize,
+    ) -> Result<RawRecords, StoreError>;
 
     /// Every record id of `group` with its version and envelope hash.
     fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError>;
@@ -192,6 +202,28 @@ impl Backend for MemoryBackend {
             page.envelopes.push(record.into_bytes());
         }
         Ok(page)
+    }
+
+    fn envelopes_of(
+        &self,
+        group: &PeerName,
+        ids: &[RecordId],
+        max_bytes: usize,
+    ) -> Result<RawRecords, StoreError> {
+        let memory = self.read();
+        let mut out = RawRecords::default();
+        let mut bytes = 0usize;
+        for id in ids {
+            if bytes >= max_bytes && !out.envelopes.is_empty() {
+                break;
+            }
+            out.considered = out.considered.saturating_add(1);
+            if let Some(record) = memory.store.get(group, id)? {
+                bytes = bytes.saturating_add(record.as_bytes().len());
+                out.envelopes.push(record.into_bytes());
+            }
+        }
+        Ok(out)
     }
 
     fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {

@@ -32,12 +32,12 @@ use std::{
     thread::JoinHandle,
 };
 
-use peergroup_protocol::{PeerName, RecordId, RecordType, StoreError};
+use peergroup_protocol::{PeerName, RecordId, StoreError};
 use tokio::sync::mpsc as async_mpsc;
 
 pub use self::{
     backend::{Applied, Backend, MemoryBackend, WriteOp},
-    redb::{AccessError, FILE_NAME, OpenError, RawPage, RedbStore, decode_records},
+    redb::{AccessError, FILE_NAME, OpenError, RawPage, RawRecords, RedbStore, decode_records},
 };
 
 /// How many writes may wait for the writer. Each carries up to a page of
@@ -54,18 +54,14 @@ pub const DONE_QUEUE: usize = 1024;
 /// wait for the next commit.
 pub const MAX_BATCH_RECORDS: usize = 8192;
 
-/// A read of one page of envelopes, to serve a synchronization request.
+/// A read of the envelopes of some records, to serve a synchronization fetch.
 #[derive(Debug, Clone)]
-pub struct PageRead {
+pub struct FetchRead {
     /// The group.
     pub group: PeerName,
-    /// Only records of this type.
-    pub record_type: Option<RecordType>,
-    /// Records with ids above this one.
-    pub after: Option<RecordId>,
-    /// At most this many records.
-    pub limit: usize,
-    /// At most about this many envelope bytes.
+    /// The records, in the order to send them.
+    pub ids: Vec<RecordId>,
+    /// At most about this many envelope bytes (at least one record).
     pub max_bytes: usize,
 }
 
@@ -99,12 +95,12 @@ pub enum Completion {
         /// What it did.
         result: Result<Applied, StorageError>,
     },
-    /// A page read finished.
+    /// A fetch read finished.
     Read {
         /// The tag [`Storage::read`] returned.
         tag: u64,
-        /// The page.
-        result: Result<RawPage, StorageError>,
+        /// The envelopes.
+        result: Result<RawRecords, StorageError>,
     },
 }
 
@@ -117,7 +113,7 @@ struct WriteJob {
 
 struct ReadJob {
     tag: u64,
-    read: PageRead,
+    read: FetchRead,
 }
 
 /// The storage handle: the shared backend, the two queues, and the
@@ -201,8 +197,8 @@ impl Storage {
         }
     }
 
-    /// Queues a page read; returns its tag, or the read back.
-    pub fn read(&mut self, read: PageRead) -> Result<u64, Rejected<PageRead>> {
+    /// Queues a fetch read; returns its tag, or the read back.
+    pub fn read(&mut self, read: FetchRead) -> Result<u64, Rejected<FetchRead>> {
         let tag = self.tag();
         let Some(reads) = &self.reads else {
             return Err(Rejected::Closed(read));
@@ -298,13 +294,7 @@ fn read_loop(
 ) {
     while let Ok(ReadJob { tag, read }) = jobs.recv() {
         let result = backend
-            .envelopes(
-                &read.group,
-                read.record_type,
-                read.after,
-                read.limit,
-                read.max_bytes,
-            )
+            .envelopes_of(&read.group, &read.ids, read.max_bytes)
             .map_err(StorageError::from);
         if done
             .blocking_send(Completion::Read { tag, result })
@@ -326,7 +316,7 @@ mod tests {
 
     use futures::task::noop_waker_ref;
     use peergroup_protocol::{
-        Change, Digest, Identity, SignedRecord,
+        Change, Digest, Identity, RecordType, SignedRecord,
         session::{GroupState, Version},
         testing::{T0, add, group_of, identity},
     };
@@ -386,6 +376,14 @@ mod tests {
         ) -> Result<RawPage, StoreError> {
             self.inner
                 .envelopes(group, record_type, after, limit, max_bytes)
+        }
+        fn envelopes_of(
+            &self,
+            group: &PeerName,
+            ids: &[RecordId],
+            max_bytes: usize,
+        ) -> Result<RawRecords, StoreError> {
+            self.inner.envelopes_of(group, ids, max_bytes)
         }
         fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {
             self.inner.versions(group)
@@ -546,7 +544,7 @@ mod tests {
     }
 
     #[test]
-    fn pages_are_read_beside_the_writer() {
+    fn fetches_are_read_beside_the_writer() {
         let probe = Arc::new(Probe::default());
         let batch = records(5);
         probe.inner.apply(&[WriteOp::Merge(batch.clone())]).unwrap();
@@ -555,21 +553,20 @@ mod tests {
         // The writer is stuck in a transaction; a page read still completes.
         storage.write(Some(WriteOp::Expire(T0))).unwrap();
         let group = batch[0].record().group.clone();
+        let ids: Vec<_> = batch.iter().take(3).map(|r| r.record().id).collect();
         let tag = storage
-            .read(PageRead {
+            .read(FetchRead {
                 group,
-                record_type: None,
-                after: None,
-                limit: 3,
+                ids,
                 max_bytes: 1 << 20,
             })
             .unwrap();
         match next(&mut storage) {
             Completion::Read { tag: t, result } => {
                 assert_eq!(t, tag);
-                let page = result.unwrap();
-                assert_eq!(page.envelopes.len(), 3);
-                assert!(!page.done);
+                let read = result.unwrap();
+                assert_eq!(read.envelopes.len(), 3);
+                assert_eq!(read.considered, 3);
             }
             Completion::Written { .. } => panic!("the writer is held"),
         }

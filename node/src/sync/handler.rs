@@ -1,44 +1,52 @@
-//! The behaviour's side of the first-connect copy: asking authenticated
-//! neighbours for pages, serving them to authenticated members from the storage reader, and turning
-//! received pages into session input once the verify pool has checked every
-//! envelope.
+//! The behaviour's side of synchronization: sending a session's requests
+//! to authenticated neighbours, answering theirs (reconciliation from the
+//! session's index, fetches from the storage reader), and turning fetched
+//! records into session input once the verify pool has checked them.
 
 use libp2p::{
     PeerId,
-    request_response::{self, Message},
+    request_response::{self, Message, OutboundFailure},
 };
 use peergroup_protocol::{
     Error, PeerName, SignedProperties, SignedRecord,
-    session::{Input, Page, PageRequest},
+    session::{Fetched, Input, SyncRequest},
 };
 use serde_bytes::ByteBuf;
 
 use crate::{
-    behaviour::{Behaviour, MAX_SERVING, PageAssembly, Serving, VerifyFor},
-    storage::{PageRead, RawPage, Rejected, StorageError},
-    sync::{PAGE_BYTES, PAGE_RECORDS, Request, Response},
+    behaviour::{Behaviour, FetchAssembly, MAX_SERVING, Serving, VerifyFor},
+    storage::{FetchRead, RawRecords, Rejected, StorageError},
+    sync::{MAX_FETCH_BYTES, Request, Response},
     verify::CHUNK,
 };
 
 impl Behaviour {
-    /// Sends `peer` a page request for `group` on behalf of its session.
-    pub(crate) fn request_page(&mut self, group: &PeerName, peer: PeerId, request: PageRequest) {
+    /// Sends `peer` a synchronization request for `group` on behalf of its
+    /// session.
+    pub(crate) fn request_sync(&mut self, group: &PeerName, peer: PeerId, request: SyncRequest) {
         if !self.auth.is_member(group, &peer) {
             // The session asks only neighbours, which are authenticated; one
             // whose credential lapsed since is asked nothing.
             self.handle(
                 group,
-                Input::PageFailed {
+                Input::SyncFailed {
                     peer,
                     reason: "not an authenticated member".into(),
+                    timed_out: false,
                 },
             );
             return;
         }
-        let message = Request {
-            group: group.clone(),
-            record_type: request.record_type,
-            after: request.after,
+        let message = match request {
+            SyncRequest::Reconcile(queries) => Request::Reconcile {
+                group: group.clone(),
+                queries,
+            },
+            SyncRequest::Fetch { ids, max_bytes } => Request::Fetch {
+                group: group.clone(),
+                ids,
+                max_bytes: max_bytes.min(MAX_FETCH_BYTES),
+            },
         };
         let id = self.inner.sync.send_request(&peer, message);
         self.requests.insert(id, (group.clone(), peer));
@@ -67,11 +75,13 @@ impl Behaviour {
             } => {
                 tracing::debug!(%peer, %error, "sync request failed");
                 if let Some((group, peer)) = self.requests.remove(&request_id) {
+                    let timed_out = matches!(error, OutboundFailure::Timeout);
                     self.handle(
                         &group,
-                        Input::PageFailed {
+                        Input::SyncFailed {
                             peer,
                             reason: error.to_string(),
+                            timed_out,
                         },
                     );
                 }
@@ -81,57 +91,89 @@ impl Behaviour {
         }
     }
 
-    /// Serves a page to a member: checks the group and the requester's
-    /// proof, then reads the page on the storage reader.
+    /// Serves a member: reconciliation answers come from the session's
+    /// index at once; fetches are read on the storage reader.
     fn serve(
         &mut self,
         peer: PeerId,
         request: Request,
         channel: request_response::ResponseChannel<Response>,
     ) {
-        let member = self.auth.is_member(&request.group, &peer);
-        let checked = self.groups.get(&request.group).and_then(|session| {
+        let group = match &request {
+            Request::Reconcile { group, .. } | Request::Fetch { group, .. } => group.clone(),
+        };
+        let member = self.auth.is_member(&group, &peer);
+        let now = self.now();
+        let checked = self.groups.get(&group).and_then(|session| {
             session.check_ready()?;
             if !member {
                 return Err(Error::NotAuthorized(
                     "not an authenticated member of the group on this connection".into(),
                 ));
             }
-            Ok(session.state().properties.as_bytes().to_vec())
+            Ok(())
         });
-        let properties = match checked {
-            Ok(properties) => properties,
-            Err(e) => {
-                tracing::debug!(%peer, group = %request.group, error = %e, "sync request refused");
-                self.refuse(channel, e.to_string());
-                return;
-            }
-        };
-        if self.serving.len() >= MAX_SERVING {
-            self.stats.refused_busy = self.stats.refused_busy.saturating_add(1);
-            self.refuse(channel, "busy: try again later".into());
+        if let Err(e) = checked {
+            tracing::debug!(%peer, %group, error = %e, "sync request refused");
+            self.refuse(channel, e.name().into());
             return;
         }
-        let read = PageRead {
-            group: request.group,
-            record_type: request.record_type,
-            after: request.after,
-            limit: PAGE_RECORDS,
-            max_bytes: PAGE_BYTES,
-        };
-        match self.storage.read(read) {
-            Ok(tag) => {
-                self.serving.insert(
-                    tag,
-                    Serving {
-                        channel,
-                        properties,
-                    },
-                );
+        match request {
+            Request::Reconcile { queries, .. } => {
+                let answers = self.groups.get(&group).and_then(|session| {
+                    let answers = session.answer_reconcile(&queries, now)?;
+                    Ok((session.state().properties.as_bytes().to_vec(), answers))
+                });
+                match answers {
+                    Ok((properties, answers)) => {
+                        let response = Response::Reconciled {
+                            properties: ByteBuf::from(properties),
+                            answers,
+                        };
+                        if self.inner.sync.send_response(channel, response).is_err() {
+                            tracing::debug!("sync answer not sent: the requester is gone");
+                        }
+                    }
+                    Err(e) => self.refuse(channel, e.name().into()),
+                }
             }
-            Err(Rejected::Full(_) | Rejected::Closed(_)) => {
-                self.stats.refused_busy = self.stats.refused_busy.saturating_add(1);
-                self.refuse(channel, "busy: try again later".into());
+            Request::Fetch { ids, max_bytes, .. } => {
+                if ids.len() > peergroup_protocol::session::FETCH_IDS {
+                    self.refuse(channel, "too many ids".into());
+                    return;
+                }
+                let properties = match self.groups.get(&group) {
+                    Ok(session) => session.state().properties.as_bytes().to_vec(),
+                    Err(e) => {
+                        self.refuse(channel, e.name().into());
+                        return;
+                    }
+                };
+                if self.serving.len() >= MAX_SERVING {
+                    self.stats.refused_busy = self.stats.refused_busy.saturating_add(1);
+                    self.refuse(channel, "busy: try again later".into());
+                    return;
+                }
+                let read = FetchRead {
+                    group,
+                    ids,
+                    max_bytes: max_bytes.min(MAX_FETCH_BYTES) as usize,
+                };
+                match self.storage.read(read) {
+                    Ok(tag) => {
+                        self.serving.insert(
+                            tag,
+                            Serving {
+                                channel,
+                                properties,
+                            },
+                        );
+                    }
+                    Err(Rejected::Full(_) | Rejected::Closed(_)) => {
+                        self.stats.refused_busy = self.stats.refused_busy.saturating_add(1);
+                        self.refuse(channel, "busy: try again later".into());
+                    }
+                }
             }
         }
     }
@@ -147,8 +189,8 @@ impl Behaviour {
         }
     }
 
-    /// A page read for a request being served.
-    pub(crate) fn on_page_read(&mut self, tag: u64, result: Result<RawPage, StorageError>) {
+    /// Envelopes read for a fetch being served.
+    pub(crate) fn on_fetch_read(&mut self, tag: u64, result: Result<RawRecords, StorageError>) {
         let Some(Serving {
             channel,
             properties,
@@ -157,14 +199,13 @@ impl Behaviour {
             return;
         };
         let response = match result {
-            Ok(page) => Response::Page {
+            Ok(read) => Response::Records {
                 properties: ByteBuf::from(properties),
-                records: page.envelopes.into_iter().map(ByteBuf::from).collect(),
-                last: page.last,
-                done: page.done,
+                records: read.envelopes.into_iter().map(ByteBuf::from).collect(),
+                considered: u32::try_from(read.considered).unwrap_or(u32::MAX),
             },
             Err(e) => {
-                tracing::error!(error = %e, "cannot read a page to serve");
+                tracing::error!(error = %e, "cannot read records to serve");
                 Response::Refused {
                     reason: "the server's store failed".into(),
                 }
@@ -175,65 +216,86 @@ impl Behaviour {
         }
     }
 
-    /// A response to one of our requests: a page goes to the verify pool in
-    /// chunks; a refusal ends this copy attempt.
+    /// A response to one of our requests: reconciliation answers go to the
+    /// session; fetched records to the verify pool in chunks first.
     fn on_response(&mut self, group: PeerName, peer: PeerId, response: Response) {
         if !self.auth.is_member(&group, &peer) {
-            // Its authentication ended (expired, failed) while the page was
-            // on its way: nothing it sends counts.
+            // Its authentication ended (expired, failed) while the answer
+            // was on its way: nothing it sends counts.
             self.handle(
                 &group,
-                Input::PageFailed {
+                Input::SyncFailed {
                     peer,
                     reason: "no longer an authenticated member".into(),
+                    timed_out: false,
                 },
             );
             return;
         }
-        let (properties, records, last, done) = match response {
-            Response::Page {
+        let (properties, records, considered) = match response {
+            Response::Reconciled {
+                properties,
+                answers,
+            } => {
+                let properties = Some(SignedProperties::from_bytes(&properties));
+                self.handle(
+                    &group,
+                    Input::Reconciled {
+                        peer,
+                        properties,
+                        answers,
+                    },
+                );
+                return;
+            }
+            Response::Records {
                 properties,
                 records,
-                last,
-                done,
-            } => (properties, records, last, done),
+                considered,
+            } => (properties, records, considered),
             Response::Refused { reason } => {
                 tracing::debug!(%peer, %group, %reason, "sync refused");
-                self.handle(&group, Input::PageFailed { peer, reason });
+                self.handle(
+                    &group,
+                    Input::SyncFailed {
+                        peer,
+                        reason,
+                        timed_out: false,
+                    },
+                );
                 return;
             }
         };
         let properties = Some(SignedProperties::from_bytes(&properties));
         let envelopes: Vec<Vec<u8>> = records.into_iter().map(ByteBuf::into_vec).collect();
         let chunks: Vec<Vec<Vec<u8>>> = envelopes.chunks(CHUNK).map(<[_]>::to_vec).collect();
-        self.next_page = self.next_page.wrapping_add(1);
-        let page = self.next_page;
-        let assembly = PageAssembly {
+        self.next_fetch = self.next_fetch.wrapping_add(1);
+        let fetch = self.next_fetch;
+        let assembly = FetchAssembly {
             group: group.clone(),
             peer,
             properties,
             chunks: vec![None; chunks.len()],
-            last,
-            done,
+            considered: considered as usize,
         };
         if chunks.is_empty() {
-            self.page_verified(assembly);
+            self.fetch_verified(assembly);
             return;
         }
-        self.pages.insert(page, assembly);
+        self.fetches.insert(fetch, assembly);
         for (index, chunk) in chunks.into_iter().enumerate() {
-            self.queue_verify(chunk, VerifyFor::Page { page, index });
+            self.queue_verify(chunk, VerifyFor::Fetch { fetch, index });
         }
     }
 
-    /// One verified chunk of a page; the page goes to its session once all are in.
-    pub(crate) fn on_page_chunk(
+    /// One verified chunk of a fetch; the fetch goes to its session once all are in.
+    pub(crate) fn on_fetch_chunk(
         &mut self,
-        page: u64,
+        fetch: u64,
         index: usize,
         results: Vec<Result<SignedRecord, Error>>,
     ) {
-        let Some(assembly) = self.pages.get_mut(&page) else {
+        let Some(assembly) = self.fetches.get_mut(&fetch) else {
             return;
         };
         if let Some(slot) = assembly.chunks.get_mut(index) {
@@ -242,21 +304,20 @@ impl Behaviour {
         if assembly.chunks.iter().any(Option::is_none) {
             return;
         }
-        if let Some(assembly) = self.pages.remove(&page) {
-            self.page_verified(assembly);
+        if let Some(assembly) = self.fetches.remove(&fetch) {
+            self.fetch_verified(assembly);
         }
     }
 
-    fn page_verified(&mut self, assembly: PageAssembly) {
+    fn fetch_verified(&mut self, assembly: FetchAssembly) {
         let records = assembly.chunks.into_iter().flatten().flatten().collect();
         self.handle(
             &assembly.group,
-            Input::Page(Page {
+            Input::Fetched(Fetched {
                 peer: assembly.peer,
                 properties: assembly.properties,
                 records,
-                last: assembly.last,
-                done: assembly.done,
+                considered: assembly.considered,
             }),
         );
     }

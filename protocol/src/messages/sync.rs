@@ -1,62 +1,87 @@
-//! First-connect copy messages (`/peergroup/sync/3`): the protocol is
-//! described in the node's `sync` module and in `docs/design.md`.
+//! Synchronization messages (`/peergroup/sync/4`): range-based
+//! reconciliation ([`crate::reconcile`]) and fetching the records it finds
+//! missing. The protocol is described in the node's `sync` module and in
+//! `docs/design.md`.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::{
     peer_name::PeerName,
-    record::{RecordId, RecordType},
+    reconcile::{Answer, Query},
+    record::RecordId,
 };
 
-/// The most records in one page.
-pub const PAGE_RECORDS: usize = 512;
+/// The most envelope bytes a fetch may ask for (a response may exceed it by
+/// one record).
+pub const MAX_FETCH_BYTES: u32 = 4 * 1024 * 1024;
 
-/// The most envelope bytes in one page (a page may exceed it by one record).
-pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// The largest request accepted: [`crate::reconcile::MAX_QUERIES`] queries of about 60 bytes,
+/// or [`crate::session::FETCH_IDS`] ids of 17, with framing.
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 
-/// The largest request accepted (a request is under 200 bytes).
-pub const MAX_REQUEST_BYTES: u64 = 4 * 1024;
+/// The largest response accepted: a fetch of [`MAX_FETCH_BYTES`] plus one
+/// record of the largest size and framing, or the answers to
+/// [`crate::reconcile::MAX_QUERIES`] queries (at most 32 items of 36 bytes each).
+pub const MAX_RESPONSE_BYTES: u64 = 6 * 1024 * 1024;
 
-/// The largest response accepted: twice a full page ([`PAGE_BYTES`], which a
-/// page may exceed by one record) plus 1 MiB of framing.
-pub const MAX_RESPONSE_BYTES: u64 = 9 * 1024 * 1024;
-
-/// A page request.
+/// A synchronization request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Request {
-    /// The group.
-    #[serde(rename = "g")]
-    pub group: PeerName,
-    /// Only records of this type.
-    #[serde(rename = "t")]
-    pub record_type: Option<RecordType>,
-    /// Records with ids above this one.
-    #[serde(rename = "a")]
-    pub after: Option<RecordId>,
+pub enum Request {
+    /// Reconciliation queries over the requester's set.
+    #[serde(rename = "reconcile")]
+    Reconcile {
+        /// The group.
+        #[serde(rename = "g")]
+        group: PeerName,
+        /// At most [`crate::reconcile::MAX_QUERIES`] queries.
+        #[serde(rename = "q")]
+        queries: Vec<Query>,
+    },
+    /// The envelopes of these records.
+    #[serde(rename = "fetch")]
+    Fetch {
+        /// The group.
+        #[serde(rename = "g")]
+        group: PeerName,
+        /// At most [`crate::session::FETCH_IDS`] record ids, in the order to send them.
+        #[serde(rename = "i")]
+        ids: Vec<RecordId>,
+        /// About how many envelope bytes to send (at most
+        /// [`MAX_FETCH_BYTES`]; the server sends at least one record).
+        #[serde(rename = "b")]
+        max_bytes: u32,
+    },
 }
 
-/// A page, or a refusal.
+/// A synchronization response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
-    /// Records in id order; `done` when there are no more.
-    #[serde(rename = "page")]
-    Page {
+    /// One answer per query, in order.
+    #[serde(rename = "reconciled")]
+    Reconciled {
         /// The group's current signed properties.
         #[serde(rename = "p")]
         properties: ByteBuf,
-        /// Record envelopes.
+        /// The answers.
+        #[serde(rename = "a")]
+        answers: Vec<Answer>,
+    },
+    /// The envelopes of the records asked for that the server holds.
+    #[serde(rename = "records")]
+    Records {
+        /// The group's current signed properties.
+        #[serde(rename = "p")]
+        properties: ByteBuf,
+        /// Record envelopes, in request order.
         #[serde(rename = "r")]
         records: Vec<ByteBuf>,
-        /// The cursor: the id of the last record considered for this page
-        /// (the request's `after` when the page is empty).
-        #[serde(rename = "l")]
-        last: Option<RecordId>,
-        /// Whether this is the last page.
-        #[serde(rename = "d")]
-        done: bool,
+        /// How many of the requested ids were considered (the rest did not
+        /// fit in the bytes asked for).
+        #[serde(rename = "n")]
+        considered: u32,
     },
-    /// The responder will not serve this request.
+    /// The server will not answer this request.
     #[serde(rename = "refused")]
     Refused {
         /// Why (for logs).

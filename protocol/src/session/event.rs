@@ -102,6 +102,19 @@ pub enum Event<P> {
         /// Why.
         reason: Error,
     },
+    /// A synchronization with a neighbour brought records (one event per
+    /// fetched batch): for progress bars while a group joins.
+    SyncProgress {
+        /// The group.
+        group: PeerName,
+        /// The neighbour.
+        peer: P,
+        /// Records received from it so far in this synchronization.
+        received: u64,
+        /// The records expected in all (an estimate until reconciliation
+        /// ends; for a first synchronization, at least the neighbour's count).
+        estimated_total: u64,
+    },
 }
 
 impl<P> Event<P> {
@@ -113,7 +126,8 @@ impl<P> Event<P> {
             | Event::RecordChanged { group, .. }
             | Event::MemberChanged { group, .. }
             | Event::NeighborConnection { group, .. }
-            | Event::ConnectionFailed { group, .. } => group,
+            | Event::ConnectionFailed { group, .. }
+            | Event::SyncProgress { group, .. } => group,
         }
     }
 
@@ -152,6 +166,17 @@ impl<P> Event<P> {
                 change,
             },
             Event::ConnectionFailed { group, reason } => Event::ConnectionFailed { group, reason },
+            Event::SyncProgress {
+                group,
+                peer,
+                received,
+                estimated_total,
+            } => Event::SyncProgress {
+                group,
+                peer: f(peer),
+                received,
+                estimated_total,
+            },
         }
     }
 }

@@ -3,7 +3,8 @@
 use crate::{
     error::Error,
     group::SignedProperties,
-    record::{RecordId, RecordType, SignedRecord},
+    reconcile::{Answer, Query},
+    record::{RecordId, SignedRecord},
     session::{GroupState, Reason, event::Event},
     store::{Change, Merged},
 };
@@ -51,29 +52,36 @@ pub enum Acceptance {
     Reject,
 }
 
-/// What to ask a neighbour for in one page of the first-connect copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    /// Only records of this type (the copy asks for membership records first).
-    pub record_type: Option<RecordType>,
-    /// Only records with ids above this one.
-    pub after: Option<RecordId>,
+/// What a session asks a neighbour in a synchronization
+/// ([`Output::SyncRequest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncRequest {
+    /// Reconciliation queries ([`crate::reconcile`]); answer with
+    /// [`Input::Reconciled`].
+    Reconcile(Vec<Query>),
+    /// The envelopes of these records, about `max_bytes` of them at most
+    /// (the server sends at least one); answer with [`Input::Fetched`].
+    Fetch {
+        /// The records, in the order to send them.
+        ids: Vec<RecordId>,
+        /// About how many envelope bytes.
+        max_bytes: u32,
+    },
 }
 
-/// One page of the first-connect copy, as received and decoded.
+/// Records a neighbour sent for a [`SyncRequest::Fetch`], decoded and
+/// verified by the host.
 #[derive(Debug, Clone)]
-pub struct Page<P> {
-    /// The neighbour that served it.
+pub struct Fetched<P> {
+    /// The neighbour that sent them.
     pub peer: P,
-    /// The group's current properties, as the server holds them.
+    /// The group's properties, as the neighbour holds them.
     pub properties: Option<Result<SignedProperties, Error>>,
-    /// Every envelope of the page, decoded and verified (or why not), in id order.
+    /// Every envelope sent, decoded and verified (or why not).
     pub records: Vec<Result<SignedRecord, Error>>,
-    /// The server's cursor: the id of the last record it considered for this
-    /// page; the next page starts after it. Must advance past the request's `after`.
-    pub last: Option<RecordId>,
-    /// Whether the server has nothing after `last`.
-    pub done: bool,
+    /// How many of the requested ids the neighbour considered (in request
+    /// order); the rest did not fit and are asked again.
+    pub considered: usize,
 }
 
 /// An input to a [`crate::Session`].
@@ -98,15 +106,28 @@ pub enum Input<P, M> {
         /// Where they came from.
         origin: Origin<P, M>,
     },
-    /// A page answering the last [`Output::RequestPage`].
-    Page(Page<P>),
-    /// The last [`Output::RequestPage`] to `peer` failed (timeout, refusal,
+    /// The answers to the last [`SyncRequest::Reconcile`] sent to `peer`.
+    Reconciled {
+        /// The neighbour.
+        peer: P,
+        /// The group's properties, as the neighbour holds them (so that a
+        /// newer revision spreads with every reconciliation, even when the
+        /// records agree).
+        properties: Option<Result<SignedProperties, Error>>,
+        /// One answer per query, in order.
+        answers: Vec<Answer>,
+    },
+    /// The records of the last [`SyncRequest::Fetch`] sent to a neighbour.
+    Fetched(Fetched<P>),
+    /// The last [`Output::SyncRequest`] to `peer` failed (timeout, refusal,
     /// the connection closed).
-    PageFailed {
+    SyncFailed {
         /// The neighbour asked.
         peer: P,
         /// Why, for logs.
         reason: String,
+        /// Whether it timed out (a fetch is retried with fewer bytes).
+        timed_out: bool,
     },
     /// An [`Output::Merge`] batch is stored; each record with its outcome, in
     /// the order of the batch.
@@ -144,7 +165,7 @@ pub enum Output<P, M> {
         reason: Reason,
     },
     /// `peer` served something that is provably its fault (in a
-    /// synchronization page): the host may lower its score or cut it off.
+    /// synchronization): the host may lower its score or cut it off.
     PeerMisbehaved {
         /// The neighbour.
         peer: P,
@@ -157,13 +178,13 @@ pub enum Output<P, M> {
     /// Store the group's state (properties, member, credential, readiness)
     /// in one transaction, after every [`Output::Merge`] that came before.
     Persist(Box<GroupState>),
-    /// Ask `peer` for a page of its database; answer with [`Input::Page`] or
-    /// [`Input::PageFailed`].
-    RequestPage {
+    /// Send `peer` a synchronization request; answer with
+    /// [`Input::Reconciled`] or [`Input::Fetched`], or [`Input::SyncFailed`].
+    SyncRequest {
         /// The neighbour to ask.
         peer: P,
-        /// What to ask for.
-        request: PageRequest,
+        /// What to ask.
+        request: SyncRequest,
     },
     /// Announce the group in the global cloud (a Kademlia provider record).
     StartProviding,

@@ -24,12 +24,12 @@ where
     }
 
     /// `PeerGroupConnect`: goes online. A ready group listens at once and
-    /// [`Output::ConnectOutcome`] is `Ok` now; one that never synchronized
-    /// looks for members ([`Output::FindMembers`] every `find_interval`),
-    /// copies the database of the first neighbour that serves it, and
-    /// reports the outcome when the copy completes or `connect_timeout`
-    /// passes (`NoMembersFound`, or `NoMemberConnections` if members were
-    /// found but none completed the copy).
+    /// [`Output::ConnectOutcome`] is `Ok` now (it reconciles with every
+    /// neighbour as it comes); one that never synchronized looks for members
+    /// ([`Output::FindMembers`] every `find_interval`), synchronizes with
+    /// the first neighbour that completes it, and reports the outcome then
+    /// or when `connect_timeout` passes (`NoMembersFound`, or
+    /// `NoMemberConnections` if members were found but none completed it).
     pub fn connect(&mut self, now: Timestamp) -> Result<(), Error> {
         self.check_open()?;
         if self.lifecycle != Lifecycle::Online {
@@ -46,7 +46,14 @@ where
                 tried: BTreeSet::new(),
             });
             self.on_timeout(now);
-            self.try_next_copy();
+            self.try_next_first_sync(now);
+        }
+        if self.state.ready {
+            self.next_anti_entropy = now.saturating_add(self.config.anti_entropy_interval);
+            let neighbors: Vec<P> = self.neighbors.iter().cloned().collect();
+            for peer in neighbors {
+                self.start_sync(peer, now);
+            }
         }
         self.refresh_status();
         self.flush_merges();
@@ -60,7 +67,8 @@ where
         self.check_open()?;
         let was_online = self.lifecycle == Lifecycle::Online;
         self.lifecycle = Lifecycle::Closed;
-        self.copy = None;
+        self.syncs.clear();
+        self.pending_first_retry = false;
         if self.connect.take().is_some() {
             self.outputs
                 .push_back(Output::ConnectOutcome(Err(Error::InvalidGroup(format!(
@@ -93,20 +101,26 @@ where
         }
     }
 
-    pub(super) fn neighbor_up(&mut self, peer: P) {
+    pub(super) fn neighbor_up(&mut self, peer: P, now: Timestamp) {
         if !self.is_online() || !self.neighbors.insert(peer.clone()) {
             return;
         }
         self.emit(Event::NeighborConnection {
             group: self.name().clone(),
-            peer,
+            peer: peer.clone(),
             change: ConnectionChange::Connected,
         });
         self.refresh_status();
-        self.try_next_copy();
+        // Every new neighbour is reconciled with (reference 3.5); a group
+        // that is not ready synchronizes with one at a time.
+        if self.state.ready {
+            self.start_sync(peer, now);
+        } else {
+            self.try_next_first_sync(now);
+        }
     }
 
-    pub(super) fn neighbor_down(&mut self, peer: &P) {
+    pub(super) fn neighbor_down(&mut self, peer: &P, now: Timestamp) {
         self.neighbor_members.remove(peer);
         if !self.neighbors.remove(peer) {
             return;
@@ -117,10 +131,7 @@ where
             change: ConnectionChange::Disconnected,
         });
         self.refresh_status();
-        if self.copy.as_ref().is_some_and(|c| &c.peer == peer) {
-            self.copy = None;
-            self.try_next_copy();
-        }
+        self.sync_neighbor_down(peer, now);
     }
 
     pub(super) fn on_timeout(&mut self, now: Timestamp) {
@@ -130,10 +141,11 @@ where
         if now >= connect.deadline {
             let found = !connect.tried.is_empty();
             self.connect = None;
-            self.copy = None;
+            self.syncs.clear();
+            self.pending_first_retry = false;
             let reason = if found {
                 Error::NoMemberConnections(format!(
-                    "members of {} were found but none completed the database copy",
+                    "members of {} were found but none completed a synchronization",
                     self.name()
                 ))
             } else {

@@ -25,12 +25,12 @@
 //! gossipsub's `MessageId` in the node, small integers in the simulator.
 
 mod api;
-mod copy;
 mod event;
 mod io;
 mod lifecycle;
 mod outcomes;
 mod state;
+mod sync;
 mod validate;
 
 use std::{
@@ -54,12 +54,13 @@ use crate::{
 
 pub use self::{
     event::{ConnectionChange, Event, MemberChange, RecordChange, Status},
-    io::{Acceptance, Input, Origin, Output, Page, PageRequest},
+    io::{Acceptance, Fetched, Input, Origin, Output, SyncRequest},
     state::GroupState,
+    sync::{FETCH_BYTES, FETCH_IDS, MAX_FAILURES, MAX_ROUNDS, MAX_RUNS, SyncProgress, SyncStatus},
     validate::{MAX_HELD_PER_PEER, Reason},
 };
 
-use self::copy::CopyRun;
+use self::sync::SyncRun;
 
 /// How long `connect` waits for a first copy by default: 30 s, the timeout
 /// Windows recommends for `PeerGroupConnect`.
@@ -67,6 +68,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a group still looking for a member asks the clouds again by default.
 pub const DEFAULT_FIND_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often a ready, online member reconciles with one of its neighbours
+/// by default (anti-entropy): 30 s. With no differences a round costs one
+/// request of one fingerprint and its answer; it repairs what gossip lost
+/// (messages dropped under overload, a neighbour that restarted).
+pub const DEFAULT_ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A session's tunables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +84,9 @@ pub struct SessionConfig {
     /// How often a group looking for members asks the clouds again
     /// ([`Output::FindMembers`]). Default [`DEFAULT_FIND_INTERVAL`].
     pub find_interval: Duration,
+    /// How often a ready member reconciles with a neighbour. Default
+    /// [`DEFAULT_ANTI_ENTROPY_INTERVAL`].
+    pub anti_entropy_interval: Duration,
 }
 
 impl Default for SessionConfig {
@@ -84,6 +94,7 @@ impl Default for SessionConfig {
         SessionConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             find_interval: DEFAULT_FIND_INTERVAL,
+            anti_entropy_interval: DEFAULT_ANTI_ENTROPY_INTERVAL,
         }
     }
 }
@@ -155,7 +166,14 @@ pub struct Session<P, M> {
     status: Status,
     neighbors: BTreeSet<P>,
     connect: Option<ConnectRun<P>>,
-    copy: Option<CopyRun<P>>,
+    /// Synchronizations in progress, by neighbour.
+    syncs: BTreeMap<P, SyncRun>,
+    /// When each neighbour last completed a synchronization with this member.
+    last_synced: BTreeMap<P, Timestamp>,
+    /// A first synchronization ended early: try the next neighbour.
+    pending_first_retry: bool,
+    /// When the next anti-entropy round is due.
+    next_anti_entropy: Timestamp,
     /// The highest version known per record, tombstones included, in id
     /// order (reconciliation walks ranges of it).
     versions: BTreeMap<RecordId, Version>,
@@ -215,7 +233,10 @@ where
             status,
             neighbors: BTreeSet::new(),
             connect: None,
-            copy: None,
+            syncs: BTreeMap::new(),
+            last_synced: BTreeMap::new(),
+            pending_first_retry: false,
+            next_anti_entropy: Timestamp::EPOCH,
             versions: BTreeMap::new(),
             held_messages: HashMap::new(),
             held_by_peer: HashMap::new(),
@@ -521,10 +542,11 @@ where
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let connect = self.connect.as_ref().map(|c| c.deadline.min(c.next_find));
         let holds = (self.authorizer.held() > 0).then_some(self.next_hold_check);
-        match (connect, holds) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retry = self.pending_first_retry.then_some(Timestamp::EPOCH);
+        [connect, holds, retry, self.sync_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Tells the session which member identity `peer` authenticated as

@@ -49,15 +49,15 @@ where
                 record_type: r.record_type,
             });
         }
-        self.copy_merged(now);
+        self.sync_merged(now);
     }
 
     /// A batch that could not be stored: forget the versions it claimed, so
     /// that the records are accepted when they come again.
     pub(super) fn on_merge_failed(&mut self, records: Vec<SignedRecord>) {
         self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
-        // A copy whose records did not all get stored is no copy.
-        self.copy_merge_failed();
+        // A first synchronization whose records did not all get stored is none.
+        self.sync_merge_failed();
         for record in records {
             let r = record.record();
             let hash = validate::envelope_hash(record.as_bytes());

@@ -15,7 +15,7 @@ use crate::{
     record::SignedRecord,
     session::{
         Acceptance, Event, Origin, Output, Session, Version,
-        io::{Input, Page},
+        io::{Fetched, Input},
     },
     time::Timestamp,
 };
@@ -415,32 +415,46 @@ where
     /// Routes an input to its handler.
     pub(crate) fn dispatch(&mut self, input: Input<P, M>, now: Timestamp) {
         match input {
-            Input::NeighborUp(peer) => self.neighbor_up(peer),
-            Input::NeighborDown(peer) => self.neighbor_down(&peer),
+            Input::NeighborUp(peer) => self.neighbor_up(peer, now),
+            Input::NeighborDown(peer) => self.neighbor_down(&peer, now),
             Input::Record { record, origin } => self.on_record(record, origin, now),
             Input::Properties { properties, origin } => self.on_properties(properties, origin),
-            Input::Page(page) => self.on_page(page, now),
-            Input::PageFailed { peer, reason } => self.on_page_failed(&peer, &reason),
+            Input::Reconciled {
+                peer,
+                properties,
+                answers,
+            } => {
+                if let Some(properties) = properties {
+                    let reason = self.judge_properties(properties);
+                    self.verdict(&Origin::Sync { peer: peer.clone() }, reason);
+                }
+                self.on_reconciled(&peer, answers, now);
+            }
+            Input::Fetched(fetched) => self.on_fetched(fetched, now),
+            Input::SyncFailed {
+                peer, timed_out, ..
+            } => self.on_sync_failed(&peer, timed_out, now),
             Input::Merged(outcomes) => self.on_merged(outcomes, now),
             Input::MergeFailed { records, .. } => self.on_merge_failed(records),
             Input::Expired(outcomes) => self.on_expired(outcomes),
             Input::Timeout => {
                 self.expire_holds(now);
                 self.on_timeout(now);
+                self.sync_timers(now);
             }
         }
     }
 
-    /// Judges every record of a page (origin: sync with the page's server).
-    pub(crate) fn judge_page(&mut self, page: &mut Page<P>, now: Timestamp) {
+    /// Judges every record a neighbour sent (origin: sync with it).
+    pub(crate) fn judge_fetched(&mut self, fetched: &mut Fetched<P>, now: Timestamp) {
         let origin = Origin::Sync {
-            peer: page.peer.clone(),
+            peer: fetched.peer.clone(),
         };
-        if let Some(properties) = page.properties.take() {
+        if let Some(properties) = fetched.properties.take() {
             let reason = self.judge_properties(properties);
             self.verdict(&origin, reason);
         }
-        for record in std::mem::take(&mut page.records) {
+        for record in std::mem::take(&mut fetched.records) {
             match self.judge(record, &origin, now) {
                 Judged::Accepted | Judged::Held => {}
                 Judged::Refused(reason) => self.verdict(&origin, reason),

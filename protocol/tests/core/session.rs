@@ -2,10 +2,10 @@
 
 use peergroup_protocol::{
     CredentialChain, Error, GroupSpec, Identity, Kind, NewRecord, RecordId, RecordType, Role,
-    SignedProperties, SignedRecord, Timestamp, WIRE_VERSION, issue_credential, membership_record,
+    SignedProperties, SignedRecord, WIRE_VERSION, issue_credential, membership_record,
     session::{
-        Acceptance, ConnectionChange, Event, GroupState, Input, MemberChange, Origin, Output, Page,
-        Reason, RecordChange, Session, SessionConfig, Stored,
+        Acceptance, ConnectionChange, Event, Fetched, GroupState, Input, MemberChange, Origin,
+        Output, Reason, RecordChange, Session, SessionConfig, Stored, SyncRequest,
     },
     testing::{NOTE, T0, add, forge_envelope, identity, update},
 };
@@ -96,6 +96,118 @@ impl Fixture {
         )
         .unwrap()
     }
+}
+
+/// A neighbour serving synchronizations from a set of records: the
+/// creator's ready session over them answers reconciliation; fetches read
+/// the records.
+struct Server {
+    session: Sess,
+    records: std::collections::BTreeMap<RecordId, SignedRecord>,
+}
+
+impl Server {
+    fn new(f: &Fixture, records: &[SignedRecord]) -> Server {
+        use sha2::Digest as _;
+        let versions = records
+            .iter()
+            .map(|r| {
+                (
+                    r.record().id,
+                    peergroup_protocol::session::Version {
+                        version: r.record().version,
+                        hash: sha2::Sha256::digest(r.as_bytes()).into(),
+                        expires_at: r.record().expires_at,
+                    },
+                )
+            })
+            .collect();
+        let session = Sess::restore(
+            GroupState {
+                properties: f.props.clone(),
+                member: f.creator.peer_name().clone(),
+                chain: CredentialChain::creator(),
+                ready: true,
+                keys: Vec::new(),
+                password: None,
+            },
+            f.creator.clone(),
+            SessionConfig::default(),
+            Stored {
+                versions,
+                memberships: Vec::new(),
+            },
+        )
+        .unwrap();
+        let mut session = session;
+        session.open();
+        Server {
+            session,
+            records: records.iter().map(|r| (r.record().id, r.clone())).collect(),
+        }
+    }
+
+    /// The answer to `request` from neighbour `peer`, as the session's input;
+    /// a fetch gets at most `fit` records.
+    fn answer(&self, peer: u32, request: &SyncRequest, fit: usize) -> Input<u32, u64> {
+        match request {
+            SyncRequest::Reconcile(queries) => Input::Reconciled {
+                peer,
+                properties: None,
+                answers: self.session.answer_reconcile(queries, T0).unwrap(),
+            },
+            SyncRequest::Fetch { ids, .. } => {
+                let considered = ids.len().min(fit);
+                Input::Fetched(Fetched {
+                    peer,
+                    properties: None,
+                    records: ids[..considered]
+                        .iter()
+                        .filter_map(|id| self.records.get(id).cloned().map(Ok))
+                        .collect(),
+                    considered,
+                })
+            }
+        }
+    }
+}
+
+/// The synchronization requests `s` sent to `peer` in `out`.
+fn requests(out: &[Output<u32, u64>], peer: u32) -> Vec<SyncRequest> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SyncRequest { peer: p, request } if *p == peer => Some(request.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lets `server` answer `s`'s requests to `peer` until `s` asks nothing
+/// more (fetches answered with at most `fit` records each, and no more than
+/// `fetches` of them); returns every output.
+fn serve(
+    s: &mut Sess,
+    peer: u32,
+    server: &Server,
+    fit: usize,
+    mut fetches: usize,
+    first: Vec<Output<u32, u64>>,
+) -> Vec<Output<u32, u64>> {
+    let mut all = first;
+    let mut pending = requests(&all, peer);
+    while let Some(request) = pending.pop() {
+        if matches!(request, SyncRequest::Fetch { .. }) {
+            if fetches == 0 {
+                break;
+            }
+            fetches -= 1;
+        }
+        s.handle(server.answer(peer, &request, fit), T0);
+        let out = drain(s);
+        pending.extend(requests(&out, peer));
+        all.extend(out);
+    }
+    all
 }
 
 fn drain(s: &mut Sess) -> Vec<Output<u32, u64>> {
@@ -212,7 +324,8 @@ fn received_properties_are_persisted() {
     );
     assert_eq!(verdicts(&out), vec![(7, Reason::Valid)]);
 
-    // In a copy page too.
+    // In a synchronization too: every reconciliation answer carries the
+    // neighbour's properties.
     let mut newest = signed.properties().clone();
     newest.friendly_name = "renamed again".into();
     newest.revision += 1;
@@ -220,13 +333,11 @@ fn received_properties_are_persisted() {
     s.handle(Input::NeighborUp(1), T0);
     drain(&mut s);
     s.handle(
-        Input::Page(Page {
+        Input::Reconciled {
             peer: 1,
             properties: Some(Ok(newest.clone())),
-            records: vec![],
-            last: None,
-            done: true,
-        }),
+            answers: vec![peergroup_protocol::reconcile::Answer::Equal],
+        },
         T0,
     );
     let out = drain(&mut s);
@@ -267,47 +378,30 @@ fn a_member_without_a_credential_is_refused_not_made_creator() {
     assert!(matches!(state.check(), Err(Error::InvalidCredential(_))));
 }
 
-/// Regression (issue 8, bug 4): readiness comes only from a completed copy,
-/// and is persisted only then.
+/// Regression (issue 8, bug 4): readiness comes only from a completed
+/// synchronization, and is persisted only then.
 #[test]
-fn an_interrupted_copy_leaves_the_group_not_ready() {
+fn an_interrupted_synchronization_leaves_the_group_not_ready() {
     let f = Fixture::new();
     let member = identity(2, "member");
     let mut s = f.joined(&member);
     assert!(persisted(&drain(&mut s)).iter().all(|p| !p.ready));
     s.connect(T0).unwrap();
-    s.handle(Input::NeighborUp(1), T0);
-    let out = drain(&mut s);
-    assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::RequestPage { peer: 1, .. }))
-    );
-    let records: Vec<_> = (0..3)
-        .map(|n| Ok(add(&f.creator, f.group(), n, b"x", T0, 3600)))
+    let records: Vec<_> = (0..6)
+        .map(|n| add(&f.creator, f.group(), n, b"x", T0, 3600))
         .collect();
-    // Memberships done; the first page of records arrives, then the server vanishes.
-    s.handle(
-        Input::Page(Page {
-            peer: 1,
-            properties: None,
-            records: vec![],
-            last: None,
-            done: true,
-        }),
-        T0,
-    );
-    s.handle(
-        Input::Page(Page {
-            peer: 1,
-            properties: None,
-            last: Some(RecordId::from_u128(u128::MAX - 1)),
-            records,
-            done: false,
-        }),
-        T0,
-    );
+    let server = Server::new(&f, &records);
+    // The first neighbour: reconciliation, then one fetch of which only 3
+    // records fit, then it vanishes.
+    s.handle(Input::NeighborUp(1), T0);
+    let first = drain(&mut s);
+    assert!(matches!(
+        requests(&first, 1).as_slice(),
+        [SyncRequest::Reconcile(_)]
+    ));
+    let out = serve(&mut s, 1, &server, 3, 1, first);
     s.handle(Input::NeighborDown(1), T0);
-    let out = drain(&mut s);
+    let out = [out, drain(&mut s)].concat();
     let stored = merged(&out);
     assert_eq!(stored.len(), 3, "the records are stored meanwhile");
     assert!(persisted(&out).iter().all(|p| !p.ready), "{out:?}");
@@ -317,30 +411,30 @@ fn an_interrupted_copy_leaves_the_group_not_ready() {
         Err(Error::GroupNotReady)
     ));
 
-    // Another neighbour serves a complete copy. The group is ready only once
-    // the store has everything the copies brought (the earlier page's batch
-    // is still being merged), so that a ready group reads what it copied.
+    // Another neighbour completes it: only what is missing is fetched. The
+    // group is ready only once the store has everything the synchronizations
+    // brought (the earlier batch is still being merged).
     s.handle(Input::NeighborUp(2), T0);
-    for _ in 0..2 {
-        s.handle(
-            Input::Page(Page {
-                peer: 2,
-                properties: None,
-                records: vec![],
-                last: None,
-                done: true,
-            }),
-            T0,
-        );
-    }
-    let out = drain(&mut s);
+    let first = drain(&mut s);
+    let out = serve(&mut s, 2, &server, usize::MAX, usize::MAX, first);
+    let fetched: usize = requests(&out, 2)
+        .iter()
+        .map(|r| match r {
+            SyncRequest::Fetch { ids, .. } => ids.len(),
+            SyncRequest::Reconcile(_) => 0,
+        })
+        .sum();
+    assert_eq!(fetched, 3, "{out:?}");
     assert!(persisted(&out).iter().all(|p| !p.ready), "{out:?}");
     assert!(!s.status().unwrap().ready);
-    let changes = stored
-        .into_iter()
-        .map(|r| (r, peergroup_protocol::Change::Added))
-        .collect();
-    s.handle(Input::Merged(changes), T0);
+    let more = merged(&out);
+    for batch in [stored, more] {
+        let changes = batch
+            .into_iter()
+            .map(|r| (r, peergroup_protocol::Change::Added))
+            .collect();
+        s.handle(Input::Merged(changes), T0);
+    }
     let out = drain(&mut s);
     assert!(persisted(&out).iter().any(|p| p.ready), "{out:?}");
     assert!(
@@ -567,9 +661,10 @@ fn connect_times_out_with_the_windows_errors() {
     let mut s = join();
     s.handle(Input::NeighborUp(5), T0);
     s.handle(
-        Input::PageFailed {
+        Input::SyncFailed {
             peer: 5,
             reason: "refused".into(),
+            timed_out: false,
         },
         T0,
     );
@@ -692,32 +787,44 @@ fn a_stored_credential_is_adopted_and_persisted() {
     assert_eq!(s.state().chain, states[0].chain);
 }
 
+/// A neighbour whose answers no honest member gives (a split that does not
+/// shrink its range) is reported, and a first synchronization moves on to
+/// another neighbour.
 #[test]
-fn a_page_that_does_not_advance_is_misbehaviour() {
+fn a_dishonest_reconciliation_is_misbehaviour() {
     let f = Fixture::new();
     let member = identity(2, "member");
     let mut s = f.joined(&member);
     s.connect(T0).unwrap();
     s.handle(Input::NeighborUp(1), T0);
     s.handle(Input::NeighborUp(2), T0);
-    drain(&mut s);
-    let stuck = Page {
-        peer: 1,
-        properties: None,
-        records: vec![],
-        last: None,
-        done: false,
+    let out = drain(&mut s);
+    let Some(SyncRequest::Reconcile(queries)) = requests(&out, 1).pop() else {
+        panic!("no reconciliation with the first neighbour: {out:?}");
     };
-    s.handle(Input::Page(stuck), T0);
+    let stuck = peergroup_protocol::reconcile::Answer::Split(vec![(
+        queries[0].range,
+        peergroup_protocol::reconcile::Summary {
+            fingerprint: [7; 16],
+            count: 1000,
+        },
+    )]);
+    s.handle(
+        Input::Reconciled {
+            peer: 1,
+            properties: None,
+            answers: vec![stuck],
+        },
+        T0,
+    );
+    s.handle(Input::Timeout, T0);
     let out = drain(&mut s);
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::PeerMisbehaved { peer: 1, .. }))
     );
     assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::RequestPage { peer: 2, .. })),
-        "the copy moves to another neighbour: {out:?}"
+        !requests(&out, 2).is_empty(),
+        "the synchronization moves to another neighbour: {out:?}"
     );
-    let _ = Timestamp::EPOCH;
 }

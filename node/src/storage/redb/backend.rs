@@ -5,7 +5,7 @@ use peergroup_protocol::{
     session::{GroupState, Version},
 };
 
-use super::{Failure, Merger, RawPage, RedbStore};
+use super::{Failure, Merger, RawPage, RawRecords, RedbStore};
 use crate::storage::backend::{Applied, Backend, WriteOp};
 
 impl Backend for RedbStore {
@@ -78,6 +78,15 @@ impl Backend for RedbStore {
             limit,
             max_bytes,
         )?)
+    }
+
+    fn envelopes_of(
+        &self,
+        group: &PeerName,
+        ids: &[RecordId],
+        max_bytes: usize,
+    ) -> Result<RawRecords, StoreError> {
+        Ok(RedbStore::envelopes_of(self, group, ids, max_bytes)?)
     }
 
     fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {

@@ -56,7 +56,7 @@ mod verify;
 pub use self::{
     database::{FILE_NAME, RedbStore},
     error::{AccessError, OpenError},
-    read::RawPage,
+    read::{RawPage, RawRecords},
     verify::decode_records,
 };
 

@@ -232,6 +232,52 @@ impl RedbStore {
         Ok(page)
     }
 
+    /// The envelopes of `ids` in `group` that are stored, in request order,
+    /// until about `max_bytes` (at least one when any is stored); each is
+    /// checked against its summary's checksum, none is decoded. `considered`
+    /// says how many ids were looked at (the rest did not fit).
+    pub fn envelopes_of(
+        &self,
+        group: &PeerName,
+        ids: &[RecordId],
+        max_bytes: usize,
+    ) -> Result<RawRecords, AccessError> {
+        let result = (|| -> Result<RawRecords, Failure> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(RECORDS)?;
+            let summaries = txn.open_table(RECORD_SUMMARIES)?;
+            let mut out = RawRecords {
+                envelopes: Vec::new(),
+                considered: 0,
+            };
+            let mut bytes = 0usize;
+            for id in ids {
+                if bytes >= max_bytes && !out.envelopes.is_empty() {
+                    break;
+                }
+                out.considered = out.considered.saturating_add(1);
+                let key = record_key(group, id);
+                let Some(envelope) = table.get(key.as_slice())? else {
+                    continue;
+                };
+                let checked = summaries
+                    .get(key.as_slice())?
+                    .as_ref()
+                    .and_then(|s| Summary::decode(s.value()))
+                    .is_some_and(|s| s.version.hash == envelope_hash(envelope.value()));
+                if !checked {
+                    return Err(Failure::Corrupt(format!(
+                        "record {id} of group {group} does not match its checksum"
+                    )));
+                }
+                bytes = bytes.saturating_add(envelope.value().len());
+                out.envelopes.push(envelope.value().to_vec());
+            }
+            Ok(out)
+        })();
+        result.map_err(|f| f.at(&self.path))
+    }
+
     /// Every record id of `group` with its version and envelope hash, from
     /// the summaries alone (nothing is decoded).
     pub fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, AccessError> {
@@ -327,6 +373,15 @@ pub struct RawPage {
     pub last: Option<RecordId>,
     /// Whether nothing follows.
     pub done: bool,
+}
+
+/// Envelopes read for a fetch ([`RedbStore::envelopes_of`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawRecords {
+    /// The envelopes found, in request order.
+    pub envelopes: Vec<Vec<u8>>,
+    /// How many of the requested ids were looked at.
+    pub considered: usize,
 }
 
 /// The sha2-256 of an envelope, as summaries hold it.

@@ -11,18 +11,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use peergroup_protocol::{
     CredentialChain, DecodeError, Error, GroupSpec, Identity, InvitationInfo, Kind, MemoryStore,
-    NewRecord, RecordId, RecordType, Role, Signed, SignedProperties, SignedRecord, Store,
-    Timestamp, create_invitation,
+    NewRecord, RecordType, Role, Signed, SignedProperties, SignedRecord, Store, Timestamp,
+    create_invitation,
+    reconcile::Answer,
     session::{
-        Acceptance, Event, GroupState, Input, Origin, Output, Page, PageRequest, Session,
-        SessionConfig, Stored, Version,
+        Acceptance, Event, Fetched, GroupState, Input, Origin, Output, Session, SessionConfig,
+        Stored, SyncRequest, Version,
     },
     testing::{NOTE, T0, identity},
 };
 use sha2::{Digest as _, Sha256};
 
-/// How many records a simulated server puts in one page (small, so that copies page).
-const PAGE: usize = 16;
+/// How many envelope bytes a simulated server sends per fetch at most
+/// (small, so that fetches take several rounds).
+const FETCH_BYTES: usize = 16 * 1024;
 /// How long a simulated request waits for its response, in ms.
 const REQUEST_TIMEOUT: u64 = 5_000;
 
@@ -65,7 +67,7 @@ enum Msg {
         from: usize,
         to: usize,
         rid: u64,
-        request: PageRequest,
+        request: SyncRequest,
     },
     Response {
         from: usize,
@@ -93,11 +95,13 @@ enum Msg {
 }
 
 #[derive(Debug)]
-struct Served {
-    properties: Vec<u8>,
-    records: Vec<Vec<u8>>,
-    last: Option<RecordId>,
-    done: bool,
+enum Served {
+    Answers(Vec<u8>, Vec<Answer>),
+    Records {
+        properties: Vec<u8>,
+        records: Vec<Vec<u8>>,
+        considered: usize,
+    },
 }
 
 pub(crate) struct Node {
@@ -109,7 +113,8 @@ pub(crate) struct Node {
     neighbors: BTreeSet<usize>,
     seen: HashSet<u64>,
     cache: HashMap<u64, Vec<u8>>,
-    outstanding: Option<(usize, u64)>,
+    /// The request in flight to each neighbour (one per synchronization).
+    outstanding: BTreeMap<usize, u64>,
     /// Bumped at every crash: work queued before it is lost.
     incarnation: u64,
     /// When the node's storage is free again (writes complete in order).
@@ -234,7 +239,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.session = None;
         node.subscribed = false;
-        node.outstanding = None;
+        node.outstanding.clear();
         node.incarnation += 1;
         node.seen.clear();
         node.cache.clear();
@@ -420,10 +425,10 @@ impl Sim {
                         },
                     );
                 }
-                Output::RequestPage { peer, request } => {
+                Output::SyncRequest { peer, request } => {
                     self.rids += 1;
                     let rid = self.rids;
-                    self.nodes[i].outstanding = Some((peer, rid));
+                    self.nodes[i].outstanding.insert(peer, rid);
                     self.send(Msg::Request {
                         from: i,
                         to: peer,
@@ -455,20 +460,35 @@ impl Sim {
         self.queue.insert((at, self.seq), msg);
     }
 
-    fn serve(&self, at: usize, request: PageRequest) -> Result<Served, String> {
+    fn serve(&self, at: usize, request: SyncRequest) -> Result<Served, String> {
         let node = &self.nodes[at];
         let session = node.session.as_ref().ok_or("down")?;
         session.check_ready().map_err(|e| e.to_string())?;
-        let records = node
-            .store
-            .records(self.group(), request.record_type, request.after, PAGE)
-            .unwrap();
-        Ok(Served {
-            properties: session.state().properties.as_bytes().to_vec(),
-            last: records.last().map(|r| r.record().id).or(request.after),
-            done: records.len() < PAGE,
-            records: records.into_iter().map(SignedRecord::into_bytes).collect(),
-        })
+        match request {
+            SyncRequest::Reconcile(queries) => session
+                .answer_reconcile(&queries, self.now)
+                .map(|a| Served::Answers(session.state().properties.as_bytes().to_vec(), a))
+                .map_err(|e| e.to_string()),
+            SyncRequest::Fetch { ids, max_bytes } => {
+                let limit = (max_bytes as usize).min(FETCH_BYTES);
+                let (mut records, mut considered, mut bytes) = (Vec::new(), 0, 0);
+                for id in &ids {
+                    if bytes >= limit && !records.is_empty() {
+                        break;
+                    }
+                    considered += 1;
+                    if let Some(r) = node.store.get(self.group(), id).unwrap() {
+                        bytes += r.as_bytes().len();
+                        records.push(r.into_bytes());
+                    }
+                }
+                Ok(Served::Records {
+                    properties: session.state().properties.as_bytes().to_vec(),
+                    records,
+                    considered,
+                })
+            }
+        }
     }
 
     fn deliver(&mut self, msg: Msg) {
@@ -528,23 +548,34 @@ impl Sim {
                 page,
             } => {
                 let node = &mut self.nodes[to];
-                if node.outstanding != Some((from, rid)) || node.session.is_none() {
+                if node.outstanding.get(&from) != Some(&rid) || node.session.is_none() {
                     return;
                 }
-                node.outstanding = None;
+                node.outstanding.remove(&from);
                 let input = match page {
-                    Ok(served) => Input::Page(Page {
+                    Ok(Served::Answers(properties, answers)) => Input::Reconciled {
                         peer: from,
-                        properties: Some(SignedProperties::from_bytes(&served.properties)),
-                        records: served
-                            .records
+                        properties: Some(SignedProperties::from_bytes(&properties)),
+                        answers,
+                    },
+                    Ok(Served::Records {
+                        properties,
+                        records,
+                        considered,
+                    }) => Input::Fetched(Fetched {
+                        peer: from,
+                        properties: Some(SignedProperties::from_bytes(&properties)),
+                        records: records
                             .iter()
                             .map(|b| SignedRecord::from_bytes(b))
                             .collect(),
-                        last: served.last,
-                        done: served.done,
+                        considered,
                     }),
-                    Err(reason) => Input::PageFailed { peer: from, reason },
+                    Err(reason) => Input::SyncFailed {
+                        peer: from,
+                        reason,
+                        timed_out: false,
+                    },
                 };
                 node.session().handle(input, now);
                 self.drain(to);
@@ -582,17 +613,23 @@ impl Sim {
             }
             Msg::RequestTimeout { node: i, rid } => {
                 let node = &mut self.nodes[i];
-                let Some((peer, outstanding)) = node.outstanding else {
+                let Some(peer) = node
+                    .outstanding
+                    .iter()
+                    .find(|(_, r)| **r == rid)
+                    .map(|(p, _)| *p)
+                else {
                     return;
                 };
-                if outstanding != rid || node.session.is_none() {
+                if node.session.is_none() {
                     return;
                 }
-                node.outstanding = None;
+                node.outstanding.remove(&peer);
                 node.session().handle(
-                    Input::PageFailed {
+                    Input::SyncFailed {
                         peer,
                         reason: "timeout".into(),
+                        timed_out: true,
                     },
                     now,
                 );
@@ -684,7 +721,7 @@ impl Node {
             neighbors: BTreeSet::new(),
             seen: HashSet::new(),
             cache: HashMap::new(),
-            outstanding: None,
+            outstanding: BTreeMap::new(),
             incarnation: 0,
             storage_free: Timestamp::EPOCH,
             events: Vec::new(),

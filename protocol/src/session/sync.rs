@@ -1,0 +1,581 @@
+//! Synchronization with neighbours (reference 3.5): on every new
+//! authenticated neighbour, and periodically with one of them
+//! (anti-entropy), the session reconciles its set of records with the
+//! neighbour's ([`crate::reconcile`]) and fetches what it lacks, membership
+//! records first, in batches bounded by bytes. Both members of a connection
+//! run it, so each ends with the union. A joiner's first synchronization is
+//! the same protocol from an empty set; the group becomes ready when one
+//! completes and the store holds everything it brought.
+//!
+//! Slow links: a fetch asks for at most [`FETCH_IDS`] records and about
+//! `max_bytes` of envelopes (the server sends at least one); a timed-out
+//! fetch is retried with half the bytes, up to [`MAX_FAILURES`] failures,
+//! then the run ends and another neighbour is asked (for a first sync) or
+//! the next anti-entropy round resumes it: what was merged stays merged.
+//! A neighbour whose answers cannot come from an honest member (a split
+//! that does not shrink, more than [`MAX_ROUNDS`] rounds, records it was not
+//! asked for, forged or unauthorized records) is reported with
+//! [`Output::PeerMisbehaved`] and its run ends.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::{
+    error::Error,
+    reconcile::{self, Answer, MAX_QUERIES, Query, Set},
+    record::{MEMBERSHIP_NONCE, RecordId},
+    session::{
+        Event, Output, Session,
+        io::{Fetched, SyncRequest},
+        validate::Reason,
+    },
+    time::Timestamp,
+};
+
+/// The most records one fetch asks for.
+pub const FETCH_IDS: usize = 512;
+
+/// The envelope bytes a fetch asks for at first; halved after each timeout.
+pub const FETCH_BYTES: u32 = 4 * 1024 * 1024;
+
+/// How many failed requests (timeouts, errors) end a run.
+pub const MAX_FAILURES: u32 = 4;
+
+/// The most reconciliation rounds of one run: an honest neighbour needs
+/// about `log16(records / 32) + 1` (6 for ten million records).
+pub const MAX_ROUNDS: u32 = 64;
+
+/// The most runs at once, with different neighbours.
+pub const MAX_RUNS: usize = 4;
+
+/// What is in flight for a run.
+#[derive(Debug, Clone)]
+enum InFlight {
+    /// A reconciliation request with these queries.
+    Reconcile(Vec<Query>),
+    /// A fetch of these ids.
+    Fetch(Vec<RecordId>),
+}
+
+/// One synchronization with one neighbour.
+#[derive(Debug, Clone)]
+pub(super) struct SyncRun {
+    /// The first synchronization of a group that is not ready yet.
+    first: bool,
+    /// Queries not sent yet.
+    queries: VecDeque<Query>,
+    in_flight: Option<InFlight>,
+    rounds: u32,
+    /// Membership records to fetch (they go first, so that what follows
+    /// validates at once).
+    need_memberships: BTreeSet<RecordId>,
+    need: BTreeSet<RecordId>,
+    max_bytes: u32,
+    failures: u32,
+    received: u64,
+    /// The neighbour's own count of records, from its first answer.
+    their_total: Option<u64>,
+    /// Everything fetched; waiting for the store (first runs only).
+    finishing: bool,
+}
+
+/// A synchronization in progress, as [`Session::sync_status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncProgress<P> {
+    /// The neighbour.
+    pub peer: P,
+    /// Records received so far.
+    pub received: u64,
+    /// Records expected in all (an estimate while reconciliation runs).
+    pub estimated_total: u64,
+    /// Whether it is the group's first synchronization.
+    pub first: bool,
+}
+
+/// A group's synchronization status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncStatus<P> {
+    /// Synchronizations in progress.
+    pub running: Vec<SyncProgress<P>>,
+    /// When each neighbour last completed one with this member.
+    pub last_completed: Vec<(P, Timestamp)>,
+}
+
+impl SyncRun {
+    fn estimated_total(&self) -> u64 {
+        let pending = self
+            .received
+            .saturating_add(self.need.len() as u64)
+            .saturating_add(self.need_memberships.len() as u64);
+        if self.first {
+            pending.max(self.their_total.unwrap_or(0))
+        } else {
+            pending
+        }
+    }
+}
+
+impl<P, M> Session<P, M>
+where
+    P: Clone + Ord + std::hash::Hash + std::fmt::Debug,
+    M: Clone + std::fmt::Debug,
+{
+    /// The set reconciliation sees: live records at `now`.
+    fn set(&self, now: Timestamp) -> Set<'_> {
+        Set::new(&self.versions, now)
+    }
+
+    /// Answers a neighbour's reconciliation queries over this member's set.
+    /// `GroupNotReady` before the first synchronization (a member serves
+    /// only a complete database); `InvalidArg` for more than
+    /// [`MAX_QUERIES`] queries.
+    pub fn answer_reconcile(
+        &self,
+        queries: &[Query],
+        now: Timestamp,
+    ) -> Result<Vec<Answer>, Error> {
+        self.check_ready()?;
+        if queries.len() > MAX_QUERIES {
+            return Err(Error::InvalidArg(format!(
+                "{} queries in one request; at most {MAX_QUERIES}",
+                queries.len()
+            )));
+        }
+        Ok(reconcile::answer(&self.set(now), queries))
+    }
+
+    /// The synchronizations in progress and the last completed ones.
+    pub fn sync_status(&self) -> SyncStatus<P> {
+        SyncStatus {
+            running: self
+                .syncs
+                .iter()
+                .map(|(peer, run)| SyncProgress {
+                    peer: peer.clone(),
+                    received: run.received,
+                    estimated_total: run.estimated_total(),
+                    first: run.first,
+                })
+                .collect(),
+            last_completed: self
+                .last_synced
+                .iter()
+                .map(|(p, t)| (p.clone(), *t))
+                .collect(),
+        }
+    }
+
+    /// Starts a synchronization with `peer` if none runs with it and there
+    /// is room. A group that is not ready runs one (first) synchronization
+    /// at a time, with a neighbour not tried during this connect.
+    pub(super) fn start_sync(&mut self, peer: P, now: Timestamp) {
+        if !self.is_online() || self.syncs.contains_key(&peer) || !self.neighbors.contains(&peer) {
+            return;
+        }
+        let first = !self.state.ready;
+        if first {
+            let Some(connect) = self.connect.as_mut() else {
+                return;
+            };
+            if self.syncs.values().any(|r| r.first) || connect.tried.contains(&peer) {
+                return;
+            }
+            connect.tried.insert(peer.clone());
+        } else if self.syncs.len() >= MAX_RUNS {
+            return;
+        }
+        let start = reconcile::start(&self.set(now));
+        let run = SyncRun {
+            first,
+            queries: VecDeque::from([start]),
+            in_flight: None,
+            rounds: 0,
+            need_memberships: BTreeSet::new(),
+            need: BTreeSet::new(),
+            max_bytes: FETCH_BYTES,
+            failures: 0,
+            received: 0,
+            their_total: None,
+            finishing: false,
+        };
+        self.syncs.insert(peer.clone(), run);
+        self.send_next(&peer, now);
+    }
+
+    /// A group that is not ready starts its first synchronization with the
+    /// next neighbour not tried yet.
+    /// Once every neighbour was tried, they are tried again: what an
+    /// interrupted synchronization merged stays merged, so a slow or flaky
+    /// member is worth asking again (a misbehaving one was cut off by the
+    /// host and is no neighbour any more).
+    pub(super) fn try_next_first_sync(&mut self, now: Timestamp) {
+        if self.state.ready || self.syncs.values().any(|r| r.first) {
+            return;
+        }
+        let Some(connect) = self.connect.as_mut() else {
+            return;
+        };
+        if self.neighbors.iter().all(|p| connect.tried.contains(p)) {
+            connect.tried.clear();
+        }
+        let next = self
+            .neighbors
+            .iter()
+            .find(|p| !connect.tried.contains(*p))
+            .cloned();
+        if let Some(peer) = next {
+            self.start_sync(peer, now);
+        }
+    }
+
+    /// Anti-entropy: a ready, online group reconciles with the neighbour it
+    /// synchronized with least recently.
+    pub(super) fn anti_entropy(&mut self, now: Timestamp) {
+        if !self.state.ready || !self.is_online() {
+            return;
+        }
+        let next = self
+            .neighbors
+            .iter()
+            .filter(|p| !self.syncs.contains_key(*p))
+            .min_by_key(|p| {
+                self.last_synced
+                    .get(*p)
+                    .copied()
+                    .unwrap_or(Timestamp::EPOCH)
+            })
+            .cloned();
+        if let Some(peer) = next {
+            self.start_sync(peer, now);
+        }
+    }
+
+    /// Sends what the run with `peer` needs next: queries first, then
+    /// membership records, then the rest; completes it when nothing is left.
+    fn send_next(&mut self, peer: &P, now: Timestamp) {
+        let Some(run) = self.syncs.get_mut(peer) else {
+            return;
+        };
+        if run.in_flight.is_some() || run.finishing {
+            return;
+        }
+        let request = if !run.queries.is_empty() {
+            let batch: Vec<Query> = run
+                .queries
+                .drain(..run.queries.len().min(MAX_QUERIES))
+                .collect();
+            run.in_flight = Some(InFlight::Reconcile(batch.clone()));
+            SyncRequest::Reconcile(batch)
+        } else {
+            let from = if run.need_memberships.is_empty() {
+                &mut run.need
+            } else {
+                &mut run.need_memberships
+            };
+            let ids: Vec<RecordId> = from.iter().take(FETCH_IDS).copied().collect();
+            if ids.is_empty() {
+                self.sync_done(peer, now);
+                return;
+            }
+            for id in &ids {
+                from.remove(id);
+            }
+            run.in_flight = Some(InFlight::Fetch(ids.clone()));
+            SyncRequest::Fetch {
+                ids,
+                max_bytes: run.max_bytes,
+            }
+        };
+        self.outputs.push_back(Output::SyncRequest {
+            peer: peer.clone(),
+            request,
+        });
+    }
+
+    /// The answers to the run's reconciliation request.
+    pub(super) fn on_reconciled(&mut self, peer: &P, answers: Vec<Answer>, now: Timestamp) {
+        let Some(run) = self.syncs.get_mut(peer) else {
+            return;
+        };
+        let Some(InFlight::Reconcile(queries)) = run.in_flight.take() else {
+            return;
+        };
+        run.rounds = run.rounds.saturating_add(1);
+        if answers.len() != queries.len() {
+            self.sync_misbehaved(peer, "answers that do not match the queries");
+            return;
+        }
+        if run.rounds > MAX_ROUNDS {
+            self.sync_misbehaved(peer, "a reconciliation that does not converge");
+            return;
+        }
+        let set = Set::new(&self.versions, now);
+        let mut found = Vec::new();
+        let mut next = Vec::new();
+        let mut total = None;
+        for (query, answer) in queries.iter().zip(&answers) {
+            if query.range == reconcile::Range::ALL {
+                total = Some(match answer {
+                    Answer::Equal => u64::from(query.summary.count),
+                    Answer::Items(bytes) => (bytes.len() / reconcile::ITEM_LEN) as u64,
+                    Answer::Split(parts) => parts.iter().map(|(_, s)| u64::from(s.count)).sum(),
+                });
+            }
+            match reconcile::needs(&set, query, answer) {
+                Ok((ids, more)) => {
+                    found.extend(ids);
+                    next.extend(more);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    self.sync_misbehaved(peer, &reason);
+                    return;
+                }
+            }
+        }
+        let Some(run) = self.syncs.get_mut(peer) else {
+            return;
+        };
+        if total.is_some() {
+            run.their_total = total;
+        }
+        for id in found {
+            if id.nonce() == MEMBERSHIP_NONCE {
+                run.need_memberships.insert(id);
+            } else {
+                run.need.insert(id);
+            }
+        }
+        run.queries.extend(next);
+        self.send_next(peer, now);
+    }
+
+    /// Records fetched from the run's neighbour, verified by the host.
+    pub(super) fn on_fetched(&mut self, mut fetched: Fetched<P>, now: Timestamp) {
+        let peer = fetched.peer.clone();
+        let group = self.name().clone();
+        let Some(run) = self.syncs.get_mut(&peer) else {
+            return;
+        };
+        let Some(InFlight::Fetch(ids)) = run.in_flight.take() else {
+            return;
+        };
+        let asked: BTreeSet<RecordId> = ids.iter().copied().collect();
+        let considered = fetched.considered.min(ids.len());
+        let stray = fetched.records.iter().any(|r| match r {
+            Ok(record) => !asked.contains(&record.record().id),
+            Err(_) => false,
+        });
+        if stray || (fetched.records.is_empty() && considered == 0 && !ids.is_empty()) {
+            self.sync_misbehaved(&peer, "a fetch answer with records not asked for, or none");
+            return;
+        }
+        // Ids the server did not get to (they did not fit): ask again.
+        if let Some(rest) = ids.get(considered..) {
+            for id in rest {
+                if id.nonce() == MEMBERSHIP_NONCE {
+                    run.need_memberships.insert(*id);
+                } else {
+                    run.need.insert(*id);
+                }
+            }
+        }
+        run.received = run.received.saturating_add(fetched.records.len() as u64);
+        run.failures = 0;
+        let first = run.first;
+        // The connect deadline bounds inactivity, not the size of the
+        // database: a first synchronization that makes progress keeps it
+        // open (a large group over a slow link takes longer than it).
+        if first
+            && !fetched.records.is_empty()
+            && let Some(connect) = self.connect.as_mut()
+        {
+            connect.deadline = connect
+                .deadline
+                .max(now.saturating_add(self.config.connect_timeout));
+        }
+        let Some(run) = self.syncs.get(&peer) else {
+            return;
+        };
+        let progress = Event::SyncProgress {
+            group,
+            peer: peer.clone(),
+            received: run.received,
+            estimated_total: run.estimated_total(),
+        };
+        self.judge_fetched(&mut fetched, now);
+        // Merge what this batch brought before what comes next, so that a
+        // persisted readiness always follows the records it covers.
+        self.flush_merges();
+        self.emit(progress);
+        self.send_next(&peer, now);
+    }
+
+    /// A request of the run with `peer` failed: a timed-out fetch is
+    /// retried with half the bytes; after [`MAX_FAILURES`] failures the run
+    /// ends (what it merged stays).
+    pub(super) fn on_sync_failed(&mut self, peer: &P, timed_out: bool, now: Timestamp) {
+        let Some(run) = self.syncs.get_mut(peer) else {
+            return;
+        };
+        let Some(in_flight) = run.in_flight.take() else {
+            return;
+        };
+        run.failures = run.failures.saturating_add(1);
+        if run.failures >= MAX_FAILURES {
+            self.end_sync(peer, now);
+            return;
+        }
+        match in_flight {
+            InFlight::Reconcile(queries) => {
+                for query in queries.into_iter().rev() {
+                    run.queries.push_front(query);
+                }
+            }
+            InFlight::Fetch(ids) => {
+                if timed_out {
+                    run.max_bytes = (run.max_bytes / 2).max(1);
+                }
+                for id in ids {
+                    if id.nonce() == MEMBERSHIP_NONCE {
+                        run.need_memberships.insert(id);
+                    } else {
+                        run.need.insert(id);
+                    }
+                }
+            }
+        }
+        self.send_next(peer, now);
+    }
+
+    fn sync_misbehaved(&mut self, peer: &P, what: &str) {
+        self.outputs.push_back(Output::PeerMisbehaved {
+            peer: peer.clone(),
+            reason: Reason::Invalid(Error::InvalidRecord(format!(
+                "a synchronization answer that no honest member sends: {what}"
+            ))),
+        });
+        self.syncs.remove(peer);
+        self.after_run_ended_early();
+    }
+
+    /// Ends the run with `peer` before it completed.
+    pub(super) fn end_sync(&mut self, peer: &P, _now: Timestamp) {
+        if self.syncs.get(peer).is_some_and(|r| !r.finishing) {
+            self.syncs.remove(peer);
+            self.after_run_ended_early();
+        }
+    }
+
+    fn after_run_ended_early(&mut self) {
+        // A first synchronization moves on to another neighbour; the
+        // connect timer ends the attempt if none completes.
+        if !self.state.ready {
+            self.pending_first_retry = true;
+        }
+    }
+
+    /// Everything the run asked for came: a first run completes once the
+    /// store holds it; any other completes now.
+    fn sync_done(&mut self, peer: &P, now: Timestamp) {
+        let Some(run) = self.syncs.get_mut(peer) else {
+            return;
+        };
+        if run.first {
+            run.finishing = true;
+            self.sync_merged(now);
+        } else {
+            self.syncs.remove(peer);
+            self.last_synced.insert(peer.clone(), now);
+        }
+    }
+
+    /// A merge was answered: a finishing first run completes once none is
+    /// in flight.
+    pub(super) fn sync_merged(&mut self, now: Timestamp) {
+        let finished: Vec<P> = self
+            .syncs
+            .iter()
+            .filter(|(_, r)| r.finishing)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if finished.is_empty() || self.merges_in_flight != 0 {
+            return;
+        }
+        for peer in finished {
+            self.syncs.remove(&peer);
+            self.last_synced.insert(peer, now);
+        }
+        if !self.state.ready {
+            self.first_sync_complete(now);
+        }
+    }
+
+    /// A merge failed: a first run whose records did not all get stored is
+    /// no synchronization; it starts over with another neighbour.
+    pub(super) fn sync_merge_failed(&mut self) {
+        let first: Vec<P> = self
+            .syncs
+            .iter()
+            .filter(|(_, r)| r.first)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in first {
+            self.syncs.remove(&peer);
+            self.pending_first_retry = true;
+        }
+    }
+
+    fn first_sync_complete(&mut self, now: Timestamp) {
+        self.state.ready = true;
+        self.persist();
+        self.become_listening();
+        self.refresh_status();
+        self.outputs.push_back(Output::ConnectOutcome(Ok(())));
+        self.next_anti_entropy = now.saturating_add(self.config.anti_entropy_interval);
+        // Windows publishes the member's GMC in the group database once it
+        // is synchronized, unless the group makes member data optional.
+        // It fails only for a credential that is no longer valid now; then
+        // the member's first write fails with the same error, which is where
+        // the application can see it.
+        let _ = self.ensure_membership_published(true, now);
+        // Now ready: reconcile with the other neighbours too.
+        let others: Vec<P> = self.neighbors.iter().cloned().collect();
+        for peer in others {
+            self.start_sync(peer, now);
+        }
+    }
+
+    /// Forgets the runs and the history of a neighbour that left.
+    pub(super) fn sync_neighbor_down(&mut self, peer: &P, now: Timestamp) {
+        self.last_synced.remove(peer);
+        if self.syncs.contains_key(peer) {
+            self.syncs.remove(peer);
+            self.after_run_ended_early();
+        }
+        let _ = now;
+    }
+
+    /// Runs what the sync timers ask for: a retry of a first
+    /// synchronization, the anti-entropy round.
+    pub(super) fn sync_timers(&mut self, now: Timestamp) {
+        if std::mem::take(&mut self.pending_first_retry) {
+            self.try_next_first_sync(now);
+        }
+        if self.state.ready && self.is_online() && now >= self.next_anti_entropy {
+            self.next_anti_entropy = now.saturating_add(self.config.anti_entropy_interval);
+            self.anti_entropy(now);
+        }
+    }
+
+    /// When the anti-entropy round is due, if it applies.
+    pub(super) fn sync_timeout(&self) -> Option<Timestamp> {
+        (self.state.ready && self.is_online() && !self.neighbors.is_empty())
+            .then_some(self.next_anti_entropy)
+    }
+
+    /// Records from `last_synced` and runs, by peer (for tests and status).
+    #[allow(dead_code)]
+    pub(super) fn runs(&self) -> &BTreeMap<P, SyncRun> {
+        &self.syncs
+    }
+}
