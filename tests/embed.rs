@@ -280,3 +280,81 @@ async fn a_late_verdict_is_counted() {
             .is_ok()
     );
 }
+
+/// Issue 10: a member that lost its connection to the others (here the
+/// connection is closed under it, as a network drop would) finds and
+/// redials them: neither side waits for a discovery that will not come
+/// again (mDNS reports a peer once while it is cached; this application
+/// has no discovery at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_redialed() {
+    let mut alice = app();
+    let mut bob = app();
+    let alice_addr = listen_addr(&mut alice).await;
+    let alice_peer = *alice.local_peer_id();
+    let pg = &mut alice.behaviour_mut().peergroup;
+    let me = pg
+        .create_identity("alice", "")
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = pg.create_group(&GroupSpec::new(&me, "redial")).unwrap();
+    pg.connect(&group).unwrap();
+    let bob_info = bob
+        .behaviour_mut()
+        .peergroup
+        .create_identity("bob", "")
+        .unwrap();
+    let invitation = alice
+        .behaviour_mut()
+        .peergroup
+        .create_invitation(
+            &group,
+            &bob_info.to_text(IDENTITY_TEXT_PREFIX),
+            Role::Member,
+            None,
+        )
+        .unwrap();
+    let pg = &mut bob.behaviour_mut().peergroup;
+    pg.join(&bob_info.payload().peer_name, &invitation).unwrap();
+    pg.connect_by_address(&group, vec![alice_addr]).unwrap();
+
+    let neighbours = |swarm: &Swarm<App>| {
+        swarm
+            .behaviour()
+            .peergroup
+            .connections(&group)
+            .unwrap()
+            .len()
+    };
+    // 0: until neighbours; 1: dropped, until the connection is gone on both
+    // sides; 2: until neighbours again.
+    let mut phase = 0;
+    let deadline = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = alice.select_next_some() => {}
+            _ = bob.select_next_some() => {}
+            () = &mut deadline => panic!("bob never came back (phase {phase})"),
+        }
+        let ready = bob.behaviour().peergroup.status(&group).unwrap().ready;
+        let linked = neighbours(&bob) == 1 && neighbours(&alice) == 1;
+        match phase {
+            0 if ready && linked => {
+                // The connection drops.
+                assert!(bob.disconnect_peer_id(alice_peer).is_ok());
+                phase = 1;
+            }
+            1 if !bob.is_connected(&alice_peer)
+                && !alice.is_connected(bob.local_peer_id())
+                && neighbours(&bob) == 0 =>
+            {
+                phase = 2;
+            }
+            2 if linked => break,
+            _ => {}
+        }
+    }
+}

@@ -3,10 +3,13 @@
 mod embed;
 mod lifecycle;
 mod mdns;
+mod netns;
 mod node;
 mod password;
 mod raw;
 mod regressions;
 mod replication;
 mod security;
+mod slow_link;
 mod support;
+mod sync;

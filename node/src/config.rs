@@ -36,6 +36,7 @@ pub struct Config {
     pub(crate) kademlia: bool,
     pub(crate) identify: bool,
     pub(crate) connect_timeout: Duration,
+    pub(crate) anti_entropy_interval: Duration,
     pub(crate) expiry_interval: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) transport_seed: Option<[u8; 32]>,
@@ -58,6 +59,7 @@ impl Default for Config {
             kademlia: true,
             identify: true,
             connect_timeout: Duration::from_secs(30),
+            anti_entropy_interval: peergroup_protocol::session::DEFAULT_ANTI_ENTROPY_INTERVAL,
             expiry_interval: Duration::from_secs(15),
             heartbeat: Duration::from_secs(1),
             transport_seed: None,
@@ -132,6 +134,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// How often a ready member reconciles with one of its neighbours
+    /// (anti-entropy), on top of reconciling with every new neighbour.
+    /// Default: 30 s.
+    pub fn anti_entropy_interval(mut self, interval: Duration) -> Self {
+        self.0.anti_entropy_interval = interval;
+        self
+    }
+
     /// How often expired records are removed. Default: 15 s (the shortest
     /// interval of the Windows record expiration timer).
     pub fn expiry_interval(mut self, interval: Duration) -> Self {
@@ -200,6 +210,7 @@ impl ConfigBuilder {
         }
         for (name, d) in [
             ("connect_timeout", c.connect_timeout),
+            ("anti_entropy_interval", c.anti_entropy_interval),
             ("expiry_interval", c.expiry_interval),
             ("heartbeat", c.heartbeat),
         ] {

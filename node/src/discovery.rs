@@ -4,7 +4,7 @@
 //! (`FromSwarm::NewExternalAddrOfPeer`), so that an application that brings
 //! its own discovery and switches ours off still connects.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use libp2p::{
     Multiaddr, PeerId, identify, kad, mdns,
@@ -31,13 +31,21 @@ pub fn provider_key(group: &PeerName) -> kad::RecordKey {
     kad::RecordKey::new(&h.finalize().as_slice())
 }
 
-/// The discovery state: bootstrap peers and the address book.
+/// The most former neighbours remembered per group.
+const MEMBERS_PER_GROUP: usize = 64;
+
+/// The discovery state: bootstrap peers, the address book, and who to
+/// redial when a group has lost its neighbours.
 #[derive(Debug)]
 pub(crate) struct Discovery {
     bootstrap: Vec<(PeerId, Multiaddr)>,
     started: bool,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     order: VecDeque<PeerId>,
+    /// Peers that were authenticated neighbours of each group, latest last.
+    members: HashMap<PeerName, VecDeque<PeerId>>,
+    /// Peers found on the link by mDNS (still in the address book).
+    link_local: HashSet<PeerId>,
 }
 
 impl Discovery {
@@ -54,6 +62,18 @@ impl Discovery {
             started: false,
             addresses: HashMap::new(),
             order: VecDeque::new(),
+            members: HashMap::new(),
+            link_local: HashSet::new(),
+        }
+    }
+
+    /// Remembers that `peer` was a neighbour of `group`.
+    pub(crate) fn remember_member(&mut self, group: &PeerName, peer: PeerId) {
+        let list = self.members.entry(group.clone()).or_default();
+        list.retain(|p| *p != peer);
+        list.push_back(peer);
+        while list.len() > MEMBERS_PER_GROUP {
+            list.pop_front();
         }
     }
 
@@ -63,13 +83,14 @@ impl Discovery {
     }
 
     /// Remembers `addr` for `peer`; returns whether the peer is new.
-    fn remember(&mut self, peer: PeerId, addr: Multiaddr) -> bool {
+    pub(crate) fn remember(&mut self, peer: PeerId, addr: Multiaddr) -> bool {
         let new = !self.addresses.contains_key(&peer);
         if new {
             self.order.push_back(peer);
             while self.order.len() > ADDRESS_BOOK_PEERS {
                 if let Some(old) = self.order.pop_front() {
                     self.addresses.remove(&old);
+                    self.link_local.remove(&old);
                 }
             }
         }
@@ -167,10 +188,33 @@ impl Behaviour {
         }
     }
 
-    /// Looks for `group`'s members in the global cloud.
+    /// Looks for `group`'s members: in the global cloud (a provider lookup),
+    /// and by redialing the peers that were its neighbours and the peers
+    /// mDNS found on the link (mDNS reports a peer once while it stays in
+    /// its cache, so a dropped connection is not rediscovered on its own).
     pub(crate) fn find_members(&mut self, group: &PeerName) {
         if let Some(kad) = self.inner.kademlia.as_mut() {
             kad.get_providers(provider_key(group));
+        }
+        let known: Vec<PeerId> = self
+            .discovery
+            .members
+            .get(group)
+            .into_iter()
+            .flatten()
+            .chain(self.discovery.link_local.iter())
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for peer in known {
+            if !self.connected.contains(&peer) {
+                let addrs = self.discovery.addresses_of(&peer).to_vec();
+                if !addrs.is_empty() {
+                    tracing::debug!(%group, %peer, "redialing a known member");
+                    self.dial(peer, addrs);
+                }
+            }
         }
     }
 
@@ -234,6 +278,7 @@ impl Behaviour {
                         kad.add_address(&peer, addr.clone());
                     }
                     self.discovery.remember(peer, addr.clone());
+                    self.discovery.link_local.insert(peer);
                     self.dial(peer, vec![addr]);
                 }
             }
@@ -242,11 +287,14 @@ impl Behaviour {
     }
 
     pub(crate) fn on_identify_event(&mut self, event: identify::Event) {
-        if let identify::Event::Received { peer_id, info, .. } = event
-            && let Some(kad) = self.inner.kademlia.as_mut()
-        {
+        if let identify::Event::Received { peer_id, info, .. } = event {
             for addr in info.listen_addrs {
-                kad.add_address(&peer_id, addr);
+                if let Some(kad) = self.inner.kademlia.as_mut() {
+                    kad.add_address(&peer_id, addr.clone());
+                }
+                // Where to redial it: inbound connections come from
+                // ephemeral ports.
+                self.discovery.remember(peer_id, addr);
             }
         }
     }

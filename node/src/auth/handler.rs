@@ -624,6 +624,7 @@ impl Behaviour {
         if let Ok(session) = self.groups.get_mut(group) {
             session.neighbor_member(peer, membership.subject.clone());
         }
+        self.discovery.remember_member(group, peer);
         if new {
             tracing::debug!(%group, %peer, member = %membership.subject, "neighbour authenticated");
             self.handle(group, Input::NeighborUp(peer));

@@ -567,6 +567,7 @@ impl Behaviour {
 pub(crate) fn session_config(config: &Config) -> SessionConfig {
     SessionConfig {
         connect_timeout: config.connect_timeout,
+        anti_entropy_interval: config.anti_entropy_interval,
         ..SessionConfig::default()
     }
 }

@@ -87,6 +87,10 @@ impl NetworkBehaviour for Behaviour {
         match &event {
             FromSwarm::ConnectionEstablished(e) => {
                 self.connected.insert(e.peer_id);
+                // An address we dialed it at is one to redial it at.
+                if let libp2p::core::ConnectedPoint::Dialer { address, .. } = e.endpoint {
+                    self.discovery.remember(e.peer_id, address.clone());
+                }
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
                 self.on_peer_gone(e.peer_id);

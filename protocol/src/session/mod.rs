@@ -69,6 +69,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a group still looking for a member asks the clouds again by default.
 pub const DEFAULT_FIND_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The longest interval between two lookups of a ready group that lost
+/// every neighbour.
+pub const MAX_FIND_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How often a ready, online member reconciles with one of its neighbours
 /// by default (anti-entropy): 30 s. With no differences a round costs one
 /// request of one fingerprint and its answer; it repairs what gossip lost
@@ -174,6 +178,9 @@ pub struct Session<P, M> {
     pending_first_retry: bool,
     /// When the next anti-entropy round is due.
     next_anti_entropy: Timestamp,
+    /// A ready, online group without neighbours looks for members again:
+    /// when next, and the interval (doubling up to [`MAX_FIND_INTERVAL`]).
+    lonely_find: Option<(Timestamp, Duration)>,
     /// The highest version known per record, tombstones included, in id
     /// order (reconciliation walks ranges of it).
     versions: BTreeMap<RecordId, Version>,
@@ -237,6 +244,7 @@ where
             last_synced: BTreeMap::new(),
             pending_first_retry: false,
             next_anti_entropy: Timestamp::EPOCH,
+            lonely_find: None,
             versions: BTreeMap::new(),
             held_messages: HashMap::new(),
             held_by_peer: HashMap::new(),

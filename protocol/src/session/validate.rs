@@ -446,6 +446,12 @@ where
     }
 
     /// Judges every record a neighbour sent (origin: sync with it).
+    ///
+    /// A ready member floods what it accepted on to its other neighbours, as
+    /// Windows re-floods every new record (reference 3.4): records written
+    /// on one side of a partition reach the whole other side as soon as one
+    /// member of it synchronizes, not one anti-entropy round per hop. A
+    /// first synchronization floods nothing (its neighbour has it all).
     pub(crate) fn judge_fetched(&mut self, fetched: &mut Fetched<P>, now: Timestamp) {
         let origin = Origin::Sync {
             peer: fetched.peer.clone(),
@@ -454,9 +460,19 @@ where
             let reason = self.judge_properties(properties);
             self.verdict(&origin, reason);
         }
+        let flood = self.state.ready && self.is_online();
         for record in std::mem::take(&mut fetched.records) {
+            let bytes = match (&record, flood) {
+                (Ok(r), true) => Some(r.as_bytes().to_vec()),
+                _ => None,
+            };
             match self.judge(record, &origin, now) {
-                Judged::Accepted | Judged::Held => {}
+                Judged::Accepted => {
+                    if let Some(bytes) = bytes {
+                        self.outputs.push_back(Output::Publish(bytes));
+                    }
+                }
+                Judged::Held => {}
                 Judged::Refused(reason) => self.verdict(&origin, reason),
             }
         }

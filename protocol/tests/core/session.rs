@@ -828,3 +828,49 @@ fn a_dishonest_reconciliation_is_misbehaviour() {
         "the synchronization moves to another neighbour: {out:?}"
     );
 }
+
+/// Slow links: a fetch that times out is asked again with half the bytes,
+/// from the same neighbour; after repeated failures the synchronization
+/// moves to another neighbour, and what came meanwhile stays.
+#[test]
+fn a_timed_out_fetch_is_retried_smaller_then_elsewhere() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = f.joined(&member);
+    s.connect(T0).unwrap();
+    let records: Vec<_> = (0..4)
+        .map(|n| add(&f.creator, f.group(), n, b"x", T0, 3600))
+        .collect();
+    let server = Server::new(&f, &records);
+    s.handle(Input::NeighborUp(1), T0);
+    s.handle(Input::NeighborUp(2), T0);
+    let out = drain(&mut s);
+    let reconcile = requests(&out, 1).pop().unwrap();
+    s.handle(server.answer(1, &reconcile, usize::MAX), T0);
+    let mut asked = Vec::new();
+    for _ in 0..peergroup_protocol::session::MAX_FAILURES {
+        let out = drain(&mut s);
+        match requests(&out, 1).pop() {
+            Some(SyncRequest::Fetch { max_bytes, .. }) => asked.push(max_bytes),
+            other => panic!("expected a fetch from neighbour 1, got {other:?}"),
+        }
+        s.handle(
+            Input::SyncFailed {
+                peer: 1,
+                reason: "timeout".into(),
+                timed_out: true,
+            },
+            T0,
+        );
+    }
+    let full = peergroup_protocol::session::FETCH_BYTES;
+    assert_eq!(asked, vec![full, full / 2, full / 4, full / 8]);
+    // The run with 1 ended; the synchronization moves to neighbour 2.
+    s.handle(Input::Timeout, T0);
+    let out = drain(&mut s);
+    assert!(requests(&out, 1).is_empty(), "{out:?}");
+    assert!(
+        matches!(requests(&out, 2).as_slice(), [SyncRequest::Reconcile(_)]),
+        "{out:?}"
+    );
+}

@@ -381,7 +381,12 @@ impl Sim {
                     self.sync_neighbors();
                 }
                 Output::Publish(bytes) => {
-                    let id = message_id(&bytes);
+                    // Every publication is a message of its own, as the
+                    // node's are (each is sealed with a fresh nonce): a
+                    // record flooded on after a synchronization is a new
+                    // message, not a replay of the one it first came in.
+                    self.seq += 1;
+                    let id = message_id(&[bytes.as_slice(), &self.seq.to_be_bytes()].concat());
                     self.nodes[i].seen.insert(id);
                     self.nodes[i].cache.insert(id, bytes);
                     self.gossip_to_neighbors(i, id, None);
