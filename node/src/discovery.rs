@@ -9,7 +9,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use libp2p::{
     Multiaddr, PeerId, identify, kad, mdns,
     multiaddr::Protocol,
-    swarm::{ToSwarm, dial_opts::DialOpts},
+    swarm::{
+        ToSwarm,
+        dial_opts::{DialOpts, PeerCondition},
+    },
 };
 use peergroup_protocol::PeerName;
 use sha2::{Digest as _, Sha256};
@@ -128,12 +131,38 @@ impl Behaviour {
     }
 
     /// Asks the swarm to dial `peer` (at `addresses`, plus what it knows).
+    ///
+    /// Addresses just learned (from the user, mDNS, identify, a Kademlia
+    /// lookup) are dialed even while another attempt to the same peer is in
+    /// flight: that attempt may be to an address the peer no longer listens
+    /// on (a restarted node), and libp2p's default condition would drop the
+    /// new dial silently. Without new addresses, one attempt at a time.
     pub(crate) fn dial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
         if peer == self.local_peer || self.connected.contains(&peer) {
             return;
         }
+        let condition = if addresses.is_empty() {
+            PeerCondition::DisconnectedAndNotDialing
+        } else {
+            PeerCondition::Disconnected
+        };
         self.actions.push_back(ToSwarm::Dial {
-            opts: DialOpts::peer_id(peer).addresses(addresses).build(),
+            opts: DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .condition(condition)
+                .build(),
+        });
+        self.wake();
+    }
+
+    /// Redials a member at the addresses it was known at: one attempt at a
+    /// time (this runs on a timer while a group is lonely).
+    fn redial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        self.actions.push_back(ToSwarm::Dial {
+            opts: DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build(),
         });
         self.wake();
     }
@@ -145,7 +174,10 @@ impl Behaviour {
                 if peer == self.local_peer || self.connected.contains(&peer) {
                     return;
                 }
-                DialOpts::peer_id(peer).addresses(vec![addr]).build()
+                DialOpts::peer_id(peer)
+                    .addresses(vec![addr])
+                    .condition(PeerCondition::Disconnected)
+                    .build()
             }
             _ => DialOpts::unknown_peer_id().address(addr).build(),
         };
@@ -212,7 +244,7 @@ impl Behaviour {
                 let addrs = self.discovery.addresses_of(&peer).to_vec();
                 if !addrs.is_empty() {
                     tracing::debug!(%group, %peer, "redialing a known member");
-                    self.dial(peer, addrs);
+                    self.redial(peer, addrs);
                 }
             }
         }
