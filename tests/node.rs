@@ -550,3 +550,68 @@ async fn bursts_of_near_limit_records_propagate() {
     let d = digests(&[&creator, &bob], &group).await;
     assert_eq!(d[0], d[1]);
 }
+
+/// A DHT node that restarts forgets every provider record it held: the
+/// members that announced their group notice the node is back (they redial
+/// it) and announce again, so a joiner that knows only that node still
+/// finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_records_are_announced_again_after_the_dht_node_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed port, so the restarted DHT node is where the members look.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let at: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let dht = || {
+        config()
+            .listen([at.clone()])
+            .kademlia(true)
+            .data_dir(dir.path())
+    };
+    let (bootstrap, _) = node(dht()).await;
+    let seed = bootstrap.listen_addrs().await.unwrap();
+    let (creator, group) =
+        group_with_creator(config().kademlia(true).bootstrap(seed.clone())).await;
+    let id = creator
+        .handle
+        .add_record(&group, note("announced again"))
+        .await
+        .unwrap();
+    // A second member, so that neither is alone: a lonely member's own
+    // lookups would reconnect it to the DHT node and hide the fault.
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let member = join(
+        &creator,
+        &group,
+        Role::Member,
+        config().kademlia(true).bootstrap(seed.clone()),
+        addrs,
+    )
+    .await;
+    eventually(10, "the member is ready", || async {
+        member.handle.status(&group).await.unwrap().ready
+    })
+    .await;
+    let bootstrap_peer = bootstrap.peer_id().await.unwrap();
+    // Time for the first announcements to reach the DHT node (and be lost).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bootstrap.shutdown().await.unwrap();
+    let (again, _) = node(dht()).await;
+    assert_eq!(again.peer_id().await.unwrap(), bootstrap_peer);
+    let joiner = invited(
+        &creator,
+        &group,
+        Role::Member,
+        config().kademlia(true).bootstrap(seed),
+        None,
+    )
+    .await;
+    joiner.handle.connect(&group).await.unwrap();
+    assert_eq!(
+        joiner.handle.get_record(&group, id).await.unwrap().data,
+        b"announced again"
+    );
+}

@@ -254,10 +254,15 @@ impl RawPeer {
     pub(crate) fn start_auth(&mut self, peer: PeerId) {
         let nonce = self.fresh::<32>();
         let tag = group_tag(&self.group);
-        self.swarm
-            .behaviour_mut()
-            .auth
-            .send_request(&peer, auth::Request::Hello { tag, nonce });
+        self.swarm.behaviour_mut().auth.send_request(
+            &peer,
+            auth::Request::Hello {
+                tag,
+                nonce,
+                time: crate::support::now(),
+                anchored: false,
+            },
+        );
         self.started.push((peer, nonce, None));
     }
 
@@ -328,12 +333,16 @@ impl RawPeer {
                 request, channel, ..
             } => {
                 let response = match request {
-                    auth::Request::Hello { tag, nonce }
+                    auth::Request::Hello { tag, nonce, .. }
                         if tag == group_tag(&self.group) && self.prover.is_some() =>
                     {
                         let ours = self.fresh::<32>();
                         self.answered.push((peer, nonce, ours));
-                        auth::Response::Nonce { nonce: ours }
+                        auth::Response::Nonce {
+                            nonce: ours,
+                            time: crate::support::now(),
+                            anchored: false,
+                        }
                     }
                     auth::Request::Prove {
                         proof: theirs_proof,
@@ -410,7 +419,7 @@ impl RawPeer {
                     .send_response(channel, response);
             }
             Message::Response { response, .. } => match response {
-                auth::Response::Nonce { nonce } => {
+                auth::Response::Nonce { nonce, .. } => {
                     let Some(entry) = self
                         .started
                         .iter_mut()

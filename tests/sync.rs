@@ -267,3 +267,143 @@ async fn four_members_that_wrote_apart_converge() {
     assert!(present.windows(2).all(|w| w[0] == w[1]), "{present:?}");
     let _ = (now(), Duration::ZERO);
 }
+
+/// A wall clock that runs `.0` ms ahead of the system's (behind if negative).
+#[derive(Debug)]
+struct Skewed(i64);
+
+impl peergroup::node::Clock for Skewed {
+    fn now(&self) -> peergroup::protocol::Timestamp {
+        now().saturating_offset(self.0)
+    }
+}
+
+/// Peer time (reference 3.6): a member whose clock runs 10 minutes fast
+/// keeps a record that expires in 5 minutes, as every other replica does,
+/// and what it writes is stamped with the group's time; one whose clock is
+/// 10 minutes slow joins as well (its connect deadline moves with the step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_a_fast_clock_judges_expiry_like_the_others() {
+    use std::sync::Arc;
+
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let steady = join(&creator, &group, Role::Member, config(), addrs.clone()).await;
+    let fast = join(
+        &creator,
+        &group,
+        Role::Member,
+        config().clock(Arc::new(Skewed(10 * 60 * 1000))),
+        addrs.clone(),
+    )
+    .await;
+    let slow = join(
+        &creator,
+        &group,
+        Role::Member,
+        config().clock(Arc::new(Skewed(-10 * 60 * 1000))),
+        addrs,
+    )
+    .await;
+    for m in [&steady, &fast, &slow] {
+        eventually(20, "ready", || async {
+            m.handle.status(&group).await.unwrap().ready
+        })
+        .await;
+    }
+    let short = peergroup::protocol::NewRecord::new(
+        peergroup::protocol::RecordType::from_u128(0x6e6f7465_0000_4000_8000_000000000001),
+        now().saturating_add_secs(300),
+    )
+    .with_data(b"expires in five minutes".to_vec());
+    let id = creator.handle.add_record(&group, short).await.unwrap();
+    for m in [&creator, &steady, &fast, &slow] {
+        eventually(20, "the short-lived record everywhere", || async {
+            m.handle.get_record(&group, id).await.is_ok()
+        })
+        .await;
+    }
+    converge(
+        &[&creator, &steady, &fast, &slow],
+        &group,
+        "identical databases",
+    )
+    .await;
+    // The skewed members adopted the group's time when they authenticated.
+    for m in [&fast, &slow] {
+        let peer = m.handle.peer_time().await.unwrap();
+        assert!(
+            peer.as_millis().abs_diff(now().as_millis()) < 5_000,
+            "peer time {peer} at {}",
+            now()
+        );
+    }
+    // What the fast member writes carries the group's time, not its own.
+    let written = fast
+        .handle
+        .add_record(&group, note("from the fast one"))
+        .await
+        .unwrap();
+    let record = fast.handle.get_record(&group, written).await.unwrap();
+    assert!(
+        record.created_at.as_millis().abs_diff(now().as_millis()) < 5_000,
+        "stamped {} at {}",
+        record.created_at,
+        now()
+    );
+    eventually(
+        20,
+        "the fast member's record reaches the others",
+        || async { creator.handle.get_record(&group, written).await.is_ok() },
+    )
+    .await;
+}
+
+/// `PEER_DEFER_EXPIRATION` (reference 3.4): a closed group with the flag
+/// keeps its expired records until it is connected again (so an offline
+/// member does not lose what it cannot refresh); without the flag they go
+/// while it is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_expiration_keeps_records_until_the_group_is_online() {
+    use peergroup::protocol::{GroupFlags, GroupSpec, NewRecord, RecordType};
+
+    let (handle, _events) =
+        crate::support::node(config().expiry_interval(Duration::from_millis(100))).await;
+    let me = handle.create_identity("me", "Me").await.unwrap();
+    let me = me.payload().peer_name.clone();
+    let mut deferred = GroupSpec::new(&me, "deferred");
+    deferred.flags = GroupFlags::DEFER_EXPIRATION;
+    let deferred = handle.create_group(deferred).await.unwrap();
+    let plain = handle
+        .create_group(GroupSpec::new(&me, "plain"))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for group in [&deferred, &plain] {
+        handle.connect(group).await.unwrap();
+        let short = NewRecord::new(
+            RecordType::from_u128(0x6e6f7465_0000_4000_8000_000000000002),
+            now().saturating_add_millis(1_500),
+        )
+        .with_data(b"short-lived".to_vec());
+        ids.push(handle.add_record(group, short).await.unwrap());
+        handle.close(group).await.unwrap();
+        handle.open(group).await.unwrap();
+    }
+    eventually(
+        10,
+        "the plain group's record expired while closed",
+        || async { handle.get_record(&plain, ids[1]).await.is_err() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    handle
+        .get_record(&deferred, ids[0])
+        .await
+        .expect("the deferred group keeps its expired record while offline");
+    handle.connect(&deferred).await.unwrap();
+    eventually(10, "online again, the record expires", || async {
+        handle.get_record(&deferred, ids[0]).await.is_err()
+    })
+    .await;
+}

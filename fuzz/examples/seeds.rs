@@ -235,6 +235,8 @@ fn main() {
             auth::Request::Hello {
                 tag,
                 nonce: peergroup_fuzz::INITIATOR_NONCE,
+                time: peergroup_protocol::Timestamp::from_millis(1_790_000_000_000),
+                anchored: false,
             },
         ),
         (
@@ -260,6 +262,8 @@ fn main() {
             "nonce",
             auth::Response::Nonce {
                 nonce: peergroup_fuzz::RESPONDER_NONCE,
+                time: peergroup_protocol::Timestamp::from_millis(1_790_000_000_000),
+                anchored: true,
             },
         ),
         (

@@ -4,7 +4,10 @@
 //! (`FromSwarm::NewExternalAddrOfPeer`), so that an application that brings
 //! its own discovery and switches ours off still connects.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    time::Duration,
+};
 
 use libp2p::{
     Multiaddr, PeerId, identify, kad, mdns,
@@ -14,7 +17,7 @@ use libp2p::{
         dial_opts::{DialOpts, PeerCondition},
     },
 };
-use peergroup_protocol::PeerName;
+use peergroup_protocol::{PeerName, Timestamp};
 use sha2::{Digest as _, Sha256};
 
 use crate::{behaviour::Behaviour, config::Config};
@@ -34,6 +37,21 @@ pub fn provider_key(group: &PeerName) -> kad::RecordKey {
     kad::RecordKey::new(&h.finalize().as_slice())
 }
 
+/// How long a Kademlia provider record lives on the DHT nodes that store it
+/// (given to Kademlia as `provider_record_ttl`).
+pub(crate) const PROVIDER_TTL: Duration = Duration::from_secs(3600);
+
+/// How often Kademlia announces the groups a member provides again
+/// (`provider_publication_interval`), well inside [`PROVIDER_TTL`].
+pub(crate) const PROVIDER_REANNOUNCE: Duration = Duration::from_secs(20 * 60);
+
+/// The first wait before a lost bootstrap node is redialed; it doubles up
+/// to [`MAX_BOOTSTRAP_REDIAL`].
+const BOOTSTRAP_REDIAL: Duration = Duration::from_secs(2);
+
+/// The longest wait between redials of a lost bootstrap node.
+const MAX_BOOTSTRAP_REDIAL: Duration = Duration::from_secs(60);
+
 /// The most former neighbours remembered per group.
 const MEMBERS_PER_GROUP: usize = 64;
 
@@ -49,6 +67,9 @@ pub(crate) struct Discovery {
     members: HashMap<PeerName, VecDeque<PeerId>>,
     /// Peers found on the link by mDNS (still in the address book).
     link_local: HashSet<PeerId>,
+    /// Bootstrap nodes that were connected and are not: when to redial
+    /// each, and the wait after that.
+    lost_bootstrap: HashMap<PeerId, (Timestamp, Duration)>,
 }
 
 impl Discovery {
@@ -67,6 +88,7 @@ impl Discovery {
             order: VecDeque::new(),
             members: HashMap::new(),
             link_local: HashSet::new(),
+            lost_bootstrap: HashMap::new(),
         }
     }
 
@@ -248,6 +270,66 @@ impl Behaviour {
                 }
             }
         }
+    }
+
+    /// A connection to `peer` opened (`first`: its only one). A bootstrap
+    /// node that comes back may have restarted and forgotten every provider
+    /// record: announce the groups again, and refresh the routing table.
+    pub(crate) fn discovery_connected(&mut self, peer: PeerId, first: bool) {
+        if first && self.discovery.lost_bootstrap.remove(&peer).is_some() {
+            tracing::debug!(%peer, "a bootstrap node is back; announcing the groups again");
+            self.provide_all();
+            if let Some(kad) = self.inner.kademlia.as_mut() {
+                let _ = kad.bootstrap();
+            }
+        }
+    }
+
+    /// The last connection to `peer` closed: a bootstrap node is redialed
+    /// (after [`BOOTSTRAP_REDIAL`], doubling).
+    pub(crate) fn discovery_disconnected(&mut self, peer: PeerId) {
+        if self.inner.kademlia.as_ref().is_none()
+            || !self.discovery.bootstrap.iter().any(|(p, _)| *p == peer)
+        {
+            return;
+        }
+        let at = self.wall_now().saturating_add(BOOTSTRAP_REDIAL);
+        self.discovery
+            .lost_bootstrap
+            .insert(peer, (at, BOOTSTRAP_REDIAL));
+    }
+
+    /// Redials the lost bootstrap nodes that are due (wall clock); returns
+    /// when the next one is.
+    pub(crate) fn discovery_timers(&mut self) -> Option<Timestamp> {
+        let now = self.wall_now();
+        let due: Vec<PeerId> = self
+            .discovery
+            .lost_bootstrap
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in due {
+            let addrs: Vec<Multiaddr> = self
+                .discovery
+                .bootstrap
+                .iter()
+                .filter(|(p, _)| *p == peer)
+                .map(|(_, a)| a.clone())
+                .collect();
+            if let Some((at, wait)) = self.discovery.lost_bootstrap.get_mut(&peer) {
+                *wait = wait.saturating_mul(2).min(MAX_BOOTSTRAP_REDIAL);
+                *at = now.saturating_add(*wait);
+            }
+            tracing::debug!(%peer, "redialing a bootstrap node");
+            self.redial(peer, addrs);
+        }
+        self.discovery
+            .lost_bootstrap
+            .values()
+            .map(|(at, _)| *at)
+            .min()
     }
 
     /// Announces every listening group again (after the routing table gained

@@ -203,9 +203,10 @@ impl Membership {
         self.not_before <= from && to <= self.not_after
     }
 
-    /// `InvalidTimePeriod` unless the membership is valid at `now`.
+    /// `InvalidTimePeriod` unless the membership is valid at `now` (its
+    /// start with [`crate::NOT_BEFORE_TOLERANCE`]).
     pub fn check_time(&self, now: Timestamp) -> Result<(), Error> {
-        if now < self.not_before {
+        if now.saturating_add(crate::peer_time::NOT_BEFORE_TOLERANCE) < self.not_before {
             return Err(Error::InvalidTimePeriod(format!(
                 "{}'s credential is not valid before {} (now {now})",
                 self.subject, self.not_before

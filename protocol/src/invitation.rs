@@ -219,9 +219,10 @@ impl InvitationInfo {
         Ok(self.chain.clone())
     }
 
-    /// `InvalidTimePeriod` unless `now` lies in the invitation's validity window.
+    /// `InvalidTimePeriod` unless `now` lies in the invitation's validity
+    /// window (its start with [`crate::NOT_BEFORE_TOLERANCE`]).
     pub fn check_time(&self, now: Timestamp) -> Result<(), Error> {
-        if now < self.not_before {
+        if now.saturating_add(crate::peer_time::NOT_BEFORE_TOLERANCE) < self.not_before {
             return Err(Error::InvalidTimePeriod(format!(
                 "the invitation is not valid before {} (now {now}); check the clocks",
                 self.not_before

@@ -35,6 +35,7 @@
 //! - `seal`: group data keys ([`GroupKey`]), sealed envelopes and keys
 //!   wrapped for one member ([`WrappedKey`]).
 //! - `time`: [`Timestamp`].
+//! - `peer_time`: the group clock members agree on ([`PeerClock`]).
 //! - [`reconcile`]: range-based set reconciliation (which records one
 //!   member has that another lacks), used by every sync.
 //! - [`messages`]: the request-response messages nodes exchange (group
@@ -61,6 +62,7 @@ mod invitation;
 pub mod messages;
 mod password;
 mod peer_name;
+mod peer_time;
 pub mod reconcile;
 mod record;
 mod seal;
@@ -102,6 +104,7 @@ pub use self::{
         wrap_password_secret,
     },
     peer_name::{MAX_CLASSIFIER_CHARS, PeerName, authority_of},
+    peer_time::{MAX_SKEW, NOT_BEFORE_TOLERANCE, PeerClock, sample_one_way, sample_round_trip},
     record::{
         Attribute, AttributeValue, Attributes, MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTE_STRING,
         MAX_ATTRIBUTES, MAX_RECORD_DATA, NewRecord, RECORD_FORMAT, RESERVED_ATTRIBUTES, Record,

@@ -230,9 +230,27 @@ impl Store for MemoryStore {
     }
 
     fn expire(&mut self, now: Timestamp) -> Result<Vec<Merged>, StoreError> {
+        self.expire_except(now, &[])
+    }
+
+    fn remove_group(&mut self, group: &PeerName) -> Result<u64, StoreError> {
+        let before = self.records.len();
+        self.records.retain(|(g, _), _| g != group);
+        Ok(before.saturating_sub(self.records.len()) as u64)
+    }
+}
+
+impl MemoryStore {
+    /// [`Store::expire`], leaving the records of the groups in `keep` (groups
+    /// with `PEER_DEFER_EXPIRATION` that are offline).
+    pub fn expire_except(
+        &mut self,
+        now: Timestamp,
+        keep: &[PeerName],
+    ) -> Result<Vec<Merged>, StoreError> {
         let mut expired = Vec::new();
-        self.records.retain(|_, record| {
-            if !record.record().is_expired(now) {
+        self.records.retain(|(group, _), record| {
+            if !record.record().is_expired(now) || keep.contains(group) {
                 return true;
             }
             if !record.record().is_deleted() {
@@ -241,11 +259,5 @@ impl Store for MemoryStore {
             false
         });
         Ok(expired)
-    }
-
-    fn remove_group(&mut self, group: &PeerName) -> Result<u64, StoreError> {
-        let before = self.records.len();
-        self.records.retain(|(g, _), _| g != group);
-        Ok(before.saturating_sub(self.records.len()) as u64)
     }
 }

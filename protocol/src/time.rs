@@ -45,6 +45,15 @@ impl Timestamp {
         std::time::Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
+    /// `self + offset_ms` (negative: earlier), saturating at both ends.
+    pub const fn saturating_offset(self, offset_ms: i64) -> Timestamp {
+        if offset_ms >= 0 {
+            Timestamp(self.0.saturating_add(offset_ms.unsigned_abs()))
+        } else {
+            Timestamp(self.0.saturating_sub(offset_ms.unsigned_abs()))
+        }
+    }
+
     /// `self + seconds`, saturating at [`Timestamp::MAX`].
     pub const fn saturating_add_secs(self, seconds: u64) -> Timestamp {
         Timestamp(self.0.saturating_add(seconds.saturating_mul(1000)))

@@ -39,6 +39,8 @@ struct Started {
     /// The request whose answer this exchange waits for: an answer to an
     /// older request (of an exchange this one replaced) is ignored.
     request: OutboundRequestId,
+    /// Our wall clock when we sent step 1 (peer time samples).
+    sent_at: Timestamp,
 }
 
 /// An authenticated neighbour of a group.
@@ -65,6 +67,9 @@ pub(crate) struct Auth {
     departed: HashMap<(PeerName, PeerId), Timestamp>,
     /// When connected peers' gossipsub scores are next looked at.
     next_score_check: Timestamp,
+    /// Clock samples (offset ms, anchored) of peers whose exchange is under
+    /// way; each counts for peer time once the peer authenticates.
+    samples: HashMap<PeerId, (i64, bool)>,
 }
 
 impl Auth {
@@ -122,12 +127,17 @@ impl Behaviour {
         self.auth
             .requests
             .retain(|_, (p, g)| !(*p == peer && g == group));
+        if !self.auth.is_member_anywhere(&peer) {
+            self.peer_clock.forget(&peer);
+        }
         self.refresh_score(&peer);
         self.handle(group, Input::NeighborDown(peer));
     }
 
     /// Forgets everything about `peer` (its last connection closed).
     pub(crate) fn auth_peer_gone(&mut self, peer: &PeerId) {
+        self.auth.samples.remove(peer);
+        self.peer_clock.forget(peer);
         self.auth.pending.retain(|(_, p), _| p != peer);
         self.auth.departed.retain(|(_, p), _| p != peer);
         self.auth.members.retain(|(_, p), _| p != peer);
@@ -167,6 +177,48 @@ impl Behaviour {
         self.inner.gossipsub.set_application_score(peer, score);
     }
 
+    /// Whether this node's peer time is anchored (see
+    /// `peergroup_protocol::PeerClock`): it adopted an anchored neighbour's
+    /// time, or it created one of its groups (whose time starts as its
+    /// creator's; the clock is anchored then).
+    fn clock_anchored(&mut self) -> bool {
+        if !self.peer_clock.is_anchored() && self.groups.iter().any(|(_, s)| s.state().is_creator())
+        {
+            self.peer_clock.anchor();
+        }
+        self.peer_clock.is_anchored()
+    }
+
+    /// Applies `peer`'s clock sample to peer time. When that moves peer
+    /// time, every deadline kept in it moves as far, so that waits keep
+    /// their length across the step.
+    fn sample_clock(&mut self, peer: PeerId, sample: i64, anchored: bool) {
+        self.clock_anchored();
+        let before = self.peer_clock.offset();
+        self.peer_clock.sample(peer, sample, anchored);
+        let delta = self.peer_clock.offset().saturating_sub(before);
+        if delta == 0 {
+            return;
+        }
+        tracing::info!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");
+        for group in self.groups.names() {
+            if let Ok(session) = self.groups.get_mut(&group) {
+                session.shift_clock(delta);
+            }
+        }
+        for at in self
+            .auth
+            .pending
+            .values_mut()
+            .chain(self.auth.departed.values_mut())
+        {
+            *at = at.saturating_offset(delta);
+        }
+        self.auth.next_score_check = self.auth.next_score_check.saturating_offset(delta);
+        self.next_expiry = self.next_expiry.saturating_offset(delta);
+        self.timer = None;
+    }
+
     fn start_auth(&mut self, group: &PeerName, peer: PeerId) {
         let key = (peer, group.clone());
         if self.auth.started.contains_key(&key) {
@@ -174,10 +226,17 @@ impl Behaviour {
         }
         let nonce: [u8; 32] = self.rng.random();
         let tag = peergroup_protocol::group_tag(group);
-        let id = self
-            .inner
-            .auth
-            .send_request(&peer, Request::Hello { tag, nonce });
+        let sent_at = self.wall_now();
+        let (time, anchored) = (self.now(), self.clock_anchored());
+        let id = self.inner.auth.send_request(
+            &peer,
+            Request::Hello {
+                tag,
+                nonce,
+                time,
+                anchored,
+            },
+        );
         self.auth.requests.insert(id, key.clone());
         self.auth.started.insert(
             key,
@@ -185,6 +244,7 @@ impl Behaviour {
                 nonce,
                 responder_nonce: None,
                 request: id,
+                sent_at,
             },
         );
     }
@@ -249,7 +309,12 @@ impl Behaviour {
 
     fn answer_auth(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
         match request {
-            Request::Hello { tag, nonce } => {
+            Request::Hello {
+                tag,
+                nonce,
+                time,
+                anchored,
+            } => {
                 let Some(group) = self.group_by_tag(&tag) else {
                     self.respond_auth(
                         channel,
@@ -260,8 +325,19 @@ impl Behaviour {
                     return;
                 };
                 let ours: [u8; 32] = self.rng.random();
+                let received = self.wall_now();
+                let sample = peergroup_protocol::sample_one_way(time, received);
+                self.auth.samples.insert(peer, (sample, anchored));
                 self.auth.answered.insert((peer, group), (nonce, ours));
-                self.respond_auth(channel, Response::Nonce { nonce: ours });
+                let (time, anchored) = (self.now(), self.clock_anchored());
+                self.respond_auth(
+                    channel,
+                    Response::Nonce {
+                        nonce: ours,
+                        time,
+                        anchored,
+                    },
+                );
             }
             Request::Prove { tag, proof } => {
                 let Some(group) = self.group_by_tag(&tag) else {
@@ -363,10 +439,19 @@ impl Behaviour {
     fn on_auth_response(&mut self, peer: PeerId, group: PeerName, response: Response) {
         let key = (peer, group.clone());
         match response {
-            Response::Nonce { nonce } => {
+            Response::Nonce {
+                nonce,
+                time,
+                anchored,
+            } => {
+                let received = self.wall_now();
                 let Some(started) = self.auth.started.get_mut(&key) else {
                     return;
                 };
+                // The initiator's sample is the better one (it knows the
+                // round trip): it replaces the responder-side one.
+                let sample = peergroup_protocol::sample_round_trip(started.sent_at, time, received);
+                self.auth.samples.insert(peer, (sample, anchored));
                 started.responder_nonce = Some(nonce);
                 let ours = started.nonce;
                 let (initiator, responder) = (self.local_peer.to_bytes(), peer.to_bytes());
@@ -625,6 +710,9 @@ impl Behaviour {
             session.neighbor_member(peer, membership.subject.clone());
         }
         self.discovery.remember_member(group, peer);
+        if let Some((sample, anchored)) = self.auth.samples.get(&peer).copied() {
+            self.sample_clock(peer, sample, anchored);
+        }
         if new {
             tracing::debug!(%group, %peer, member = %membership.subject, "neighbour authenticated");
             self.handle(group, Input::NeighborUp(peer));
@@ -643,6 +731,9 @@ impl Behaviour {
         self.auth.pending.remove(&key);
         if was_member {
             self.handle(group, Input::NeighborDown(peer));
+        }
+        if !self.auth.is_member_anywhere(&peer) {
+            self.peer_clock.forget(&peer);
         }
         // Keep it graylisted until it leaves, unless it is a neighbour in
         // another of our groups (its score there stays its own).

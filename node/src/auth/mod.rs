@@ -2,8 +2,12 @@
 //! (Windows' "Group Connect", reference 3.3.4), over the request-response
 //! protocol `/peergroup/auth/1`:
 //!
-//! 1. A → B `Hello { tag, nonce_a }` (the group by its tag, not its name);
-//!    B answers `Nonce { nonce_b }`, or `Refused` if it has no such group.
+//! 1. A → B `Hello { tag, nonce_a, time_a, anchored_a }` (the group by its
+//!    tag, not its name); B answers `Nonce { nonce_b, time_b, anchored_b }`,
+//!    or `Refused` if it has no such group. The times are each side's peer
+//!    time: once the exchange succeeds, each side samples the other's clock
+//!    (`peergroup_protocol::PeerClock`; the initiator against the midpoint
+//!    of its round trip).
 //! 2. A → B `Prove { tag, proof_a }`: A's signed identity, credential chain
 //!    and signature over the transcript (group, both peer ids of this
 //!    connection, both nonces; `peergroup_protocol::Transcript`). B checks it

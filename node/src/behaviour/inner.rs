@@ -76,6 +76,12 @@ impl Inner {
         let kademlia = config.kademlia.then(|| {
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
             kad_config.set_query_timeout(Duration::from_secs(30));
+            // Provider records expire after an hour on the nodes that store
+            // them (a departed member stops being found) and Kademlia
+            // announces ours again every 20 minutes, well before that.
+            kad_config.set_provider_record_ttl(Some(crate::discovery::PROVIDER_TTL));
+            kad_config
+                .set_provider_publication_interval(Some(crate::discovery::PROVIDER_REANNOUNCE));
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),

@@ -42,8 +42,8 @@ use libp2p::{
     swarm::{THandlerInEvent, ToSwarm},
 };
 use peergroup_protocol::{
-    Error, GroupKey, KeyCommitment, PeerName, RecordId, RecordType, Signed, SignedProperties,
-    SignedRecord, Timestamp,
+    Error, GroupFlags, GroupKey, KeyCommitment, PeerClock, PeerName, RecordId, RecordType, Signed,
+    SignedProperties, SignedRecord, Timestamp,
     session::{Input, Output, SessionConfig, Stored},
 };
 use rand::{RngExt as _, SeedableRng, rngs::StdRng};
@@ -196,6 +196,8 @@ pub struct Behaviour {
     pub(crate) discovery: Discovery,
     pub(crate) auth: Auth,
     pub(crate) password: Password,
+    /// Peer time: clock samples of the authenticated neighbours.
+    pub(crate) peer_clock: PeerClock<PeerId>,
     pub(crate) connected: HashSet<PeerId>,
     pub(crate) writes: HashMap<u64, WriteFor>,
     pub(crate) write_outbox: VecDeque<(Option<WriteOp>, WriteFor)>,
@@ -310,6 +312,7 @@ impl Behaviour {
             discovery: Discovery::new(&config),
             auth: Auth::default(),
             password: Password::default(),
+            peer_clock: PeerClock::new(),
             next_expiry: now.saturating_add(config.expiry_interval),
             config,
             clock,
@@ -365,10 +368,29 @@ impl Behaviour {
         self.storage.backend().clone()
     }
 
-    /// Now, by the behaviour's clock: what records are stamped with (an
-    /// application sets expirations relative to it).
+    /// Now in peer time (reference 3.6): the behaviour's wall clock
+    /// corrected by the median of its neighbours' clocks
+    /// (`peergroup_protocol::PeerClock`). Records are stamped with it and
+    /// expire by it; an application sets expirations relative to it.
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.peer_clock.to_peer_time(self.clock.now())
+    }
+
+    /// Now by the behaviour's own wall clock ([`Config`]'s clock).
+    pub fn wall_now(&self) -> Timestamp {
+        self.peer_clock.to_peer_time(self.clock.now())
+    }
+
+    /// `PeerGroupUniversalTimeToPeerTime`: the peer time at wall-clock time
+    /// `universal` (ms since the Unix epoch, by this node's clock).
+    pub fn universal_to_peer_time(&self, universal: Timestamp) -> Timestamp {
+        self.peer_clock.to_peer_time(universal)
+    }
+
+    /// `PeerGroupPeerTimeToUniversalTime`: this node's wall-clock time at
+    /// peer time `peer`.
+    pub fn peer_to_universal_time(&self, peer: Timestamp) -> Timestamp {
+        self.peer_clock.to_universal_time(peer)
     }
 
     pub(crate) fn operation(&mut self) -> OperationId {
@@ -511,13 +533,29 @@ impl Behaviour {
         self.check_password_deadlines(now);
         if now >= self.next_expiry {
             self.next_expiry = now.saturating_add(self.config.expiry_interval);
-            self.queue_write(Some(WriteOp::Expire(now)), WriteFor::Expire);
+            // `PEER_DEFER_EXPIRATION` (reference 3.4): an offline group's
+            // records do not expire until it is connected again.
+            let keep = self
+                .groups
+                .iter()
+                .filter(|(_, s)| {
+                    !s.is_online()
+                        && s.state().properties().flags.0 & GroupFlags::DEFER_EXPIRATION.0 != 0
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            self.queue_write(Some(WriteOp::Expire { now, keep }), WriteFor::Expire);
             ran = true;
         }
+        // Discovery keeps its deadlines by the wall clock.
+        let discovery = self
+            .discovery_timers()
+            .map(|at| self.universal_to_peer_time(at));
         let next = self
             .groups
             .iter()
             .filter_map(|(_, s)| s.poll_timeout())
+            .chain(discovery)
             .fold(self.next_expiry, Timestamp::min);
         if self.timer.as_ref().is_none_or(|(at, _)| *at != next) {
             let sleep = next.saturating_since(now).min(MAX_TIMER_SLEEP);

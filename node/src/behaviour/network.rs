@@ -91,9 +91,11 @@ impl NetworkBehaviour for Behaviour {
                 if let libp2p::core::ConnectedPoint::Dialer { address, .. } = e.endpoint {
                     self.discovery.remember(e.peer_id, address.clone());
                 }
+                self.discovery_connected(e.peer_id, e.other_established == 0);
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
                 self.on_peer_gone(e.peer_id);
+                self.discovery_disconnected(e.peer_id);
             }
             FromSwarm::NewExternalAddrOfPeer(e) => self.learn_address(e.peer_id, e.addr),
             _ => {}

@@ -144,6 +144,18 @@ pub enum Request {
         /// The group.
         group: PeerName,
     },
+    /// Now in peer time (reference 3.6).
+    PeerTime,
+    /// `PeerGroupUniversalTimeToPeerTime`.
+    UniversalToPeerTime {
+        /// A time by this node's wall clock.
+        time: Timestamp,
+    },
+    /// `PeerGroupPeerTimeToUniversalTime`.
+    PeerToUniversalTime {
+        /// A peer time.
+        time: Timestamp,
+    },
     /// The group's synchronizations.
     SyncStatus {
         /// The group.
@@ -262,6 +274,8 @@ pub enum Response {
     Groups(Vec<GroupEntry>),
     /// A group's status.
     Status(Status),
+    /// A time.
+    Time(Timestamp),
     /// Synchronizations of a group.
     Sync(SyncStatus<PeerId>),
     /// Neighbours.
@@ -433,6 +447,13 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
             durable(behaviour, r)
         }
         Request::Status { group } => Outcome::Now(behaviour.status(&group).map(Response::Status)),
+        Request::PeerTime => Outcome::Now(Ok(Response::Time(behaviour.now()))),
+        Request::UniversalToPeerTime { time } => {
+            Outcome::Now(Ok(Response::Time(behaviour.universal_to_peer_time(time))))
+        }
+        Request::PeerToUniversalTime { time } => {
+            Outcome::Now(Ok(Response::Time(behaviour.peer_to_universal_time(time))))
+        }
         Request::SyncStatus { group } => {
             Outcome::Now(behaviour.sync_status(&group).map(Response::Sync))
         }

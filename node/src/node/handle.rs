@@ -199,6 +199,28 @@ impl Handle {
         expect!(self.request(request).await?, Status)
     }
 
+    /// Now in peer time: the node's clock corrected by the median of its
+    /// neighbours' clocks (reference 3.6; see `peergroup_protocol::PeerClock`).
+    pub async fn peer_time(&self) -> Result<Timestamp, Error> {
+        expect!(self.request(Request::PeerTime).await?, Time)
+    }
+
+    /// `PeerGroupUniversalTimeToPeerTime`.
+    pub async fn universal_to_peer_time(&self, time: Timestamp) -> Result<Timestamp, Error> {
+        expect!(
+            self.request(Request::UniversalToPeerTime { time }).await?,
+            Time
+        )
+    }
+
+    /// `PeerGroupPeerTimeToUniversalTime`.
+    pub async fn peer_to_universal_time(&self, time: Timestamp) -> Result<Timestamp, Error> {
+        expect!(
+            self.request(Request::PeerToUniversalTime { time }).await?,
+            Time
+        )
+    }
+
     /// The group's synchronizations: those in progress and when each
     /// neighbour last completed one.
     pub async fn sync_status(&self, group: &PeerName) -> Result<SyncStatus<PeerId>, Error> {

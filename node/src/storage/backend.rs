@@ -25,8 +25,14 @@ pub enum WriteOp {
     SaveIdentity(Box<Identity>),
     /// Forget a local identity.
     ForgetIdentity(PeerName),
-    /// Remove every record (and tombstone) expired at this time.
-    Expire(Timestamp),
+    /// Remove every record (and tombstone) expired at `now`, except those of
+    /// the groups in `keep` (offline groups with `PEER_DEFER_EXPIRATION`).
+    Expire {
+        /// Peer time.
+        now: Timestamp,
+        /// Groups whose records stay.
+        keep: Vec<PeerName>,
+    },
 }
 
 /// What one [`WriteOp`] did.
@@ -154,7 +160,9 @@ impl Backend for MemoryBackend {
                     m.identities.remove(name);
                     Applied::Done
                 }
-                WriteOp::Expire(now) => Applied::Expired(m.store.expire(*now)?),
+                WriteOp::Expire { now, keep } => {
+                    Applied::Expired(m.store.expire_except(*now, keep)?)
+                }
             });
         }
         Ok(out)

@@ -508,19 +508,31 @@ mod tests {
         let probe = Arc::new(Probe::default());
         *probe.hold.lock().unwrap() = true;
         let mut storage = Storage::new(probe.clone()).unwrap();
+        let mut accepted = 0;
         let mut rejected = None;
-        // The writer holds one job; the queue takes WRITE_QUEUE more.
-        for _ in 0..=WRITE_QUEUE + 1 {
-            if let Err(e) = storage.write(Some(WriteOp::Expire(T0))) {
-                rejected = Some(e);
-                break;
+        // The queue takes WRITE_QUEUE; the writer, stuck inside one batch,
+        // holds the jobs it found queued when it woke (none if it has not
+        // woken yet). Twice that many writes must meet a full queue.
+        for _ in 0..2 * WRITE_QUEUE + 2 {
+            match storage.write(Some(WriteOp::Expire {
+                now: T0,
+                keep: Vec::new(),
+            })) {
+                Ok(_) => accepted += 1,
+                Err(e) => {
+                    rejected = Some(e);
+                    break;
+                }
             }
         }
-        assert!(matches!(
-            rejected,
-            Some(Rejected::Full(Some(WriteOp::Expire(_))))
-        ));
+        // Released before asserting: a failed assertion must not leave the
+        // writer stuck (dropping the storage waits for it).
         probe.release();
+        assert!(
+            matches!(rejected, Some(Rejected::Full(Some(WriteOp::Expire { .. })))),
+            "{accepted} writes accepted, then {rejected:?}"
+        );
+        assert!(accepted >= WRITE_QUEUE, "{accepted}");
     }
 
     #[test]
@@ -551,7 +563,12 @@ mod tests {
         *probe.hold.lock().unwrap() = true;
         let mut storage = Storage::new(probe.clone()).unwrap();
         // The writer is stuck in a transaction; a page read still completes.
-        storage.write(Some(WriteOp::Expire(T0))).unwrap();
+        storage
+            .write(Some(WriteOp::Expire {
+                now: T0,
+                keep: Vec::new(),
+            }))
+            .unwrap();
         let group = batch[0].record().group.clone();
         let ids: Vec<_> = batch.iter().take(3).map(|r| r.record().id).collect();
         let tag = storage

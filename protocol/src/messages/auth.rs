@@ -7,6 +7,7 @@ use serde_bytes::ByteBuf;
 use crate::{
     group_auth::{AuthProof, GROUP_TAG_LEN},
     seal::WrappedKey,
+    time::Timestamp,
 };
 
 /// The largest request or response accepted: a proof with a 24-credential
@@ -25,6 +26,13 @@ pub enum Request {
         /// The initiator's fresh nonce.
         #[serde(rename = "n", with = "serde_bytes")]
         nonce: [u8; 32],
+        /// The initiator's peer time as it sent this (peer time samples).
+        #[serde(rename = "w")]
+        time: Timestamp,
+        /// Whether the initiator's peer time is anchored (see
+        /// `PeerClock`): an unanchored clock never moves an anchored one.
+        #[serde(rename = "a")]
+        anchored: bool,
     },
     /// Step 2: the initiator's proof.
     #[serde(rename = "prove")]
@@ -47,6 +55,12 @@ pub enum Response {
         /// The responder's fresh nonce.
         #[serde(rename = "n", with = "serde_bytes")]
         nonce: [u8; 32],
+        /// The responder's peer time as it answered (peer time samples).
+        #[serde(rename = "w")]
+        time: Timestamp,
+        /// Whether the responder's peer time is anchored.
+        #[serde(rename = "a")]
+        anchored: bool,
     },
     /// Step 2's answer: the responder's proof, the group key for the
     /// initiator, and the initiator's newer credential if there is one.

@@ -545,6 +545,27 @@ where
         self.outputs.pop_front()
     }
 
+    /// The host's clock stepped by `delta_ms` (peer time adopted a
+    /// neighbour's, `crate::PeerClock`): moves every deadline the session
+    /// keeps by as much, so that a timer set before the step fires after
+    /// the same wait (a joiner whose clock was 10 minutes slow would
+    /// otherwise miss its connect deadline at once; one 10 minutes fast
+    /// would wait 10 minutes more).
+    pub fn shift_clock(&mut self, delta_ms: i64) {
+        if let Some(connect) = self.connect.as_mut() {
+            connect.deadline = connect.deadline.saturating_offset(delta_ms);
+            connect.next_find = connect.next_find.saturating_offset(delta_ms);
+        }
+        for at in self.last_synced.values_mut() {
+            *at = at.saturating_offset(delta_ms);
+        }
+        self.next_anti_entropy = self.next_anti_entropy.saturating_offset(delta_ms);
+        if let Some((at, _)) = self.lonely_find.as_mut() {
+            *at = at.saturating_offset(delta_ms);
+        }
+        self.next_hold_check = self.next_hold_check.saturating_offset(delta_ms);
+    }
+
     /// When to feed [`Input::Timeout`] next, if the session waits for a time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {

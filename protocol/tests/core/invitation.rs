@@ -3,8 +3,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use peergroup_protocol::{
     CredentialChain, Error, INVITATION_TEXT_PREFIX, InvitationInfo, Role, Scheme,
-    create_invitation, create_password_invitation,
-    testing::{T0, identity},
+    create_invitation, create_password_invitation, testing::identity,
 };
 
 use crate::membership::{Group, t};
@@ -123,9 +122,19 @@ fn join_time_checks() {
         info.accept(&bob, t(3600)),
         Err(Error::InvalidTimePeriod(_))
     ));
+    // The start of validity tolerates a clock up to 15 minutes slow.
+    let tolerance = i64::try_from(peergroup_protocol::NOT_BEFORE_TOLERANCE.as_millis()).unwrap();
+    let start = info.not_before;
     assert!(
-        matches!(info.accept(&bob, T0), Err(Error::InvalidTimePeriod(_))),
+        matches!(
+            info.accept(&bob, start.saturating_offset(-tolerance - 1)),
+            Err(Error::InvalidTimePeriod(_))
+        ),
         "before validity"
+    );
+    assert!(
+        info.accept(&bob, start.saturating_offset(-tolerance))
+            .is_ok()
     );
     assert!(info.accept(&bob, t(3599)).is_ok());
 }

@@ -874,3 +874,37 @@ fn a_timed_out_fetch_is_retried_smaller_then_elsewhere() {
         "{out:?}"
     );
 }
+
+/// Peer time stepped (a joiner adopted the group's clock): the session's
+/// deadlines move with it, so a connect keeps its full wait.
+#[test]
+fn a_clock_step_moves_the_deadlines_with_it() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = f.joined(&member);
+    drain(&mut s);
+    s.connect(T0).unwrap();
+    drain(&mut s);
+    let step: i64 = 10 * 60 * 1000;
+    let find = SessionConfig::default().find_interval;
+    s.shift_clock(step);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(
+            T0.saturating_add(find)
+                .saturating_add_millis(10 * 60 * 1000)
+        )
+    );
+    // Ten minutes later in the new time, the connect is still waiting.
+    let later = T0
+        .saturating_add_millis(10 * 60 * 1000)
+        .saturating_add_secs(2);
+    s.handle(Input::Timeout, later);
+    let out = drain(&mut s);
+    assert!(out.iter().any(|o| matches!(o, Output::FindMembers)));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::ConnectOutcome(_))),
+        "{out:?}"
+    );
+    assert!(s.is_online());
+}

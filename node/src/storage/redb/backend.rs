@@ -39,7 +39,9 @@ impl Backend for RedbStore {
                         self.remove_identity_in(&txn, name)?;
                         Applied::Done
                     }
-                    WriteOp::Expire(now) => Applied::Expired(self.expire_in(&txn, *now)?.0),
+                    WriteOp::Expire { now, keep } => {
+                        Applied::Expired(self.expire_in(&txn, *now, keep)?.0)
+                    }
                 });
             }
             self.commit(txn)?;

@@ -233,7 +233,7 @@ impl RedbStore {
     pub fn expire_records(&self, now: Timestamp) -> Result<Vec<Merged>, AccessError> {
         let result = (|| -> Result<Vec<Merged>, Failure> {
             let txn = self.begin_write()?;
-            let (outcomes, removed) = self.expire_in(&txn, now)?;
+            let (outcomes, removed) = self.expire_in(&txn, now, &[])?;
             if removed == 0 {
                 // Nothing expired: leave the file as it was.
                 txn.abort()?;
@@ -251,6 +251,7 @@ impl RedbStore {
         &self,
         txn: &WriteTransaction,
         now: Timestamp,
+        keep: &[PeerName],
     ) -> Result<(Vec<Merged>, u64), Failure> {
         let mut outcomes = Vec::new();
         let mut removed = 0u64;
@@ -285,6 +286,9 @@ impl RedbStore {
             let group = PeerName::parse(group).map_err(|err| {
                 Failure::Corrupt(format!("the expiry index names group {group:?}: {err}"))
             })?;
+            if keep.contains(&group) {
+                continue;
+            }
             if records.remove(row_key)?.is_none() {
                 return Err(Failure::Corrupt(format!(
                     "the expiry index names record {id} of group {group}, which is missing"
