@@ -77,6 +77,13 @@ pub(crate) struct RawPeer {
     pub(crate) key: Option<GroupKey>,
     /// What it answers sync requests with (`None`: a refusal).
     pub(crate) sync_answer: Option<sync::Response>,
+    /// How it answers reconciliation queries, if not with `sync_answer`:
+    /// the properties envelope and its claimed items (each query gets the
+    /// items inside its range).
+    pub(crate) reconcile_items: Option<(
+        serde_bytes::ByteBuf,
+        Vec<peergroup::protocol::reconcile::Item>,
+    )>,
     /// Whether it starts exchanges itself when a node subscribes.
     pub(crate) initiate: bool,
     /// A password it pretends to know: it answers password joiners with a
@@ -160,6 +167,7 @@ impl RawPeer {
             unwrap_with,
             key: None,
             sync_answer: None,
+            reconcile_items: None,
             initiate: true,
             password_guess: None,
             hand_key: None,
@@ -552,11 +560,30 @@ impl RawPeer {
             return;
         };
         match message {
-            Message::Request { channel, .. } => {
+            Message::Request {
+                channel, request, ..
+            } => {
                 self.seen.sync_requests += 1;
-                let response = self.sync_answer.clone().unwrap_or(sync::Response::Refused {
-                    reason: "raw peer".into(),
-                });
+                let response = match (&request, &self.reconcile_items) {
+                    (sync::Request::Reconcile { queries, .. }, Some((properties, items))) => {
+                        use peergroup::protocol::reconcile::{Answer, pack};
+                        let answers = queries
+                            .iter()
+                            .map(|q| {
+                                Answer::Items(pack(
+                                    items.iter().copied().filter(|i| q.range.contains(&i.id)),
+                                ))
+                            })
+                            .collect();
+                        sync::Response::Reconciled {
+                            properties: properties.clone(),
+                            answers,
+                        }
+                    }
+                    _ => self.sync_answer.clone().unwrap_or(sync::Response::Refused {
+                        reason: "raw peer".into(),
+                    }),
+                };
                 let _ = self
                     .swarm
                     .behaviour_mut()

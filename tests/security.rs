@@ -899,3 +899,143 @@ async fn an_expired_member_receives_its_stored_renewal() {
     })
     .await;
 }
+
+/// Members that serve bogus synchronization data are cut off, and nothing
+/// they served is stored: a forged signature, another group's record, a
+/// record nobody asked for. The joiner becomes ready from the creator and
+/// agrees with it. (A record its signer may not write is a Reject like
+/// these once the signer's membership is known, and takes the same path;
+/// before that it is held, within the per-signer and per-peer bounds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_serving_bogus_sync_data_are_cut_off_and_nothing_invalid_is_stored() {
+    use peergroup::protocol::{GroupSpec, reconcile::Item};
+    use sha2::Digest as _;
+
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let creator_peer = creator.handle.peer_id().await.unwrap();
+    let kept = creator
+        .handle
+        .add_record(&group, note("kept"))
+        .await
+        .unwrap();
+    let other = creator
+        .handle
+        .create_group(GroupSpec::new(&creator.identity, "other"))
+        .await
+        .unwrap();
+    // The group's properties envelope and a real record, as any member
+    // can fetch them.
+    let spy_id = identity(70, "spy");
+    let chain = credential(&creator, &group, &spy_id, Role::Member, None).await;
+    let mut spy = RawPeer::member(&group, &spy_id, chain).await;
+    spy.authenticate_with(creator_peer, &addrs).await;
+    spy.swarm.behaviour_mut().sync.send_request(
+        &creator_peer,
+        sync::Request::Fetch {
+            group: group.clone(),
+            ids: vec![kept],
+            max_bytes: 1 << 20,
+        },
+    );
+    spy.until(10, "the records", |r| !r.seen.sync_responses.is_empty())
+        .await;
+    let Some(sync::Response::Records {
+        properties,
+        records,
+        ..
+    }) = spy.seen.sync_responses.pop()
+    else {
+        panic!("the spy was refused")
+    };
+    let real = SignedRecord::from_bytes(&records[0]).unwrap();
+    drop(spy);
+
+    let server = |n: u8| identity(71 + n, &format!("bogus{n}"));
+    let mut forged = real.as_bytes().to_vec();
+    *forged.last_mut().unwrap() ^= 1;
+    let foreign = signed_note(&other, &server(1), 1, "another group's")
+        .as_bytes()
+        .to_vec();
+    let unasked = signed_note(&group, &server(3), 9, "not asked for")
+        .as_bytes()
+        .to_vec();
+    // What each server claims in reconciliation, and what it then serves.
+    let item = |bytes: &[u8], id, version| Item {
+        id,
+        version,
+        hash: sha2::Sha256::digest(bytes)[..16].try_into().unwrap(),
+    };
+    let claimed_id = peergroup::protocol::RecordId([0xee; 16]);
+    let cases = [
+        ("forged", item(&forged, kept, 1), forged.clone()),
+        (
+            "foreign",
+            item(
+                &foreign,
+                SignedRecord::from_bytes(&foreign).unwrap().record().id,
+                1,
+            ),
+            foreign.clone(),
+        ),
+        ("unasked", item(&unasked, claimed_id, 1), unasked.clone()),
+    ];
+    for (n, (what, claimed, served)) in cases.into_iter().enumerate() {
+        let me = server(n as u8);
+        let chain = credential(&creator, &group, &me, Role::Member, None).await;
+        let mut raw = RawPeer::member(&group, &me, chain).await;
+        raw.reconcile_items = Some((properties.clone(), vec![claimed]));
+        raw.sync_answer = Some(sync::Response::Records {
+            properties: properties.clone(),
+            records: vec![ByteBuf::from(served.clone())],
+            considered: 1,
+        });
+        raw.initiate = false;
+        let topic = raw.topic();
+        raw.swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .unwrap();
+        let (raw_addr, raw_peer) = (raw.addr(), raw.peer_id());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let pump = tokio::spawn(async move {
+            tokio::select! {
+                _ = &mut stopped => {}
+                () = raw.run_for(Duration::from_secs(60)) => {}
+            }
+            raw
+        });
+        let joiner = invited(&creator, &group, Role::Member, config(), None).await;
+        let mut failed = failures(&joiner, &group);
+        joiner
+            .handle
+            .connect_by_address(&group, vec![raw_addr, addrs[0].clone()])
+            .await
+            .unwrap();
+        let reason = authentication_failed(&mut failed, raw_peer, 20).await;
+        assert!(!reason.is_empty(), "{what}");
+        eventually(10, "joiner and creator agree", || async {
+            let both = digests(&[&creator, &joiner], &group).await;
+            both[0] == both[1]
+        })
+        .await;
+        let record = joiner.handle.get_record(&group, kept).await.unwrap();
+        assert_eq!(record.data, b"kept", "{what}");
+        assert_eq!(record.version, 1, "{what}");
+        let stored = joiner.handle.records(&group, None).await.unwrap();
+        assert!(
+            stored
+                .iter()
+                .all(|r| r.data != b"not asked for" && r.data != b"another group's"),
+            "{what}: a bogus record was stored"
+        );
+        stop.send(()).unwrap();
+        let raw = pump.await.unwrap();
+        assert!(
+            raw.seen.sync_requests > 0,
+            "{what}: the server was never asked"
+        );
+        joiner.handle.shutdown().await.unwrap();
+    }
+}

@@ -200,7 +200,11 @@ impl Behaviour {
         if delta == 0 {
             return;
         }
-        tracing::info!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");
+        if delta.unsigned_abs() >= 1_000 {
+            tracing::info!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");
+        } else {
+            tracing::debug!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");
+        }
         for group in self.groups.names() {
             if let Ok(session) = self.groups.get_mut(&group) {
                 session.shift_clock(delta);
