@@ -11,15 +11,27 @@
 //! decoded, verified and merged into a fresh store in batches of 1,000
 //! (`RedbStore::merge_envelopes`, multi-core), and prints the ratio.
 //!
+//! With `--resync` it then measures a re-synchronization after 1 %
+//! divergence: the joiner goes offline (closes the group), the creator adds
+//! N/200 records and updates N/200 others, the joiner connects again and
+//! times until every change arrived. The joiner reaches the creator through
+//! a counting TCP proxy in this process, so both runs report the bytes that
+//! crossed the connection (both directions, everything: Noise, Yamux,
+//! authentication, reconciliation, fetches, gossip).
+//!
 //! ```sh
 //! cargo run --release --example join -- 100000              # memory stores
 //! cargo run --release --example join -- 100000 --data-dirs  # a data directory on each node
+//! cargo run --release --example join -- 100000 --data-dirs --resync
 //! ```
 
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Command, Stdio},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -65,7 +77,8 @@ fn main() -> Result<()> {
                 .unwrap_or("100000")
                 .parse()
                 .context("N must be a number")?;
-            runtime.block_on(joiner(n, data_dirs))
+            let resync = args.iter().any(|a| a == "--resync");
+            runtime.block_on(joiner(n, data_dirs, resync))
         }
     }
 }
@@ -79,26 +92,7 @@ async fn creator(n: usize, data_dirs: bool) -> Result<()> {
     handle.connect(&group).await?;
     let handle = Arc::new(handle);
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    const IN_FLIGHT: usize = 64;
-    for t in 0..IN_FLIGHT {
-        let (handle, group) = (handle.clone(), group.clone());
-        tasks.push(tokio::spawn(async move {
-            let expires = Timestamp::from_millis(now_ms()).saturating_add_secs(24 * 3600);
-            let mut i = t;
-            while i < n {
-                let data = vec![(i % 251) as u8; 256];
-                handle
-                    .add_record(&group, NewRecord::new(BENCH, expires).with_data(data))
-                    .await?;
-                i += IN_FLIGHT;
-            }
-            Ok::<(), peergroup::node::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    let ids = add_records(&handle, &group, n).await?;
     eprintln!(
         "creator: {n} records added in {:.1} s",
         start.elapsed().as_secs_f64()
@@ -121,17 +115,109 @@ async fn creator(n: usize, data_dirs: bool) -> Result<()> {
         .await?;
     println!("{invitation}");
     std::io::stdout().flush()?;
-    // Serve until the parent closes our stdin.
-    let _ = tokio::task::spawn_blocking(|| {
-        let mut rest = String::new();
-        std::io::stdin().read_line(&mut rest)
-    })
-    .await;
+    // Serve until the parent closes our stdin; `DIVERGE k` adds k/2
+    // records and updates k/2 of the first ones, then answers `DIVERGED`.
+    loop {
+        let line = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        let Some(k) = line.trim().strip_prefix("DIVERGE ") else {
+            break;
+        };
+        let k: usize = k.parse()?;
+        add_records(&handle, &group, k / 2).await?;
+        for id in ids.iter().take(k - k / 2) {
+            let mut record = handle.get_record(&group, *id).await?;
+            record.data = vec![0xd1; 256];
+            handle.update_record(&group, record).await?;
+        }
+        println!("DIVERGED");
+        std::io::stdout().flush()?;
+    }
     handle.shutdown().await?;
     Ok(())
 }
 
-async fn joiner(n: usize, data_dirs: bool) -> Result<()> {
+/// Adds `n` records of 256 bytes, 64 in flight; returns their ids.
+async fn add_records(
+    handle: &Arc<peergroup::node::Handle>,
+    group: &peergroup::protocol::PeerName,
+    n: usize,
+) -> Result<Vec<peergroup::protocol::RecordId>> {
+    const IN_FLIGHT: usize = 64;
+    let mut tasks = Vec::new();
+    for t in 0..IN_FLIGHT {
+        let (handle, group) = (handle.clone(), group.clone());
+        tasks.push(tokio::spawn(async move {
+            let expires = Timestamp::from_millis(now_ms()).saturating_add_secs(24 * 3600);
+            let mut ids = Vec::new();
+            let mut i = t;
+            while i < n {
+                let data = vec![(i % 251) as u8; 256];
+                ids.push(
+                    handle
+                        .add_record(&group, NewRecord::new(BENCH, expires).with_data(data))
+                        .await?,
+                );
+                i += IN_FLIGHT;
+            }
+            Ok::<_, peergroup::node::Error>(ids)
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await??);
+    }
+    Ok(ids)
+}
+
+/// A TCP proxy on loopback to `target` that counts the bytes it carries
+/// (both directions). Returns its address and the counter.
+async fn counting_proxy(
+    target: std::net::SocketAddr,
+) -> Result<(std::net::SocketAddr, Arc<AtomicU64>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counter = bytes.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (ri, wi) = inbound.into_split();
+            let (ro, wo) = outbound.into_split();
+            tokio::spawn(pump(ri, wo, counter.clone()));
+            tokio::spawn(pump(ro, wi, counter.clone()));
+        }
+    });
+    Ok((addr, bytes))
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    bytes: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+async fn joiner(n: usize, data_dirs: bool, resync: bool) -> Result<()> {
     let exe = std::env::current_exe()?;
     let mut args = vec!["creator".to_owned(), n.to_string()];
     if data_dirs {
@@ -150,57 +236,73 @@ async fn joiner(n: usize, data_dirs: bool) -> Result<()> {
         Ok::<_, anyhow::Error>((line, lines))
     });
     let (ready, mut lines) = ready.await??;
-    let addr: libp2p::Multiaddr = ready
+    let creator_addr: libp2p::Multiaddr = ready
         .strip_prefix("READY ")
         .ok_or_else(|| anyhow!("unexpected creator line {ready:?}"))?
         .parse()?;
+    // Through the counting proxy (the creator dials nobody: the joiner's
+    // one connection carries everything).
+    let target = match creator_addr.iter().take(2).collect::<Vec<_>>()[..] {
+        [
+            libp2p::multiaddr::Protocol::Ip4(ip),
+            libp2p::multiaddr::Protocol::Tcp(port),
+        ] => std::net::SocketAddr::from((ip, port)),
+        _ => bail!("unexpected creator address {creator_addr}"),
+    };
+    let (proxy, bytes) = counting_proxy(target).await?;
+    let addr: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", proxy.port()).parse()?;
 
     let dir = tempfile::tempdir()?;
     let (handle, _events) = Node::spawn(config(data_dirs.then_some(dir.path()))?).await?;
     let info = handle.create_identity("joiner", "").await?;
     writeln!(stdin, "{}", info.to_text(IDENTITY_TEXT_PREFIX))?;
-    let invitation = tokio::task::spawn_blocking(move || {
-        lines
-            .next()
-            .ok_or_else(|| anyhow!("creator died"))?
-            .map_err(anyhow::Error::from)
+    let (invitation, mut lines) = tokio::task::spawn_blocking(move || {
+        let line = lines.next().ok_or_else(|| anyhow!("creator died"))??;
+        Ok::<_, anyhow::Error>((line, lines))
     })
     .await??;
     let group = handle.join(&info.payload().peer_name, &invitation).await?;
 
-    // Progress lines while the copy runs: a person watching sees it move.
-    let mut progress =
-        handle.subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(BENCH));
+    // Progress lines while the copy runs (from `SyncProgress` events, what
+    // a progress bar uses): a person watching sees it move.
+    let mut progress = handle.subscribe(EventFilter::kinds([EventKind::SyncProgress]));
     let watcher = tokio::spawn(async move {
-        let (mut seen, mut next) = (0usize, Instant::now());
+        let mut next = Instant::now();
         let start = Instant::now();
         while let Some(event) = progress.recv().await {
-            match event {
-                Ok(Event::RecordChanged {
-                    change: RecordChange::Added,
-                    ..
-                }) => seen += 1,
-                Ok(_) => {}
-                Err(missed) => seen += missed.0 as usize,
-            }
-            if Instant::now() >= next {
+            if let Ok(Event::SyncProgress {
+                received,
+                estimated_total,
+                ..
+            }) = event
+                && Instant::now() >= next
+            {
                 eprintln!(
-                    "joining: {seen:>7} / {n} records ({:>3.0} %) after {:.1} s",
-                    seen as f64 * 100.0 / n as f64,
+                    "joining: {received:>7} / {estimated_total} records ({:>3.0} %) after {:.1} s",
+                    received as f64 * 100.0 / estimated_total.max(1) as f64,
                     start.elapsed().as_secs_f64()
                 );
                 next = Instant::now() + Duration::from_millis(500);
             }
         }
     });
+    let bytes_before = bytes.load(Ordering::Relaxed);
     let start = Instant::now();
-    handle.connect_by_address(&group, vec![addr]).await?;
+    handle
+        .connect_by_address(&group, vec![addr.clone()])
+        .await?;
     let join_s = start.elapsed().as_secs_f64();
+    let join_bytes = bytes.load(Ordering::Relaxed) - bytes_before;
     watcher.abort();
     let records = handle.records(&group, Some(BENCH)).await?;
     if records.len() != n {
         bail!("the joiner has {} records, not {n}", records.len());
     }
+    let resync_figures = if resync {
+        Some(resynchronize(&handle, &group, n, &mut stdin, &mut lines, &bytes).await?)
+    } else {
+        None
+    };
     drop(stdin);
     let _ = child.wait();
 
@@ -220,12 +322,65 @@ async fn joiner(n: usize, data_dirs: bool) -> Result<()> {
         }
     }
     let baseline_s = start.elapsed().as_secs_f64();
+    let resync_json = match resync_figures {
+        Some((s, b)) => format!(
+            ",\"resync_changes\":{},\"resync_s\":{s:.3},\"resync_bytes\":{b},\"resync_time_share\":{:.4},\"resync_bytes_share\":{:.4}",
+            n / 100,
+            s / join_s,
+            b as f64 / join_bytes as f64
+        ),
+        None => String::new(),
+    };
     println!(
-        "{{\"n\":{n},\"data_dirs\":{data_dirs},\"join_s\":{join_s:.3},\"join_records_per_s\":{:.0},\"baseline_verify_commit_s\":{baseline_s:.3},\"ratio\":{:.2}}}",
+        "{{\"n\":{n},\"data_dirs\":{data_dirs},\"join_s\":{join_s:.3},\"join_bytes\":{join_bytes},\"join_records_per_s\":{:.0},\"baseline_verify_commit_s\":{baseline_s:.3},\"ratio\":{:.2}{resync_json}}}",
         n as f64 / join_s,
         join_s / baseline_s
     );
     Ok(())
+}
+
+/// The joiner goes offline, the creator changes N/100 records (half new,
+/// half updated), the joiner connects again: seconds until every change
+/// arrived, and the bytes that crossed the connection meanwhile.
+async fn resynchronize(
+    handle: &peergroup::node::Handle,
+    group: &peergroup::protocol::PeerName,
+    n: usize,
+    stdin: &mut std::process::ChildStdin,
+    lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>,
+    bytes: &AtomicU64,
+) -> Result<(f64, u64)> {
+    let k = n / 100;
+    handle.close(group).await?;
+    handle.open(group).await?;
+    writeln!(stdin, "DIVERGE {k}")?;
+    let line = lines.next().ok_or_else(|| anyhow!("creator died"))??;
+    if line != "DIVERGED" {
+        bail!("unexpected creator line {line:?}");
+    }
+    let mut changes =
+        handle.subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(BENCH));
+    let (want_added, want_updated) = (k / 2, k - k / 2);
+    let before = bytes.load(Ordering::Relaxed);
+    let start = Instant::now();
+    handle.connect(group).await?;
+    let (mut added, mut updated) = (0, 0);
+    while added < want_added || updated < want_updated {
+        match tokio::time::timeout(Duration::from_secs(120), changes.recv()).await {
+            Ok(Some(Ok(Event::RecordChanged { change, .. }))) => match change {
+                RecordChange::Added => added += 1,
+                RecordChange::Updated => updated += 1,
+                _ => {}
+            },
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(missed))) => bail!("the event stream missed {} events", missed.0),
+            Ok(None) | Err(_) => bail!("re-sync stalled at {added} added, {updated} updated"),
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let moved = bytes.load(Ordering::Relaxed) - before;
+    eprintln!("re-sync: {added} added and {updated} updated in {seconds:.3} s, {moved} bytes");
+    Ok((seconds, moved))
 }
 
 /// `n` signed record envelopes like the creator's.
