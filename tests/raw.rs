@@ -641,3 +641,67 @@ impl RawPeer {
         .await;
     }
 }
+
+/// A raw peer running in the background (see [`RawPeer::serve`]).
+pub(crate) struct Serving {
+    stop: tokio::sync::oneshot::Sender<()>,
+    pump: tokio::task::JoinHandle<RawPeer>,
+}
+
+impl Serving {
+    /// Stops it; returns the peer with what it saw.
+    pub(crate) async fn stop(self) -> RawPeer {
+        let _ = self.stop.send(());
+        self.pump.await.unwrap()
+    }
+}
+
+impl RawPeer {
+    /// Subscribes to the group's topic and runs in the background (for at
+    /// most 60 s) until stopped, answering as configured.
+    pub(crate) fn serve(mut self) -> Serving {
+        let topic = self.topic();
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .unwrap();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let pump = tokio::spawn(async move {
+            tokio::select! {
+                _ = &mut stopped => {}
+                () = self.run_for(Duration::from_secs(60)) => {}
+            }
+            self
+        });
+        Serving { stop, pump }
+    }
+
+    /// Fetches `ids` from `node` as the member it authenticated as: the
+    /// group's properties envelope and the record envelopes it served.
+    pub(crate) async fn fetch(
+        &mut self,
+        node: PeerId,
+        ids: Vec<peergroup::protocol::RecordId>,
+    ) -> (serde_bytes::ByteBuf, Vec<serde_bytes::ByteBuf>, u32) {
+        let group = self.group.clone();
+        self.swarm.behaviour_mut().sync.send_request(
+            &node,
+            sync::Request::Fetch {
+                group,
+                ids,
+                max_bytes: 1 << 20,
+            },
+        );
+        self.until(10, "the records", |r| !r.seen.sync_responses.is_empty())
+            .await;
+        match self.seen.sync_responses.pop() {
+            Some(sync::Response::Records {
+                properties,
+                records,
+                considered,
+            }) => (properties, records, considered),
+            other => panic!("the fetch was answered with {other:?}"),
+        }
+    }
+}

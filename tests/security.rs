@@ -332,24 +332,7 @@ async fn an_outsider_cannot_serve_a_joiners_copy() {
     let chain = credential(&creator, &group, &spy_id, Role::Member, None).await;
     let mut spy = RawPeer::member(&group, &spy_id, chain).await;
     spy.authenticate_with(creator_peer, &addrs).await;
-    spy.swarm.behaviour_mut().sync.send_request(
-        &creator_peer,
-        sync::Request::Fetch {
-            group: group.clone(),
-            ids: vec![doomed],
-            max_bytes: 1 << 20,
-        },
-    );
-    spy.until(10, "the records", |r| !r.seen.sync_responses.is_empty())
-        .await;
-    let Some(sync::Response::Records {
-        properties,
-        records,
-        considered,
-    }) = spy.seen.sync_responses.pop()
-    else {
-        panic!("the spy was refused")
-    };
+    let (properties, records, considered) = spy.fetch(creator_peer, vec![doomed]).await;
     let stale: Vec<ByteBuf> = records
         .into_iter()
         .filter(|e| SignedRecord::from_bytes(e).is_ok_and(|r| r.record().id == doomed))
@@ -371,22 +354,9 @@ async fn an_outsider_cannot_serve_a_joiners_copy() {
         records: stale,
         considered,
     });
-    let topic = raw.topic();
-    raw.swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .unwrap();
     let outsider_addr = raw.addr();
     let outsider_peer = raw.peer_id();
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let pump = tokio::spawn(async move {
-        tokio::select! {
-            _ = &mut stopped => {}
-            () = raw.run_for(Duration::from_secs(60)) => {}
-        }
-        raw
-    });
+    let serving = raw.serve();
 
     let joiner = invited(&creator, &group, Role::Member, config(), None).await;
     let mut failed = failures(&joiner, &group);
@@ -408,8 +378,7 @@ async fn an_outsider_cannot_serve_a_joiners_copy() {
         both[0] == both[1]
     })
     .await;
-    stop.send(()).unwrap();
-    let raw = pump.await.unwrap();
+    let raw = serving.stop().await;
     assert_eq!(raw.seen.sync_requests, 0, "the joiner asked an outsider");
     assert_eq!(
         joiner.handle.connections(&group).await.unwrap(),
@@ -727,21 +696,9 @@ async fn a_member_cannot_substitute_the_group_key() {
     let mut raw = RawPeer::member(&group, &mallory, chain).await;
     raw.hand_key = Some(peergroup::protocol::GroupKey::new(0, [0x66; 32]));
     raw.initiate = false;
-    let topic = raw.topic();
-    raw.swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .unwrap();
     let mallory_addr = raw.addr();
     let mallory_peer = raw.peer_id();
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let pump = tokio::spawn(async move {
-        tokio::select! {
-            _ = &mut stopped => {}
-            () = raw.run_for(Duration::from_secs(60)) => {}
-        }
-    });
+    let serving = raw.serve();
 
     let joiner = invited(&creator, &group, Role::Member, config(), None).await;
     let mut failed = failures(&joiner, &group);
@@ -761,8 +718,7 @@ async fn a_member_cannot_substitute_the_group_key() {
         creator.handle.get_record(&group, id).await.is_ok()
     })
     .await;
-    stop.send(()).unwrap();
-    pump.await.unwrap();
+    serving.stop().await;
 }
 
 /// A neighbour in two groups whose credential expires in one stays a
@@ -930,24 +886,7 @@ async fn members_serving_bogus_sync_data_are_cut_off_and_nothing_invalid_is_stor
     let chain = credential(&creator, &group, &spy_id, Role::Member, None).await;
     let mut spy = RawPeer::member(&group, &spy_id, chain).await;
     spy.authenticate_with(creator_peer, &addrs).await;
-    spy.swarm.behaviour_mut().sync.send_request(
-        &creator_peer,
-        sync::Request::Fetch {
-            group: group.clone(),
-            ids: vec![kept],
-            max_bytes: 1 << 20,
-        },
-    );
-    spy.until(10, "the records", |r| !r.seen.sync_responses.is_empty())
-        .await;
-    let Some(sync::Response::Records {
-        properties,
-        records,
-        ..
-    }) = spy.seen.sync_responses.pop()
-    else {
-        panic!("the spy was refused")
-    };
+    let (properties, records, _) = spy.fetch(creator_peer, vec![kept]).await;
     let real = SignedRecord::from_bytes(&records[0]).unwrap();
     drop(spy);
 
@@ -991,21 +930,8 @@ async fn members_serving_bogus_sync_data_are_cut_off_and_nothing_invalid_is_stor
             considered: 1,
         });
         raw.initiate = false;
-        let topic = raw.topic();
-        raw.swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&topic)
-            .unwrap();
         let (raw_addr, raw_peer) = (raw.addr(), raw.peer_id());
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let pump = tokio::spawn(async move {
-            tokio::select! {
-                _ = &mut stopped => {}
-                () = raw.run_for(Duration::from_secs(60)) => {}
-            }
-            raw
-        });
+        let serving = raw.serve();
         let joiner = invited(&creator, &group, Role::Member, config(), None).await;
         let mut failed = failures(&joiner, &group);
         joiner
@@ -1030,8 +956,7 @@ async fn members_serving_bogus_sync_data_are_cut_off_and_nothing_invalid_is_stor
                 .all(|r| r.data != b"not asked for" && r.data != b"another group's"),
             "{what}: a bogus record was stored"
         );
-        stop.send(()).unwrap();
-        let raw = pump.await.unwrap();
+        let raw = serving.stop().await;
         assert!(
             raw.seen.sync_requests > 0,
             "{what}: the server was never asked"

@@ -329,8 +329,16 @@ async fn a_member_with_a_fast_clock_judges_expiry_like_the_others() {
         "identical databases",
     )
     .await;
-    // The skewed members adopted the group's time when they authenticated.
+    // The skewed members adopted the group's time when they authenticated,
+    // and keep it when they authenticate again (their later samples are
+    // taken against their own wall clocks, not against peer time).
     for m in [&fast, &slow] {
+        m.handle.close(&group).await.unwrap();
+        reconnect(m, &creator, &group).await;
+        eventually(10, "a neighbour again", || async {
+            !m.handle.connections(&group).await.unwrap().is_empty()
+        })
+        .await;
         let peer = m.handle.peer_time().await.unwrap();
         assert!(
             peer.as_millis().abs_diff(now().as_millis()) < 5_000,

@@ -160,14 +160,24 @@ impl Behaviour {
     /// on (a restarted node), and libp2p's default condition would drop the
     /// new dial silently. Without new addresses, one attempt at a time.
     pub(crate) fn dial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
-        if peer == self.local_peer || self.connected.contains(&peer) {
-            return;
-        }
         let condition = if addresses.is_empty() {
             PeerCondition::DisconnectedAndNotDialing
         } else {
             PeerCondition::Disconnected
         };
+        self.dial_if(peer, addresses, condition);
+    }
+
+    /// Redials a member at the addresses it was known at: one attempt at a
+    /// time (this runs on a timer while a group is lonely).
+    fn redial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        self.dial_if(peer, addresses, PeerCondition::DisconnectedAndNotDialing);
+    }
+
+    fn dial_if(&mut self, peer: PeerId, addresses: Vec<Multiaddr>, condition: PeerCondition) {
+        if peer == self.local_peer || self.connected.contains(&peer) {
+            return;
+        }
         self.actions.push_back(ToSwarm::Dial {
             opts: DialOpts::peer_id(peer)
                 .addresses(addresses)
@@ -177,33 +187,15 @@ impl Behaviour {
         self.wake();
     }
 
-    /// Redials a member at the addresses it was known at: one attempt at a
-    /// time (this runs on a timer while a group is lonely).
-    fn redial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
-        self.actions.push_back(ToSwarm::Dial {
-            opts: DialOpts::peer_id(peer)
-                .addresses(addresses)
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build(),
-        });
-        self.wake();
-    }
-
     /// Dials an address whose peer id may be unknown.
     pub(crate) fn dial_address(&mut self, addr: Multiaddr) {
-        let opts = match addr.iter().last() {
-            Some(Protocol::P2p(peer)) => {
-                if peer == self.local_peer || self.connected.contains(&peer) {
-                    return;
-                }
-                DialOpts::peer_id(peer)
-                    .addresses(vec![addr])
-                    .condition(PeerCondition::Disconnected)
-                    .build()
-            }
-            _ => DialOpts::unknown_peer_id().address(addr).build(),
-        };
-        self.actions.push_back(ToSwarm::Dial { opts });
+        if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+            self.dial(peer, vec![addr]);
+            return;
+        }
+        self.actions.push_back(ToSwarm::Dial {
+            opts: DialOpts::unknown_peer_id().address(addr).build(),
+        });
         self.wake();
     }
 

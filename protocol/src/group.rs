@@ -45,6 +45,11 @@ impl GroupFlags {
     /// `PEER_DEFER_EXPIRATION`: records do not expire while the node is offline.
     pub const DEFER_EXPIRATION: GroupFlags = GroupFlags(0x4);
     const KNOWN: u32 = 0x7;
+
+    /// Whether every bit of `flag` is set.
+    pub const fn contains(self, flag: GroupFlags) -> bool {
+        self.0 & flag.0 == flag.0
+    }
 }
 
 /// `PEER_GROUP_AUTHENTICATION_SCHEME` flags (immutable after creation).

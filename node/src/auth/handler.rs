@@ -89,6 +89,15 @@ impl Auth {
         self.members.keys().any(|(_, p)| p == peer)
     }
 
+    /// Peer time stepped by `delta_ms`: the grace periods and the next
+    /// score check move with it.
+    pub(crate) fn shift_deadlines(&mut self, delta_ms: i64) {
+        for at in self.pending.values_mut().chain(self.departed.values_mut()) {
+            *at = at.saturating_offset(delta_ms);
+        }
+        self.next_score_check = self.next_score_check.saturating_offset(delta_ms);
+    }
+
     fn is_pending_anywhere(&self, peer: &PeerId) -> bool {
         self.pending.keys().any(|(_, p)| p == peer)
     }
@@ -175,52 +184,6 @@ impl Behaviour {
             0.0
         };
         self.inner.gossipsub.set_application_score(peer, score);
-    }
-
-    /// Whether this node's peer time is anchored (see
-    /// `peergroup_protocol::PeerClock`): it adopted an anchored neighbour's
-    /// time, or it created one of its groups (whose time starts as its
-    /// creator's; the clock is anchored then).
-    fn clock_anchored(&mut self) -> bool {
-        if !self.peer_clock.is_anchored() && self.groups.iter().any(|(_, s)| s.state().is_creator())
-        {
-            self.peer_clock.anchor();
-        }
-        self.peer_clock.is_anchored()
-    }
-
-    /// Applies `peer`'s clock sample to peer time. When that moves peer
-    /// time, every deadline kept in it moves as far, so that waits keep
-    /// their length across the step.
-    fn sample_clock(&mut self, peer: PeerId, sample: i64, anchored: bool) {
-        self.clock_anchored();
-        let before = self.peer_clock.offset();
-        self.peer_clock.sample(peer, sample, anchored);
-        let delta = self.peer_clock.offset().saturating_sub(before);
-        if delta == 0 {
-            return;
-        }
-        if delta.unsigned_abs() >= 1_000 {
-            tracing::info!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");
-        } else {
-            tracing::debug!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");
-        }
-        for group in self.groups.names() {
-            if let Ok(session) = self.groups.get_mut(&group) {
-                session.shift_clock(delta);
-            }
-        }
-        for at in self
-            .auth
-            .pending
-            .values_mut()
-            .chain(self.auth.departed.values_mut())
-        {
-            *at = at.saturating_offset(delta);
-        }
-        self.auth.next_score_check = self.auth.next_score_check.saturating_offset(delta);
-        self.next_expiry = self.next_expiry.saturating_offset(delta);
-        self.timer = None;
     }
 
     fn start_auth(&mut self, group: &PeerName, peer: PeerId) {
@@ -736,12 +699,11 @@ impl Behaviour {
         if was_member {
             self.handle(group, Input::NeighborDown(peer));
         }
+        // Keep it graylisted until it leaves, unless it is a neighbour in
+        // another of our groups (its score there stays its own); its clock
+        // no longer counts for peer time.
         if !self.auth.is_member_anywhere(&peer) {
             self.peer_clock.forget(&peer);
-        }
-        // Keep it graylisted until it leaves, unless it is a neighbour in
-        // another of our groups (its score there stays its own).
-        if !self.auth.is_member_anywhere(&peer) {
             self.inner
                 .gossipsub
                 .set_application_score(&peer, UNAUTHENTICATED_SCORE);

@@ -23,6 +23,7 @@ mod clock;
 mod event;
 mod inner;
 mod network;
+mod peer_time;
 mod work;
 
 use std::{
@@ -368,31 +369,6 @@ impl Behaviour {
         self.storage.backend().clone()
     }
 
-    /// Now in peer time (reference 3.6): the behaviour's wall clock
-    /// corrected by the median of its neighbours' clocks
-    /// (`peergroup_protocol::PeerClock`). Records are stamped with it and
-    /// expire by it; an application sets expirations relative to it.
-    pub fn now(&self) -> Timestamp {
-        self.peer_clock.to_peer_time(self.clock.now())
-    }
-
-    /// Now by the behaviour's own wall clock ([`Config`]'s clock).
-    pub fn wall_now(&self) -> Timestamp {
-        self.peer_clock.to_peer_time(self.clock.now())
-    }
-
-    /// `PeerGroupUniversalTimeToPeerTime`: the peer time at wall-clock time
-    /// `universal` (ms since the Unix epoch, by this node's clock).
-    pub fn universal_to_peer_time(&self, universal: Timestamp) -> Timestamp {
-        self.peer_clock.to_peer_time(universal)
-    }
-
-    /// `PeerGroupPeerTimeToUniversalTime`: this node's wall-clock time at
-    /// peer time `peer`.
-    pub fn peer_to_universal_time(&self, peer: Timestamp) -> Timestamp {
-        self.peer_clock.to_universal_time(peer)
-    }
-
     pub(crate) fn operation(&mut self) -> OperationId {
         self.next_op = self.next_op.wrapping_add(1);
         OperationId(self.next_op)
@@ -540,7 +516,10 @@ impl Behaviour {
                 .iter()
                 .filter(|(_, s)| {
                     !s.is_online()
-                        && s.state().properties().flags.0 & GroupFlags::DEFER_EXPIRATION.0 != 0
+                        && s.state()
+                            .properties()
+                            .flags
+                            .contains(GroupFlags::DEFER_EXPIRATION)
                 })
                 .map(|(name, _)| name.clone())
                 .collect();

@@ -143,7 +143,13 @@ where
         if self.membership_published() {
             return Ok(());
         }
-        if optional && self.state.properties().flags.0 & GroupFlags::MEMBER_DATA_OPTIONAL.0 != 0 {
+        if optional
+            && self
+                .state
+                .properties()
+                .flags
+                .contains(GroupFlags::MEMBER_DATA_OPTIONAL)
+        {
             return Ok(());
         }
         let record = crate::authorize::membership_record(
