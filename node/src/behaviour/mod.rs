@@ -145,6 +145,8 @@ pub(crate) struct PendingMerge {
 pub(crate) struct FetchAssembly {
     pub(crate) group: PeerName,
     pub(crate) peer: PeerId,
+    /// The session's tag of the request.
+    pub(crate) tag: u64,
     pub(crate) properties: Option<Result<SignedProperties, Error>>,
     pub(crate) chunks: Vec<Option<Vec<Result<SignedRecord, Error>>>>,
     pub(crate) considered: usize,
@@ -210,7 +212,9 @@ pub struct Behaviour {
     pub(crate) merge_batch: Vec<PendingMerge>,
     pub(crate) fetches: HashMap<u64, FetchAssembly>,
     pub(crate) next_fetch: u64,
-    pub(crate) requests: HashMap<OutboundRequestId, (PeerName, PeerId)>,
+    /// Synchronization requests in flight: group, neighbour, the session's
+    /// tag, and whether it is a fetch.
+    pub(crate) requests: HashMap<OutboundRequestId, (PeerName, PeerId, u64, bool)>,
     pub(crate) serving: HashMap<u64, Serving>,
     pub(crate) connects: HashMap<PeerName, Vec<OperationId>>,
     /// Local writes not yet committed, so that reads see them (read your writes).
@@ -470,7 +474,9 @@ impl Behaviour {
             Output::Persist(state) => {
                 self.queue_write(Some(WriteOp::SaveGroup(state)), WriteFor::Other)
             }
-            Output::SyncRequest { peer, request } => self.request_sync(group, peer, request),
+            Output::SyncRequest { peer, tag, request } => {
+                self.request_sync(group, peer, tag, request);
+            }
             Output::StartProviding => self.start_providing(group),
             Output::StopProviding => self.stop_providing(group),
             Output::FindMembers => self.find_members(group),

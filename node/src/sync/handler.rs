@@ -23,7 +23,13 @@ use crate::{
 impl Behaviour {
     /// Sends `peer` a synchronization request for `group` on behalf of its
     /// session.
-    pub(crate) fn request_sync(&mut self, group: &PeerName, peer: PeerId, request: SyncRequest) {
+    pub(crate) fn request_sync(
+        &mut self,
+        group: &PeerName,
+        peer: PeerId,
+        tag: u64,
+        request: SyncRequest,
+    ) {
         if !self.auth.is_member(group, &peer) {
             // The session asks only neighbours, which are authenticated; one
             // whose credential lapsed since is asked nothing.
@@ -31,6 +37,7 @@ impl Behaviour {
                 group,
                 Input::SyncFailed {
                     peer,
+                    tag,
                     reason: "not an authenticated member".into(),
                     timed_out: false,
                 },
@@ -48,8 +55,9 @@ impl Behaviour {
                 max_bytes: max_bytes.min(MAX_FETCH_BYTES),
             },
         };
+        let fetch = matches!(message, Request::Fetch { .. });
         let id = self.inner.sync.send_request(&peer, message);
-        self.requests.insert(id, (group.clone(), peer));
+        self.requests.insert(id, (group.clone(), peer, tag, fetch));
     }
 
     pub(crate) fn on_sync_event(&mut self, event: request_response::Event<Request, Response>) {
@@ -62,8 +70,8 @@ impl Behaviour {
                     request_id,
                     response,
                 } => {
-                    if let Some((group, peer)) = self.requests.remove(&request_id) {
-                        self.on_response(group, peer, response);
+                    if let Some((group, peer, tag, fetch)) = self.requests.remove(&request_id) {
+                        self.on_response(group, peer, tag, fetch, response);
                     }
                 }
             },
@@ -74,12 +82,13 @@ impl Behaviour {
                 ..
             } => {
                 tracing::debug!(%peer, %error, "sync request failed");
-                if let Some((group, peer)) = self.requests.remove(&request_id) {
+                if let Some((group, peer, tag, _)) = self.requests.remove(&request_id) {
                     let timed_out = matches!(error, OutboundFailure::Timeout);
                     self.handle(
                         &group,
                         Input::SyncFailed {
                             peer,
+                            tag,
                             reason: error.to_string(),
                             timed_out,
                         },
@@ -218,7 +227,14 @@ impl Behaviour {
 
     /// A response to one of our requests: reconciliation answers go to the
     /// session; fetched records to the verify pool in chunks first.
-    fn on_response(&mut self, group: PeerName, peer: PeerId, response: Response) {
+    fn on_response(
+        &mut self,
+        group: PeerName,
+        peer: PeerId,
+        tag: u64,
+        fetch: bool,
+        response: Response,
+    ) {
         if !self.auth.is_member(&group, &peer) {
             // Its authentication ended (expired, failed) while the answer
             // was on its way: nothing it sends counts.
@@ -226,39 +242,61 @@ impl Behaviour {
                 &group,
                 Input::SyncFailed {
                     peer,
+                    tag,
                     reason: "no longer an authenticated member".into(),
                     timed_out: false,
                 },
             );
             return;
         }
-        let (properties, records, considered) = match response {
-            Response::Reconciled {
-                properties,
-                answers,
-            } => {
+        let (properties, records, considered) = match (response, fetch) {
+            (
+                Response::Reconciled {
+                    properties,
+                    answers,
+                },
+                false,
+            ) => {
                 let properties = Some(SignedProperties::from_bytes(&properties));
                 self.handle(
                     &group,
                     Input::Reconciled {
                         peer,
+                        tag,
                         properties,
                         answers,
                     },
                 );
                 return;
             }
-            Response::Records {
-                properties,
-                records,
-                considered,
-            } => (properties, records, considered),
-            Response::Refused { reason } => {
+            (
+                Response::Records {
+                    properties,
+                    records,
+                    considered,
+                },
+                true,
+            ) => (properties, records, considered),
+            (Response::Reconciled { .. } | Response::Records { .. }, _) => {
+                tracing::debug!(%peer, %group, "a synchronization answer of the wrong kind");
+                self.handle(
+                    &group,
+                    Input::SyncFailed {
+                        peer,
+                        tag,
+                        reason: "an answer of the wrong kind".into(),
+                        timed_out: false,
+                    },
+                );
+                return;
+            }
+            (Response::Refused { reason }, _) => {
                 tracing::debug!(%peer, %group, %reason, "sync refused");
                 self.handle(
                     &group,
                     Input::SyncFailed {
                         peer,
+                        tag,
                         reason,
                         timed_out: false,
                     },
@@ -274,6 +312,7 @@ impl Behaviour {
         let assembly = FetchAssembly {
             group: group.clone(),
             peer,
+            tag,
             properties,
             chunks: vec![None; chunks.len()],
             considered: considered as usize,
@@ -315,6 +354,7 @@ impl Behaviour {
             &assembly.group,
             Input::Fetched(Fetched {
                 peer: assembly.peer,
+                tag: assembly.tag,
                 properties: assembly.properties,
                 records,
                 considered: assembly.considered,

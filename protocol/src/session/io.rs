@@ -75,6 +75,8 @@ pub enum SyncRequest {
 pub struct Fetched<P> {
     /// The neighbour that sent them.
     pub peer: P,
+    /// The tag of the [`Output::SyncRequest`] they answer.
+    pub tag: u64,
     /// The group's properties, as the neighbour holds them.
     pub properties: Option<Result<SignedProperties, Error>>,
     /// Every envelope sent, decoded and verified (or why not).
@@ -110,6 +112,8 @@ pub enum Input<P, M> {
     Reconciled {
         /// The neighbour.
         peer: P,
+        /// The tag of the [`Output::SyncRequest`] answered.
+        tag: u64,
         /// The group's properties, as the neighbour holds them (so that a
         /// newer revision spreads with every reconciliation, even when the
         /// records agree).
@@ -117,13 +121,15 @@ pub enum Input<P, M> {
         /// One answer per query, in order.
         answers: Vec<Answer>,
     },
-    /// The records of the last [`SyncRequest::Fetch`] sent to a neighbour.
+    /// The records of a [`SyncRequest::Fetch`] sent to a neighbour.
     Fetched(Fetched<P>),
-    /// The last [`Output::SyncRequest`] to `peer` failed (timeout, refusal,
-    /// the connection closed).
+    /// An [`Output::SyncRequest`] to `peer` failed (timeout, refusal, the
+    /// connection closed).
     SyncFailed {
         /// The neighbour asked.
         peer: P,
+        /// The tag of the failed request.
+        tag: u64,
         /// Why, for logs.
         reason: String,
         /// Whether it timed out (a fetch is retried with fewer bytes).
@@ -179,10 +185,15 @@ pub enum Output<P, M> {
     /// in one transaction, after every [`Output::Merge`] that came before.
     Persist(Box<GroupState>),
     /// Send `peer` a synchronization request; answer with
-    /// [`Input::Reconciled`] or [`Input::Fetched`], or [`Input::SyncFailed`].
+    /// [`Input::Reconciled`] or [`Input::Fetched`], or [`Input::SyncFailed`],
+    /// carrying its `tag`: several requests to one neighbour may be in
+    /// flight and answered in any order, and an answer to a request of a
+    /// run that ended matches nothing.
     SyncRequest {
         /// The neighbour to ask.
         peer: P,
+        /// Names the request in its answer or failure.
+        tag: u64,
         /// What to ask.
         request: SyncRequest,
     },

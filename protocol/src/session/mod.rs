@@ -56,7 +56,10 @@ pub use self::{
     event::{ConnectionChange, Event, MemberChange, RecordChange, Status},
     io::{Acceptance, Fetched, Input, Origin, Output, SyncRequest},
     state::GroupState,
-    sync::{FETCH_BYTES, FETCH_IDS, MAX_FAILURES, MAX_ROUNDS, MAX_RUNS, SyncProgress, SyncStatus},
+    sync::{
+        FETCH_BYTES, FETCH_IDS, FETCH_PIPELINE, MAX_FAILURES, MAX_ROUNDS, MAX_RUNS, SyncProgress,
+        SyncStatus,
+    },
     validate::{MAX_HELD_PER_PEER, Reason},
 };
 
@@ -197,6 +200,9 @@ pub struct Session<P, M> {
     neighbor_members: HashMap<P, PeerName>,
     /// When held records are next checked for expiry ([`crate::HOLD_TTL`]).
     next_hold_check: Timestamp,
+    /// The tag of the last synchronization request sent (unique across
+    /// runs, so a late answer to an ended run's request matches nothing).
+    next_sync_tag: u64,
     /// The local member's membership record, as last seen.
     own_membership: Option<SignedRecord>,
     /// Records accepted since the last [`Output::Merge`].
@@ -251,6 +257,7 @@ where
             held_sources: HashMap::new(),
             neighbor_members: HashMap::new(),
             next_hold_check: Timestamp::EPOCH,
+            next_sync_tag: 0,
             own_membership: None,
             to_merge: Vec::new(),
             merges_in_flight: 0,

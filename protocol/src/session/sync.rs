@@ -2,7 +2,8 @@
 //! authenticated neighbour, and periodically with one of them
 //! (anti-entropy), the session reconciles its set of records with the
 //! neighbour's ([`crate::reconcile`]) and fetches what it lacks, membership
-//! records first, in batches bounded by bytes. Both members of a connection
+//! records first (alone), then up to [`FETCH_PIPELINE`] fetches at once, in
+//! batches bounded by bytes. Both members of a connection
 //! run it, so each ends with the union. A joiner's first synchronization is
 //! the same protocol from an empty set; the group becomes ready when one
 //! completes and the store holds everything it brought.
@@ -34,9 +35,9 @@ use crate::{
 /// The most records one fetch asks for (3,072 ids of 17 bytes fit the
 /// request limit). A fetch costs a round trip, so it asks for many; with
 /// 256-byte records [`FETCH_BYTES`] binds first (about 1,600). Measured on
-/// the join benchmark: 512 ids took 12.5 s for 100,000 records, 3,072 ids
-/// 6.6 s; letting the bytes grow to 4 MiB on fast links made it slower
-/// (10.7 s), so they do not.
+/// the join benchmark with one fetch in flight: 512 ids took 12.5 s for
+/// 100,000 records, 3,072 ids 6.6 s; letting the bytes grow to 4 MiB on
+/// fast links made it slower (10.7 s), so they do not.
 pub const FETCH_IDS: usize = 3072;
 
 /// The envelope bytes a fetch asks for at first: 1 MiB, about 8 s over a
@@ -51,16 +52,33 @@ pub const MAX_FAILURES: u32 = 4;
 /// about `log16(records / 32) + 1` (6 for ten million records).
 pub const MAX_ROUNDS: u32 = 64;
 
+/// The most fetches in flight per run: while one answer is verified and
+/// merged, the next is being read and sent. Membership records are fetched
+/// alone, before the rest; after a timeout (a slow link, where concurrent
+/// fetches would only share it) one at a time.
+pub const FETCH_PIPELINE: usize = 3;
+
 /// The most runs at once, with different neighbours.
 pub const MAX_RUNS: usize = 4;
 
-/// What is in flight for a run.
+impl SyncRun {
+    /// Records to fetch: membership records go first.
+    fn need(&mut self, ids: impl IntoIterator<Item = RecordId>) {
+        for id in ids {
+            if id.nonce() == MEMBERSHIP_NONCE {
+                self.need_memberships.insert(id);
+            } else {
+                self.need.insert(id);
+            }
+        }
+    }
+}
+
+/// A fetch in flight: its ids and the bytes it asked for.
 #[derive(Debug, Clone)]
-enum InFlight {
-    /// A reconciliation request with these queries.
-    Reconcile(Vec<Query>),
-    /// A fetch of these ids.
-    Fetch(Vec<RecordId>),
+struct Fetching {
+    ids: Vec<RecordId>,
+    max_bytes: u32,
 }
 
 /// One synchronization with one neighbour.
@@ -70,7 +88,13 @@ pub(super) struct SyncRun {
     first: bool,
     /// Queries not sent yet.
     queries: VecDeque<Query>,
-    in_flight: Option<InFlight>,
+    /// The reconciliation request in flight: its tag and queries.
+    reconciling: Option<(u64, Vec<Query>)>,
+    /// The fetches in flight, by tag, with their ids.
+    fetching: BTreeMap<u64, Fetching>,
+    /// How many fetches may be in flight ([`FETCH_PIPELINE`], 1 after a
+    /// timeout).
+    pipeline: usize,
     rounds: u32,
     /// Membership records to fetch (they go first, so that what follows
     /// validates at once).
@@ -194,7 +218,9 @@ where
         let run = SyncRun {
             first,
             queries: VecDeque::from([start]),
-            in_flight: None,
+            reconciling: None,
+            fetching: BTreeMap::new(),
+            pipeline: FETCH_PIPELINE,
             rounds: 0,
             need_memberships: BTreeSet::new(),
             need: BTreeSet::new(),
@@ -256,54 +282,94 @@ where
         }
     }
 
-    /// Sends what the run with `peer` needs next: queries first, then
-    /// membership records, then the rest; completes it when nothing is left.
+    /// Sends what the run with `peer` needs next: queries first (one
+    /// request at a time), then membership records (alone), then the rest
+    /// (up to [`FETCH_PIPELINE`] fetches in flight); completes it when
+    /// nothing is left.
     fn send_next(&mut self, peer: &P, now: Timestamp) {
-        let Some(run) = self.syncs.get_mut(peer) else {
-            return;
-        };
-        if run.in_flight.is_some() || run.finishing {
-            return;
-        }
-        let request = if !run.queries.is_empty() {
-            let batch: Vec<Query> = run
-                .queries
-                .drain(..run.queries.len().min(MAX_QUERIES))
-                .collect();
-            run.in_flight = Some(InFlight::Reconcile(batch.clone()));
-            SyncRequest::Reconcile(batch)
-        } else {
-            let from = if run.need_memberships.is_empty() {
-                &mut run.need
-            } else {
-                &mut run.need_memberships
+        loop {
+            self.next_sync_tag = self.next_sync_tag.wrapping_add(1);
+            let tag = self.next_sync_tag;
+            let Some(run) = self.syncs.get_mut(peer) else {
+                return;
             };
-            let ids: Vec<RecordId> = from.iter().take(FETCH_IDS).copied().collect();
-            if ids.is_empty() {
-                self.sync_done(peer, now);
+            if run.reconciling.is_some() || run.finishing {
                 return;
             }
-            for id in &ids {
-                from.remove(id);
-            }
-            run.in_flight = Some(InFlight::Fetch(ids.clone()));
-            SyncRequest::Fetch {
-                ids,
-                max_bytes: run.max_bytes,
-            }
-        };
-        self.outputs.push_back(Output::SyncRequest {
-            peer: peer.clone(),
-            request,
-        });
+            let request = if !run.queries.is_empty() {
+                if !run.fetching.is_empty() {
+                    return;
+                }
+                let batch: Vec<Query> = run
+                    .queries
+                    .drain(..run.queries.len().min(MAX_QUERIES))
+                    .collect();
+                run.reconciling = Some((tag, batch.clone()));
+                SyncRequest::Reconcile(batch)
+            } else {
+                let memberships = !run.need_memberships.is_empty();
+                let fetching_memberships = run
+                    .fetching
+                    .values()
+                    .any(|f| f.ids.iter().any(|id| id.nonce() == MEMBERSHIP_NONCE));
+                let room = if memberships || fetching_memberships {
+                    run.fetching.is_empty()
+                } else {
+                    run.fetching.len() < run.pipeline
+                };
+                if !room {
+                    return;
+                }
+                let from = if memberships {
+                    &mut run.need_memberships
+                } else {
+                    &mut run.need
+                };
+                let ids: Vec<RecordId> = from.iter().take(FETCH_IDS).copied().collect();
+                if ids.is_empty() {
+                    if run.fetching.is_empty() {
+                        self.sync_done(peer, now);
+                    }
+                    return;
+                }
+                for id in &ids {
+                    from.remove(id);
+                }
+                run.fetching.insert(
+                    tag,
+                    Fetching {
+                        ids: ids.clone(),
+                        max_bytes: run.max_bytes,
+                    },
+                );
+                SyncRequest::Fetch {
+                    ids,
+                    max_bytes: run.max_bytes,
+                }
+            };
+            self.outputs.push_back(Output::SyncRequest {
+                peer: peer.clone(),
+                tag,
+                request,
+            });
+        }
     }
 
     /// The answers to the run's reconciliation request.
-    pub(super) fn on_reconciled(&mut self, peer: &P, answers: Vec<Answer>, now: Timestamp) {
+    pub(super) fn on_reconciled(
+        &mut self,
+        peer: &P,
+        tag: u64,
+        answers: Vec<Answer>,
+        now: Timestamp,
+    ) {
         let Some(run) = self.syncs.get_mut(peer) else {
             return;
         };
-        let Some(InFlight::Reconcile(queries)) = run.in_flight.take() else {
+        if run.reconciling.as_ref().is_none_or(|(t, _)| *t != tag) {
+            return;
+        }
+        let Some((_, queries)) = run.reconciling.take() else {
             return;
         };
         run.rounds = run.rounds.saturating_add(1);
@@ -345,13 +411,7 @@ where
         if total.is_some() {
             run.their_total = total;
         }
-        for id in found {
-            if id.nonce() == MEMBERSHIP_NONCE {
-                run.need_memberships.insert(id);
-            } else {
-                run.need.insert(id);
-            }
-        }
+        run.need(found);
         run.queries.extend(next);
         self.send_next(peer, now);
     }
@@ -363,7 +423,7 @@ where
         let Some(run) = self.syncs.get_mut(&peer) else {
             return;
         };
-        let Some(InFlight::Fetch(ids)) = run.in_flight.take() else {
+        let Some(Fetching { ids, .. }) = run.fetching.remove(&fetched.tag) else {
             return;
         };
         let asked: BTreeSet<RecordId> = ids.iter().copied().collect();
@@ -378,13 +438,7 @@ where
         }
         // Ids the server did not get to (they did not fit): ask again.
         if let Some(rest) = ids.get(considered..) {
-            for id in rest {
-                if id.nonce() == MEMBERSHIP_NONCE {
-                    run.need_memberships.insert(*id);
-                } else {
-                    run.need.insert(*id);
-                }
-            }
+            run.need(rest.iter().copied());
         }
         run.received = run.received.saturating_add(fetched.records.len() as u64);
         run.failures = 0;
@@ -420,36 +474,42 @@ where
     /// A request of the run with `peer` failed: a timed-out fetch is
     /// retried with half the bytes; after [`MAX_FAILURES`] failures the run
     /// ends (what it merged stays).
-    pub(super) fn on_sync_failed(&mut self, peer: &P, timed_out: bool, now: Timestamp) {
+    pub(super) fn on_sync_failed(&mut self, peer: &P, tag: u64, timed_out: bool, now: Timestamp) {
         let Some(run) = self.syncs.get_mut(peer) else {
             return;
         };
-        let Some(in_flight) = run.in_flight.take() else {
-            return;
-        };
-        run.failures = run.failures.saturating_add(1);
-        if run.failures >= MAX_FAILURES {
-            self.end_sync(peer, now);
-            return;
-        }
-        match in_flight {
-            InFlight::Reconcile(queries) => {
+        // What failed goes back to be asked again.
+        match run.fetching.remove(&tag) {
+            Some(Fetching { ids, max_bytes }) => {
+                // Fetches sent together time out together: only one asked
+                // for the current size counts, halves it and stops the
+                // pipeline; the others are just asked again.
+                run.need(ids);
+                if max_bytes > run.max_bytes {
+                    self.send_next(peer, now);
+                    return;
+                }
+                if timed_out {
+                    run.max_bytes = (run.max_bytes / 2).max(1);
+                    run.pipeline = 1;
+                }
+            }
+            None => {
+                if run.reconciling.as_ref().is_none_or(|(t, _)| *t != tag) {
+                    return;
+                }
+                let Some((_, queries)) = run.reconciling.take() else {
+                    return;
+                };
                 for query in queries.into_iter().rev() {
                     run.queries.push_front(query);
                 }
             }
-            InFlight::Fetch(ids) => {
-                if timed_out {
-                    run.max_bytes = (run.max_bytes / 2).max(1);
-                }
-                for id in ids {
-                    if id.nonce() == MEMBERSHIP_NONCE {
-                        run.need_memberships.insert(id);
-                    } else {
-                        run.need.insert(id);
-                    }
-                }
-            }
+        }
+        run.failures = run.failures.saturating_add(1);
+        if run.failures >= MAX_FAILURES {
+            self.end_sync(peer, now);
+            return;
         }
         self.send_next(peer, now);
     }

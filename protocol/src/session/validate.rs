@@ -421,6 +421,7 @@ where
             Input::Properties { properties, origin } => self.on_properties(properties, origin),
             Input::Reconciled {
                 peer,
+                tag,
                 properties,
                 answers,
             } => {
@@ -428,12 +429,15 @@ where
                     let reason = self.judge_properties(properties);
                     self.verdict(&Origin::Sync { peer: peer.clone() }, reason);
                 }
-                self.on_reconciled(&peer, answers, now);
+                self.on_reconciled(&peer, tag, answers, now);
             }
             Input::Fetched(fetched) => self.on_fetched(fetched, now),
             Input::SyncFailed {
-                peer, timed_out, ..
-            } => self.on_sync_failed(&peer, timed_out, now),
+                peer,
+                tag,
+                timed_out,
+                ..
+            } => self.on_sync_failed(&peer, tag, timed_out, now),
             Input::Merged(outcomes) => self.on_merged(outcomes, now),
             Input::MergeFailed { records, .. } => self.on_merge_failed(records),
             Input::Expired(outcomes) => self.on_expired(outcomes),

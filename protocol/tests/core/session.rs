@@ -149,10 +149,11 @@ impl Server {
 
     /// The answer to `request` from neighbour `peer`, as the session's input;
     /// a fetch gets at most `fit` records.
-    fn answer(&self, peer: u32, request: &SyncRequest, fit: usize) -> Input<u32, u64> {
+    fn answer(&self, peer: u32, tag: u64, request: &SyncRequest, fit: usize) -> Input<u32, u64> {
         match request {
             SyncRequest::Reconcile(queries) => Input::Reconciled {
                 peer,
+                tag,
                 properties: None,
                 answers: self.session.answer_reconcile(queries, T0).unwrap(),
             },
@@ -160,6 +161,7 @@ impl Server {
                 let considered = ids.len().min(fit);
                 Input::Fetched(Fetched {
                     peer,
+                    tag,
                     properties: None,
                     records: ids[..considered]
                         .iter()
@@ -174,9 +176,18 @@ impl Server {
 
 /// The synchronization requests `s` sent to `peer` in `out`.
 fn requests(out: &[Output<u32, u64>], peer: u32) -> Vec<SyncRequest> {
+    tagged(out, peer).into_iter().map(|(_, r)| r).collect()
+}
+
+/// The same, with their tags.
+fn tagged(out: &[Output<u32, u64>], peer: u32) -> Vec<(u64, SyncRequest)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::SyncRequest { peer: p, request } if *p == peer => Some(request.clone()),
+            Output::SyncRequest {
+                peer: p,
+                tag,
+                request,
+            } if *p == peer => Some((*tag, request.clone())),
             _ => None,
         })
         .collect()
@@ -194,17 +205,19 @@ fn serve(
     first: Vec<Output<u32, u64>>,
 ) -> Vec<Output<u32, u64>> {
     let mut all = first;
-    let mut pending = requests(&all, peer);
-    while let Some(request) = pending.pop() {
+    // Answered last first: several fetches may be in flight, and their
+    // answers may arrive in any order.
+    let mut pending = tagged(&all, peer);
+    while let Some((tag, request)) = pending.pop() {
         if matches!(request, SyncRequest::Fetch { .. }) {
             if fetches == 0 {
                 break;
             }
             fetches -= 1;
         }
-        s.handle(server.answer(peer, &request, fit), T0);
+        s.handle(server.answer(peer, tag, &request, fit), T0);
         let out = drain(s);
-        pending.extend(requests(&out, peer));
+        pending.extend(tagged(&out, peer));
         all.extend(out);
     }
     all
@@ -331,10 +344,11 @@ fn received_properties_are_persisted() {
     newest.revision += 1;
     let newest = peergroup_protocol::Signed::sign(newest, f.creator.keypair()).unwrap();
     s.handle(Input::NeighborUp(1), T0);
-    drain(&mut s);
+    let (tag, _) = tagged(&drain(&mut s), 1)[0].clone();
     s.handle(
         Input::Reconciled {
             peer: 1,
+            tag,
             properties: Some(Ok(newest.clone())),
             answers: vec![peergroup_protocol::reconcile::Answer::Equal],
         },
@@ -660,9 +674,11 @@ fn connect_times_out_with_the_windows_errors() {
     // A member found that never completes the copy.
     let mut s = join();
     s.handle(Input::NeighborUp(5), T0);
+    let (tag, _) = tagged(&drain(&mut s), 5)[0].clone();
     s.handle(
         Input::SyncFailed {
             peer: 5,
+            tag,
             reason: "refused".into(),
             timed_out: false,
         },
@@ -799,7 +815,7 @@ fn a_dishonest_reconciliation_is_misbehaviour() {
     s.handle(Input::NeighborUp(1), T0);
     s.handle(Input::NeighborUp(2), T0);
     let out = drain(&mut s);
-    let Some(SyncRequest::Reconcile(queries)) = requests(&out, 1).pop() else {
+    let Some((tag, SyncRequest::Reconcile(queries))) = tagged(&out, 1).pop() else {
         panic!("no reconciliation with the first neighbour: {out:?}");
     };
     let stuck = peergroup_protocol::reconcile::Answer::Split(vec![(
@@ -812,6 +828,7 @@ fn a_dishonest_reconciliation_is_misbehaviour() {
     s.handle(
         Input::Reconciled {
             peer: 1,
+            tag,
             properties: None,
             answers: vec![stuck],
         },
@@ -845,18 +862,22 @@ fn a_timed_out_fetch_is_retried_smaller_then_elsewhere() {
     s.handle(Input::NeighborUp(1), T0);
     s.handle(Input::NeighborUp(2), T0);
     let out = drain(&mut s);
-    let reconcile = requests(&out, 1).pop().unwrap();
-    s.handle(server.answer(1, &reconcile, usize::MAX), T0);
+    let (tag, reconcile) = tagged(&out, 1).pop().unwrap();
+    s.handle(server.answer(1, tag, &reconcile, usize::MAX), T0);
     let mut asked = Vec::new();
     for _ in 0..peergroup_protocol::session::MAX_FAILURES {
         let out = drain(&mut s);
-        match requests(&out, 1).pop() {
-            Some(SyncRequest::Fetch { max_bytes, .. }) => asked.push(max_bytes),
+        let tag = match tagged(&out, 1).pop() {
+            Some((tag, SyncRequest::Fetch { max_bytes, .. })) => {
+                asked.push(max_bytes);
+                tag
+            }
             other => panic!("expected a fetch from neighbour 1, got {other:?}"),
-        }
+        };
         s.handle(
             Input::SyncFailed {
                 peer: 1,
+                tag,
                 reason: "timeout".into(),
                 timed_out: true,
             },
@@ -907,4 +928,96 @@ fn a_clock_step_moves_the_deadlines_with_it() {
         "{out:?}"
     );
     assert!(s.is_online());
+}
+
+/// A joiner synchronizing a group of `2 * FETCH_IDS + 1` records from
+/// neighbour 1, answered up to its first fetches: the session, the server
+/// and those fetches.
+fn pipelined_fetches() -> (Sess, Server, usize, Vec<(u64, SyncRequest)>) {
+    use peergroup_protocol::session::{FETCH_IDS, FETCH_PIPELINE};
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = f.joined(&member);
+    s.connect(T0).unwrap();
+    let total = (FETCH_PIPELINE - 1) * FETCH_IDS + 1;
+    let records: Vec<_> = (0..total)
+        .map(|n| add(&f.creator, f.group(), n as u64, b"x", T0, 3600))
+        .collect();
+    let server = Server::new(&f, &records);
+    s.handle(Input::NeighborUp(1), T0);
+    let mut out = drain(&mut s);
+    // Reconciliation, one request at a time, until the fetches start.
+    loop {
+        let asked = tagged(&out, 1);
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        let (tag, request) = asked[0].clone();
+        s.handle(server.answer(1, tag, &request, usize::MAX), T0);
+        out = drain(&mut s);
+        let fetches: Vec<_> = tagged(&out, 1)
+            .into_iter()
+            .filter(|(_, r)| matches!(r, SyncRequest::Fetch { .. }))
+            .collect();
+        if !fetches.is_empty() {
+            return (s, server, total, fetches);
+        }
+    }
+}
+
+/// A large synchronization keeps several fetches in flight (one answer is
+/// verified and merged while the next is read and sent), and their answers
+/// may arrive in any order: everything is fetched once and merged.
+#[test]
+fn fetches_are_pipelined_and_answered_in_any_order() {
+    let (mut s, server, total, fetches) = pipelined_fetches();
+    assert_eq!(
+        fetches.len(),
+        peergroup_protocol::session::FETCH_PIPELINE,
+        "fetches in flight at once"
+    );
+    let mut all = Vec::new();
+    for (tag, request) in fetches.into_iter().rev() {
+        s.handle(server.answer(1, tag, &request, usize::MAX), T0);
+        all.extend(drain(&mut s));
+    }
+    assert!(tagged(&all, 1).is_empty(), "nothing asked twice: {all:?}");
+    let mut stored: Vec<_> = merged(&all).iter().map(|r| r.record().id).collect();
+    stored.sort();
+    stored.dedup();
+    assert_eq!(stored.len(), total);
+}
+
+/// Fetches sent together over a slow link time out together: that counts
+/// as one failure, halves the bytes once, and the run goes on one fetch at
+/// a time (instead of ending after a burst of timeouts).
+#[test]
+fn pipelined_fetches_that_time_out_together_count_once() {
+    let (mut s, _server, _, fetches) = pipelined_fetches();
+    let mut out = Vec::new();
+    for (tag, _) in fetches {
+        s.handle(
+            Input::SyncFailed {
+                peer: 1,
+                tag,
+                reason: "timeout".into(),
+                timed_out: true,
+            },
+            T0,
+        );
+        out.extend(drain(&mut s));
+    }
+    let asked: Vec<u32> = requests(&out, 1)
+        .into_iter()
+        .map(|r| match r {
+            SyncRequest::Fetch { max_bytes, .. } => max_bytes,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // One fetch, of half the bytes, once the last of the three failed.
+    let half = peergroup_protocol::session::FETCH_BYTES / 2;
+    assert_eq!(asked, vec![half], "{out:?}");
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::PeerMisbehaved { .. })),
+        "{out:?}"
+    );
 }

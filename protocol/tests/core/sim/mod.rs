@@ -113,8 +113,9 @@ pub(crate) struct Node {
     neighbors: BTreeSet<usize>,
     seen: HashSet<u64>,
     cache: HashMap<u64, Vec<u8>>,
-    /// The request in flight to each neighbour (one per synchronization).
-    outstanding: BTreeMap<usize, u64>,
+    /// The requests in flight, by request id: the neighbour asked and the
+    /// session's tag.
+    outstanding: BTreeMap<u64, (usize, u64)>,
     /// Bumped at every crash: work queued before it is lost.
     incarnation: u64,
     /// When the node's storage is free again (writes complete in order).
@@ -430,10 +431,10 @@ impl Sim {
                         },
                     );
                 }
-                Output::SyncRequest { peer, request } => {
+                Output::SyncRequest { peer, tag, request } => {
                     self.rids += 1;
                     let rid = self.rids;
-                    self.nodes[i].outstanding.insert(peer, rid);
+                    self.nodes[i].outstanding.insert(rid, (peer, tag));
                     self.send(Msg::Request {
                         from: i,
                         to: peer,
@@ -553,13 +554,16 @@ impl Sim {
                 page,
             } => {
                 let node = &mut self.nodes[to];
-                if node.outstanding.get(&from) != Some(&rid) || node.session.is_none() {
+                let Some((_, tag)) = node.outstanding.remove(&rid) else {
+                    return;
+                };
+                if node.session.is_none() {
                     return;
                 }
-                node.outstanding.remove(&from);
                 let input = match page {
                     Ok(Served::Answers(properties, answers)) => Input::Reconciled {
                         peer: from,
+                        tag,
                         properties: Some(SignedProperties::from_bytes(&properties)),
                         answers,
                     },
@@ -569,6 +573,7 @@ impl Sim {
                         considered,
                     }) => Input::Fetched(Fetched {
                         peer: from,
+                        tag,
                         properties: Some(SignedProperties::from_bytes(&properties)),
                         records: records
                             .iter()
@@ -578,6 +583,7 @@ impl Sim {
                     }),
                     Err(reason) => Input::SyncFailed {
                         peer: from,
+                        tag,
                         reason,
                         timed_out: false,
                     },
@@ -618,21 +624,16 @@ impl Sim {
             }
             Msg::RequestTimeout { node: i, rid } => {
                 let node = &mut self.nodes[i];
-                let Some(peer) = node
-                    .outstanding
-                    .iter()
-                    .find(|(_, r)| **r == rid)
-                    .map(|(p, _)| *p)
-                else {
+                let Some((peer, tag)) = node.outstanding.remove(&rid) else {
                     return;
                 };
                 if node.session.is_none() {
                     return;
                 }
-                node.outstanding.remove(&peer);
                 node.session().handle(
                     Input::SyncFailed {
                         peer,
+                        tag,
                         reason: "timeout".into(),
                         timed_out: true,
                     },
