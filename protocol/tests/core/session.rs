@@ -1021,3 +1021,44 @@ fn pipelined_fetches_that_time_out_together_count_once() {
         "{out:?}"
     );
 }
+
+/// One bad envelope in a fetched batch (its signature failed the host's
+/// check) is rejected alone: the good ones around it are merged, and the
+/// neighbour that served it is reported.
+#[test]
+fn one_bad_envelope_in_a_fetched_batch_is_rejected_alone() {
+    let f = Fixture::new();
+    let member = identity(2, "member");
+    let mut s = f.joined(&member);
+    s.connect(T0).unwrap();
+    let records: Vec<_> = (0..3)
+        .map(|n| add(&f.creator, f.group(), n, b"x", T0, 3600))
+        .collect();
+    let server = Server::new(&f, &records);
+    s.handle(Input::NeighborUp(1), T0);
+    let mut out = drain(&mut s);
+    let (tag, fetch) = loop {
+        let (tag, request) = tagged(&out, 1).pop().expect("a request");
+        if matches!(request, SyncRequest::Fetch { .. }) {
+            break (tag, request);
+        }
+        s.handle(server.answer(1, tag, &request, usize::MAX), T0);
+        out = drain(&mut s);
+    };
+    let Input::Fetched(mut fetched) = server.answer(1, tag, &fetch, usize::MAX) else {
+        panic!("not a fetch answer");
+    };
+    assert_eq!(fetched.records.len(), 3);
+    let bad = fetched.records[1].as_ref().unwrap().record().id;
+    fetched.records[1] = Err(Error::Verify(peergroup_protocol::VerifyError::BadSignature));
+    s.handle(Input::Fetched(fetched), T0);
+    let out = drain(&mut s);
+    let stored: Vec<_> = merged(&out).iter().map(|r| r.record().id).collect();
+    assert_eq!(stored.len(), 2, "{out:?}");
+    assert!(!stored.contains(&bad));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::PeerMisbehaved { peer: 1, .. })),
+        "{out:?}"
+    );
+}
