@@ -129,6 +129,11 @@ fn run(args: RunArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // The signal handlers go in before anything is printed: a supervisor
+        // (or a test) that reads the peer id and then sends SIGTERM must get
+        // a clean shutdown, not the default disposition (killed by the
+        // signal, with queued writes lost).
+        let mut shutdown = Shutdown::register()?;
         let (handle, mut events) = Node::spawn(config).await?;
         println!("peer id {}", handle.peer_id().await?);
         for addr in handle.listen_addrs().await? {
@@ -136,7 +141,6 @@ fn run(args: RunArgs) -> Result<()> {
         }
         // Containers stop with SIGTERM: it shuts down as cleanly as Ctrl-C
         // (queued writes are committed before the process exits).
-        let mut terminate = terminate_signal()?;
         loop {
             tokio::select! {
                 event = events.recv() => match event {
@@ -144,13 +148,8 @@ fn run(args: RunArgs) -> Result<()> {
                     Some(Err(missed)) => tracing::warn!(%missed, "event log fell behind"),
                     None => break,
                 },
-                _ = tokio::signal::ctrl_c() => {
-                    tracing::info!("interrupted, shutting down");
-                    handle.shutdown().await?;
-                    break;
-                }
-                _ = terminate.recv() => {
-                    tracing::info!("terminated, shutting down");
+                why = shutdown.recv() => {
+                    tracing::info!("{why}, shutting down");
                     handle.shutdown().await?;
                     break;
                 }
@@ -160,25 +159,44 @@ fn run(args: RunArgs) -> Result<()> {
     })
 }
 
-/// SIGTERM, as a stream of deliveries.
-#[cfg(unix)]
-fn terminate_signal() -> Result<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")
+/// The signals that stop the node: SIGINT (Ctrl-C) and SIGTERM (how
+/// containers and service managers stop a process). Both are registered when
+/// this is built, so a signal that arrives before the first `recv` is kept,
+/// not handled by the default disposition.
+struct Shutdown {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
 }
 
-/// Elsewhere there is no SIGTERM: a stream that never delivers.
-#[cfg(not(unix))]
-fn terminate_signal() -> Result<Never> {
-    Ok(Never)
-}
+impl Shutdown {
+    #[cfg(unix)]
+    fn register() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
 
-#[cfg(not(unix))]
-struct Never;
+    #[cfg(not(unix))]
+    fn register() -> Result<Self> {
+        Ok(Self {})
+    }
 
-#[cfg(not(unix))]
-impl Never {
-    async fn recv(&mut self) -> Option<()> {
-        std::future::pending().await
+    /// Waits for a signal; returns its description for the log.
+    #[cfg(unix)]
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "interrupted",
+            _ = self.terminate.recv() => "terminated",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted"
     }
 }
