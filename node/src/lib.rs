@@ -36,11 +36,14 @@
 pub mod auth;
 mod behaviour;
 mod config;
+#[cfg(feature = "control")]
+pub mod control;
 mod discovery;
 mod error;
 mod gossip;
 mod groups;
 mod keystore;
+mod metrics;
 mod node;
 pub mod password;
 pub mod storage;
@@ -59,8 +62,8 @@ pub use self::{
     error::Error,
     gossip::{GOSSIP_PROTOCOL_PREFIX, MAX_TRANSMIT_SIZE, topic_of},
     node::{
-        COMMAND_CAPACITY, EVENT_CAPACITY, EventFilter, EventKind, GroupPassword, Handle, KEY_FILE,
-        Missed, Node, Request, Response, Subscription,
+        COMMAND_CAPACITY, EVENT_CAPACITY, EventFilter, EventKind, ExportedIdentity, GroupPassword,
+        Handle, KEY_FILE, Missed, Node, Request, Response, Subscription,
     },
 };
 pub use peergroup_protocol::session::{ConnectionChange, MemberChange, RecordChange, Status};

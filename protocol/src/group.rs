@@ -223,6 +223,7 @@ impl Signed<GroupProperties> {
 /// What a caller passes to create a group (`PEER_GROUP_PROPERTIES` at
 /// `PeerGroupCreate`). `None` means "use the default" unless said otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// Required: the creator identity's peer name (`InvalidArg` without it).
     pub creator_peer_name: Option<PeerName>,

@@ -82,15 +82,31 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// 32 bytes on the wire; base58 text in human-readable formats (the
+/// control API's JSON).
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serde_bytes::Serialize::serialize(self.as_bytes(), s)
+        if s.is_human_readable() {
+            s.serialize_str(&bs58::encode(self.as_bytes()).into_string())
+        } else {
+            serde_bytes::Serialize::serialize(self.as_bytes(), s)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let bytes: [u8; 32] = serde_bytes::Deserialize::deserialize(d)?;
+        let bytes: [u8; 32] = if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let bytes = bs58::decode(&text)
+                .into_vec()
+                .map_err(|e| serde::de::Error::custom(format!("public key: {e}")))?;
+            bytes
+                .try_into()
+                .map_err(|_| serde::de::Error::custom("a public key is 32 bytes"))?
+        } else {
+            serde_bytes::Deserialize::deserialize(d)?
+        };
         PublicKey::from_bytes(&bytes).map_err(serde::de::Error::custom)
     }
 }

@@ -53,6 +53,7 @@
 )]
 
 mod authorize;
+pub mod bytes_text;
 mod credential;
 mod error;
 mod group;

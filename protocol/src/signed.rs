@@ -323,15 +323,40 @@ impl<T> Signed<T> {
 
 /// A signed envelope serializes as its bytes and deserializes through
 /// [`Signed::from_bytes`], so a deserialized `Signed<T>` is verified too.
-impl<T> Serialize for Signed<T> {
+///
+/// In human-readable formats (the control API's JSON) it is an object
+/// `{"payload": T, "envelope": "<base64 of the bytes>"}`: the payload to
+/// read, the envelope to pass back. Deserializing reads the envelope alone
+/// (a payload beside it is ignored, never trusted) and verifies it.
+impl<T: Serialize> Serialize for Signed<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.bytes)
+        if s.is_human_readable() {
+            use serde::ser::SerializeStruct;
+            let mut view = s.serialize_struct("Signed", 2)?;
+            view.serialize_field("payload", &self.payload)?;
+            view.serialize_field(
+                "envelope",
+                &base64::engine::general_purpose::STANDARD.encode(&self.bytes),
+            )?;
+            view.end()
+        } else {
+            s.serialize_bytes(&self.bytes)
+        }
     }
 }
 
 impl<'de, T: Payload> Deserialize<'de> for Signed<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let bytes: serde_bytes::ByteBuf = serde_bytes::Deserialize::deserialize(d)?;
+        let bytes = if d.is_human_readable() {
+            #[derive(Deserialize)]
+            struct View {
+                #[serde(with = "crate::bytes_text")]
+                envelope: Vec<u8>,
+            }
+            View::deserialize(d)?.envelope
+        } else {
+            serde_bytes::ByteBuf::deserialize(d)?.into_vec()
+        };
         Signed::from_bytes(&bytes).map_err(serde::de::Error::custom)
     }
 }

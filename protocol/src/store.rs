@@ -60,8 +60,51 @@ pub struct Merged {
 ///
 /// It hashes, in record-id order, each record's 16-byte id followed by the
 /// sha2-256 of its envelope bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Digest(pub [u8; 32]);
+
+/// The wire form of a [`Digest`] (what `derive` gave it first, kept exactly).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "Digest")]
+struct DigestWire([u8; 32]);
+
+/// The wire form on the wire (CBOR); hex text in human-readable formats
+/// (the control API's JSON).
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            DigestWire(self.0).serialize(s)
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let mut bytes = [0u8; 32];
+            let mut pairs = text.as_bytes().chunks(2);
+            let valid = text.len() == 64
+                && text.bytes().all(|c| c.is_ascii_hexdigit())
+                && bytes.iter_mut().all(|b| {
+                    pairs
+                        .next()
+                        .and_then(|pair| std::str::from_utf8(pair).ok())
+                        .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                        .map(|v| *b = v)
+                        .is_some()
+                });
+            if !valid {
+                return Err(serde::de::Error::custom("a digest is 64 hex digits"));
+            }
+            Ok(Digest(bytes))
+        } else {
+            Ok(Digest(DigestWire::deserialize(d)?.0))
+        }
+    }
+}
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

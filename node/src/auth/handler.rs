@@ -690,6 +690,7 @@ impl Behaviour {
     /// application hears why; the connection closes unless the peer is a
     /// member of another of our groups.
     pub(crate) fn auth_failed(&mut self, group: &PeerName, peer: PeerId, reason: Error) {
+        self.metrics.authentication_failed();
         tracing::warn!(%group, %peer, %reason, "group authentication failed");
         self.stats.authentication_failures = self.stats.authentication_failures.saturating_add(1);
         let key = (group.clone(), peer);

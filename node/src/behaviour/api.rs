@@ -74,6 +74,13 @@ impl Behaviour {
         self.keystore.infos()
     }
 
+    /// `PeerIdentityExport`: the identity with its secret key (`NotFound`
+    /// if it is not here). Unlike Windows, the key is not encrypted with a
+    /// password: whoever holds the result holds the identity.
+    pub fn export_identity(&self, name: &PeerName) -> Result<Identity, NodeError> {
+        Ok(self.keystore.get(name)?.clone())
+    }
+
     /// `PeerIdentityDelete`: refused while groups use it (`PEER_E_GROUPS_EXIST`).
     pub fn delete_identity(&mut self, name: &PeerName) -> Result<(), NodeError> {
         self.keystore.get(name)?;

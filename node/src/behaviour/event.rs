@@ -20,12 +20,16 @@ impl std::fmt::Display for OperationId {
 }
 
 /// Why an operation failed: a peer-group error, or the storage's.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[non_exhaustive]
 pub enum OperationError {
     /// A Windows-style peer-group error (`PEER_E_*`).
     #[error(transparent)]
-    Peer(#[from] Error),
+    Peer(
+        #[from]
+        #[serde(serialize_with = "crate::error::serialize_peer_error")]
+        Error,
+    ),
     /// The store could not commit (a full disk, an I/O error).
     #[error("the store failed: {0}")]
     Store(String),
@@ -35,7 +39,12 @@ pub enum OperationError {
 /// `PeerGroupRegisterEvent`'s and are the sessions' own
 /// (`peergroup_protocol::session::Event`), flattened into this one enum with
 /// the behaviour's events so that an application matches a single type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes (for the control API's event stream) as an object tagged
+/// by `type`, the variant's name; errors serialize as
+/// `{"name": "PEER_E_…", "code": HRESULT, "message": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type")]
 #[non_exhaustive]
 pub enum Event {
     /// `PEER_GROUP_EVENT_STATUS_CHANGED`.
@@ -84,6 +93,7 @@ pub enum Event {
         /// The group.
         group: PeerName,
         /// Why.
+        #[serde(serialize_with = "crate::error::serialize_peer_error")]
         reason: Error,
     },
     /// A synchronization with a neighbour brought records (one event per
@@ -108,6 +118,7 @@ pub enum Event {
         /// The peer.
         peer: PeerId,
         /// Why.
+        #[serde(serialize_with = "crate::error::serialize_peer_error")]
         reason: Error,
     },
     /// An operation that returned an [`OperationId`] completed.

@@ -226,6 +226,8 @@ pub struct Behaviour {
     pub(crate) next_op: u64,
     pub(crate) waker: Option<Waker>,
     pub(crate) stats: Stats,
+    /// Prometheus metrics (no-ops until [`Behaviour::register_metrics`]).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -345,6 +347,7 @@ impl Behaviour {
             next_op: 0,
             waker: None,
             stats: Stats::default(),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 
@@ -353,9 +356,24 @@ impl Behaviour {
         self.local_peer
     }
 
+    /// Registers the behaviour's metrics in `registry`: libp2p's
+    /// (gossipsub, Kademlia, identify) and the node's (see the table in
+    /// `docs/metrics.md`). Call it once, before the swarm runs; a host that
+    /// also wants libp2p's connection metrics records its swarm events with
+    /// the same registry ([`crate::Node::spawn_with_metrics`] does both).
+    #[cfg(feature = "metrics")]
+    pub fn register_metrics(&mut self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics = crate::metrics::Metrics::register(registry);
+    }
+
     /// Counters of dropped and late work.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Writes queued for the store and not committed yet.
+    pub(crate) fn queued_writes(&self) -> usize {
+        self.storage.queued_writes()
     }
 
     /// Whether work waits for room in the storage or verification queues.
@@ -446,7 +464,18 @@ impl Behaviour {
                 message,
                 reason,
             } => self.report_verdict(group, source, &message, &reason),
+            Output::SyncEnded {
+                peer,
+                completed,
+                first,
+                received,
+                duration_ms,
+            } => {
+                self.metrics.sync_ended(completed, received, duration_ms);
+                tracing::debug!(%group, %peer, completed, first, received, duration_ms, "synchronization ended");
+            }
             Output::PeerMisbehaved { peer, reason } => {
+                self.metrics.sync_rejected(&reason);
                 // Only authenticated members serve synchronizations, from
                 // stores they verified: forged, unauthorized or wrong-group
                 // records, answers no honest reconciliation gives, records
@@ -574,6 +603,12 @@ impl Behaviour {
     }
 
     pub(super) fn on_inner_event(&mut self, event: InnerEvent) {
+        match &event {
+            InnerEvent::Gossipsub(e) => self.metrics.gossipsub(e),
+            InnerEvent::Kademlia(e) => self.metrics.kad(e),
+            InnerEvent::Identify(e) => self.metrics.identify(e),
+            _ => {}
+        }
         match event {
             InnerEvent::Gossipsub(e) => self.on_gossip_event(e),
             InnerEvent::Auth(e) => self.on_auth_event(e),

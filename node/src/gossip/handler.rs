@@ -143,6 +143,7 @@ impl Behaviour {
         message: &MessageId,
         reason: &Reason,
     ) {
+        self.metrics.verdict(reason);
         let acceptance = match reason.acceptance() {
             Acceptance::Accept => MessageAcceptance::Accept,
             Acceptance::Ignore => MessageAcceptance::Ignore,

@@ -42,8 +42,36 @@ impl std::fmt::Debug for GroupPassword {
     }
 }
 
-/// An operation on the node.
+/// An identity with its secret key, as `ExportIdentity` gives it and
+/// `ImportIdentity` takes it back. Whoever holds it holds the identity;
+/// `Debug` redacts the secret.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExportedIdentity {
+    /// The identity's peer name (derived from the key and the classifier).
+    pub peer_name: PeerName,
+    /// Its classifier.
+    pub classifier: String,
+    /// Its friendly name.
+    pub friendly_name: String,
+    /// The 32-byte secret key seed (base64 in JSON).
+    #[serde(with = "peergroup_protocol::bytes_text")]
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for ExportedIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportedIdentity")
+            .field("peer_name", &self.peer_name)
+            .field("classifier", &self.classifier)
+            .field("friendly_name", &self.friendly_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An operation on the node. A field it does not know is refused, not
+/// ignored (a misspelt optional field would otherwise be silently absent).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Request {
     /// The node's libp2p peer id.
@@ -57,15 +85,21 @@ pub enum Request {
         /// Its friendly name (empty: the peer name).
         friendly_name: String,
     },
-    /// `PeerIdentityImport`: an identity from its 32-byte secret key.
+    /// `PeerIdentityImport`: an identity from its 32-byte secret key (the
+    /// fields of an [`ExportedIdentity`]).
     ImportIdentity {
-        /// The secret key seed.
-        #[serde(with = "serde_bytes")]
+        /// The secret key seed (base64 in JSON).
+        #[serde(with = "peergroup_protocol::bytes_text")]
         secret: Vec<u8>,
         /// The identity's classifier.
         classifier: String,
         /// Its friendly name.
         friendly_name: String,
+    },
+    /// `PeerIdentityExport`: the identity with its secret key.
+    ExportIdentity {
+        /// The identity.
+        identity: PeerName,
     },
     /// `PeerEnumIdentities`.
     Identities,
@@ -268,6 +302,8 @@ pub enum Response {
     Identity(Signed<IdentityInfo>),
     /// Identities.
     Identities(Vec<Signed<IdentityInfo>>),
+    /// An identity with its secret key.
+    ExportedIdentity(ExportedIdentity),
     /// A group's peer name.
     Group(PeerName),
     /// Groups.
@@ -384,6 +420,11 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
                 .map(Response::Identity);
             durable(behaviour, r)
         }
+        Request::ExportIdentity { identity } => Outcome::Now(
+            behaviour
+                .export_identity(&identity)
+                .map(|i| Response::ExportedIdentity(exported(&i))),
+        ),
         Request::Identities => Outcome::Now(Ok(Response::Identities(behaviour.identities()))),
         Request::DeleteIdentity { identity } => {
             let r = behaviour
@@ -552,6 +593,15 @@ fn readable(behaviour: &Behaviour, group: &PeerName, ready: bool, read: Read) ->
         }
         Ok(_) => Outcome::Read(read),
         Err(e) => Outcome::Now(Err(e)),
+    }
+}
+
+fn exported(identity: &Identity) -> ExportedIdentity {
+    ExportedIdentity {
+        peer_name: identity.peer_name().clone(),
+        classifier: identity.peer_name().classifier().to_owned(),
+        friendly_name: identity.friendly_name().to_owned(),
+        secret: identity.keypair().secret_bytes().to_vec(),
     }
 }
 

@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub(crate) use self::command::Command;
 use self::command::{Outcome, execute};
 pub use self::{
-    command::{GroupPassword, Request, Response},
+    command::{ExportedIdentity, GroupPassword, Request, Response},
     handle::Handle,
     key::KEY_FILE,
     subscription::{EVENT_CAPACITY, EventFilter, EventKind, Missed, Subscription},
@@ -57,13 +57,33 @@ impl Node {
     /// feature), the listeners, and the event loop. Returns once the node
     /// listens, with a handle and a subscription to every event.
     pub async fn spawn(config: Config) -> Result<(Handle, Subscription), Error> {
+        Node::start(config, |_| {}).await
+    }
+
+    /// [`Node::spawn`], with the node's metrics registered in `registry`:
+    /// libp2p's (connections, gossipsub, Kademlia, identify) and the node's
+    /// own (`docs/metrics.md`). Serve the registry with
+    /// `prometheus_client::encoding::text::encode`, or through the control API.
+    #[cfg(feature = "metrics")]
+    pub async fn spawn_with_metrics(
+        config: Config,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Result<(Handle, Subscription), Error> {
+        Node::start(config, |behaviour| behaviour.register_metrics(registry)).await
+    }
+
+    async fn start(
+        config: Config,
+        prepare: impl FnOnce(&mut Behaviour),
+    ) -> Result<(Handle, Subscription), Error> {
         let key = match (&config.transport_seed, &config.data_dir) {
             (Some(seed), _) => identity::Keypair::ed25519_from_bytes(*seed)
                 .map_err(|e| Error::Transport(e.to_string()))?,
             (None, Some(dir)) => key::load_or_create(dir)?,
             (None, None) => identity::Keypair::generate_ed25519(),
         };
-        let behaviour = Behaviour::new(&key, config.clone())?;
+        let mut behaviour = Behaviour::new(&key, config.clone())?;
+        prepare(&mut behaviour);
         let builder = SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
@@ -225,6 +245,25 @@ impl Host {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<Event>) {
+        let metrics = &self.swarm.behaviour().metrics;
+        metrics.swarm(&event);
+        metrics.storage_queue(self.swarm.behaviour().queued_writes());
+        match &event {
+            SwarmEvent::Behaviour(Event::RecordChanged { change, .. }) => {
+                metrics.record_changed(*change);
+            }
+            SwarmEvent::Behaviour(
+                Event::NeighborConnection { group, .. } | Event::StatusChanged { group, .. },
+            ) => {
+                let count = self
+                    .swarm
+                    .behaviour()
+                    .connections(group)
+                    .map_or(0, |c| c.len());
+                metrics.neighbors(group, count);
+            }
+            _ => {}
+        }
         match event {
             SwarmEvent::Behaviour(Event::OperationCompleted { operation, result }) => {
                 if let Some(Pending { reply, response }) = self.pending.remove(&operation) {

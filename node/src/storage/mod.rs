@@ -125,6 +125,8 @@ pub struct Storage {
     done: async_mpsc::Receiver<Completion>,
     threads: Vec<JoinHandle<()>>,
     next_tag: u64,
+    /// Writes queued and not completed yet (for the queue-depth metric).
+    queued_writes: usize,
 }
 
 impl std::fmt::Debug for Storage {
@@ -169,7 +171,13 @@ impl Storage {
             done,
             threads: vec![writer, reader],
             next_tag: 0,
+            queued_writes: 0,
         })
+    }
+
+    /// Writes queued (or being committed) and not completed yet.
+    pub fn queued_writes(&self) -> usize {
+        self.queued_writes
     }
 
     /// The backend, for reads on the caller's thread.
@@ -191,7 +199,10 @@ impl Storage {
         };
         let barrier = op.is_none();
         match writes.try_send(WriteJob { tag, op, barrier }) {
-            Ok(()) => Ok(tag),
+            Ok(()) => {
+                self.queued_writes = self.queued_writes.saturating_add(1);
+                Ok(tag)
+            }
             Err(TrySendError::Full(job)) => Err(Rejected::Full(job.op)),
             Err(TrySendError::Disconnected(job)) => Err(Rejected::Closed(job.op)),
         }
@@ -212,7 +223,11 @@ impl Storage {
 
     /// The next completion, if one is ready (registers the waker otherwise).
     pub fn poll_completion(&mut self, cx: &mut Context<'_>) -> Poll<Option<Completion>> {
-        self.done.poll_recv(cx)
+        let completion = self.done.poll_recv(cx);
+        if let Poll::Ready(Some(Completion::Written { .. })) = &completion {
+            self.queued_writes = self.queued_writes.saturating_sub(1);
+        }
+        completion
     }
 }
 

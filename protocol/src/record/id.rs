@@ -64,15 +64,26 @@ macro_rules! id16 {
             }
         }
 
+        // 16 bytes on the wire (CBOR); the text form in human-readable
+        // formats (the control API's JSON).
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                serde_bytes::Serialize::serialize(&self.0, s)
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    serde_bytes::Serialize::serialize(&self.0, s)
+                }
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok($name(serde_bytes::Deserialize::deserialize(d)?))
+                if d.is_human_readable() {
+                    let text = String::deserialize(d)?;
+                    $name::parse(&text).map_err(serde::de::Error::custom)
+                } else {
+                    Ok($name(serde_bytes::Deserialize::deserialize(d)?))
+                }
             }
         }
     };

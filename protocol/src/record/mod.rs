@@ -43,6 +43,7 @@ pub const MAX_RECORD_DATA: usize = 256 * 1024;
 /// What an application sets to add a record (the members of `PEER_RECORD`
 /// that `PeerGroupAddRecord` reads; the infrastructure sets the rest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewRecord {
     /// The record's type; required, and not a reserved type.
     pub record_type: RecordType,
@@ -53,7 +54,7 @@ pub struct NewRecord {
     /// Optional attributes.
     pub attributes: Attributes,
     /// Optional data, at most [`MAX_RECORD_DATA`] bytes.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::bytes_text")]
     pub data: Vec<u8>,
 }
 
@@ -123,7 +124,7 @@ pub struct Record {
     #[serde(rename = "tm")]
     pub modified_at: Timestamp,
     /// Opaque application data.
-    #[serde(rename = "d", with = "serde_bytes")]
+    #[serde(rename = "d", with = "crate::bytes_text")]
     pub data: Vec<u8>,
 }
 

@@ -170,6 +170,22 @@ pub enum Output<P, M> {
         /// Why; decides the verdict.
         reason: Reason,
     },
+    /// A synchronization with `peer` ended (for metrics and logs). Runs cut
+    /// short by closing the group or by a failed store commit are not
+    /// reported.
+    SyncEnded {
+        /// The neighbour.
+        peer: P,
+        /// Whether it completed (`false`: failed, timed out, the neighbour
+        /// left or misbehaved).
+        completed: bool,
+        /// Whether it was the group's first synchronization.
+        first: bool,
+        /// Records received in it.
+        received: u64,
+        /// How long it ran, in milliseconds of the session's clock.
+        duration_ms: u64,
+    },
     /// `peer` served something that is provably its fault (in a
     /// synchronization): the host may lower its score or cut it off.
     PeerMisbehaved {

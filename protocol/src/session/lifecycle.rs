@@ -99,6 +99,7 @@ where
             self.status.listening = true;
             self.outputs.push_back(Output::StartProviding);
         }
+        self.refresh_status();
     }
 
     pub(super) fn neighbor_up(&mut self, peer: P, now: Timestamp) {

@@ -171,6 +171,9 @@ pub struct Session<P, M> {
     config: SessionConfig,
     lifecycle: Lifecycle,
     status: Status,
+    /// The status last reported in [`Event::StatusChanged`] (changes made
+    /// in steps report once, against this).
+    reported: Status,
     neighbors: BTreeSet<P>,
     connect: Option<ConnectRun<P>>,
     /// Synchronizations in progress, by neighbour.
@@ -244,6 +247,7 @@ where
             config,
             lifecycle,
             status,
+            reported: status,
             neighbors: BTreeSet::new(),
             connect: None,
             syncs: BTreeMap::new(),
@@ -623,10 +627,10 @@ where
     }
 
     pub(crate) fn refresh_status(&mut self) {
-        let before = self.status;
         self.status.has_connections = !self.neighbors.is_empty();
         self.status.ready = self.state.ready;
-        if self.status != before {
+        if self.status != self.reported {
+            self.reported = self.status;
             self.emit(Event::StatusChanged {
                 group: self.name().clone(),
                 status: self.status,

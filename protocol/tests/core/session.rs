@@ -43,8 +43,9 @@ impl Fixture {
         .unwrap()
     }
 
-    /// The creator's session, online, with its initial outputs drained.
-    fn creator_online(&self) -> Sess {
+    /// The creator's new session, open and offline, with its initial
+    /// outputs drained.
+    fn creator_offline(&self) -> Sess {
         let mut s = Sess::create(
             self.props.clone(),
             self.creator.clone(),
@@ -52,6 +53,13 @@ impl Fixture {
             SessionConfig::default(),
         )
         .unwrap();
+        drain(&mut s);
+        s
+    }
+
+    /// The creator's session, online, with its initial outputs drained.
+    fn creator_online(&self) -> Sess {
+        let mut s = self.creator_offline();
         s.connect(T0).unwrap();
         drain(&mut s);
         s
@@ -554,14 +562,7 @@ fn gossip_sync_and_local_writes_share_one_validation() {
 #[test]
 fn local_writes_merge_and_publish_when_online() {
     let f = Fixture::new();
-    let mut s = Sess::create(
-        f.props.clone(),
-        f.creator.clone(),
-        peergroup_protocol::GroupKey::new(0, [0x4b; 32]),
-        SessionConfig::default(),
-    )
-    .unwrap();
-    drain(&mut s);
+    let mut s = f.creator_offline();
     let new = || NewRecord::new(NOTE, T0.saturating_add_secs(60)).with_data(b"d".to_vec());
     // Open but offline: stored, not published.
     let id = s.add_record(new(), [1; 8], T0).unwrap();
@@ -1061,4 +1062,35 @@ fn one_bad_envelope_in_a_fetched_batch_is_rejected_alone() {
             .any(|o| matches!(o, Output::PeerMisbehaved { peer: 1, .. })),
         "{out:?}"
     );
+}
+
+/// The statuses reported by `StatusChanged`, in order.
+fn statuses(outputs: &[Output<u32, u64>]) -> Vec<peergroup_protocol::session::Status> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Emit(Event::StatusChanged { status, .. }) => Some(*status),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `PEER_GROUP_EVENT_STATUS_CHANGED` fires when the group starts and stops
+/// listening, even when nothing else changes: a creator's group is ready
+/// from the start, so going online changes `listening` alone.
+#[test]
+fn going_online_and_offline_reports_the_status_change() {
+    let f = Fixture::new();
+    let mut s = f.creator_offline();
+    s.connect(T0).unwrap();
+    let online = statuses(&drain(&mut s));
+    assert_eq!(online.len(), 1, "{online:?}");
+    assert!(online[0].listening && online[0].ready && !online[0].has_connections);
+    s.close().unwrap();
+    let offline = statuses(&drain(&mut s));
+    assert_eq!(offline.len(), 1, "{offline:?}");
+    assert!(!offline[0].listening);
+    // Nothing changed: nothing reported.
+    s.open();
+    assert!(statuses(&drain(&mut s)).is_empty());
 }

@@ -53,7 +53,11 @@ where
             Err(_) => false,
         });
         if stray || (fetched.records.is_empty() && considered == 0 && !ids.is_empty()) {
-            self.sync_misbehaved(&peer, "a fetch answer with records not asked for, or none");
+            self.sync_misbehaved(
+                &peer,
+                "a fetch answer with records not asked for, or none",
+                now,
+            );
             return;
         }
         // Ids the server did not get to (they did not fit): ask again.

@@ -87,6 +87,8 @@ pub(super) struct SyncRun {
     their_total: Option<u64>,
     /// Everything fetched; waiting for the store (first runs only).
     finishing: bool,
+    /// When it started (for [`Output::SyncEnded`]).
+    started: Timestamp,
 }
 
 /// A synchronization in progress, as [`Session::sync_status`] reports it.
@@ -209,6 +211,7 @@ where
             received: 0,
             their_total: None,
             finishing: false,
+            started: now,
         };
         self.syncs.insert(peer.clone(), run);
         self.send_next(&peer, now);
@@ -354,11 +357,11 @@ where
         };
         run.rounds = run.rounds.saturating_add(1);
         if answers.len() != queries.len() {
-            self.sync_misbehaved(peer, "answers that do not match the queries");
+            self.sync_misbehaved(peer, "answers that do not match the queries", now);
             return;
         }
         if run.rounds > MAX_ROUNDS {
-            self.sync_misbehaved(peer, "a reconciliation that does not converge");
+            self.sync_misbehaved(peer, "a reconciliation that does not converge", now);
             return;
         }
         let set = Set::new(&self.versions, now);
@@ -380,7 +383,7 @@ where
                 }
                 Err(e) => {
                     let reason = e.to_string();
-                    self.sync_misbehaved(peer, &reason);
+                    self.sync_misbehaved(peer, &reason, now);
                     return;
                 }
             }
@@ -396,22 +399,36 @@ where
         self.send_next(peer, now);
     }
 
-    pub(super) fn sync_misbehaved(&mut self, peer: &P, what: &str) {
+    pub(super) fn sync_misbehaved(&mut self, peer: &P, what: &str, now: Timestamp) {
         self.outputs.push_back(Output::PeerMisbehaved {
             peer: peer.clone(),
             reason: Reason::Invalid(Error::InvalidRecord(format!(
                 "a synchronization answer that no honest member sends: {what}"
             ))),
         });
-        self.syncs.remove(peer);
+        self.end_run(peer, false, now);
         self.after_run_ended_early();
     }
 
     /// Ends the run with `peer` before it completed.
-    pub(super) fn end_sync(&mut self, peer: &P, _now: Timestamp) {
+    pub(super) fn end_sync(&mut self, peer: &P, now: Timestamp) {
         if self.syncs.get(peer).is_some_and(|r| !r.finishing) {
-            self.syncs.remove(peer);
+            self.end_run(peer, false, now);
             self.after_run_ended_early();
+        }
+    }
+
+    /// Removes the run with `peer` and reports how it ended
+    /// ([`Output::SyncEnded`], for metrics).
+    fn end_run(&mut self, peer: &P, completed: bool, now: Timestamp) {
+        if let Some(run) = self.syncs.remove(peer) {
+            self.outputs.push_back(Output::SyncEnded {
+                peer: peer.clone(),
+                completed,
+                first: run.first,
+                received: run.received,
+                duration_ms: now.as_millis().saturating_sub(run.started.as_millis()),
+            });
         }
     }
 
@@ -433,7 +450,7 @@ where
             run.finishing = true;
             self.sync_merged(now);
         } else {
-            self.syncs.remove(peer);
+            self.end_run(peer, true, now);
             self.last_synced.insert(peer.clone(), now);
         }
     }
@@ -451,7 +468,7 @@ where
             return;
         }
         for peer in finished {
-            self.syncs.remove(&peer);
+            self.end_run(&peer, true, now);
             self.last_synced.insert(peer, now);
         }
         if !self.state.ready {
@@ -460,7 +477,9 @@ where
     }
 
     /// A merge failed: a first run whose records did not all get stored is
-    /// no synchronization; it starts over with another neighbour.
+    /// no synchronization; it starts over with another neighbour. (Not
+    /// reported as [`Output::SyncEnded`]: no clock here, and the store's
+    /// failure is reported as such.)
     pub(super) fn sync_merge_failed(&mut self) {
         let first: Vec<P> = self
             .syncs
@@ -498,10 +517,9 @@ where
     pub(super) fn sync_neighbor_down(&mut self, peer: &P, now: Timestamp) {
         self.last_synced.remove(peer);
         if self.syncs.contains_key(peer) {
-            self.syncs.remove(peer);
+            self.end_run(peer, false, now);
             self.after_run_ended_early();
         }
-        let _ = now;
     }
 
     /// Runs what the sync timers ask for: a retry of a first

@@ -408,6 +408,7 @@ impl Sim {
                     }
                 }
                 Output::PeerMisbehaved { .. } => self.nodes[i].misbehaved += 1,
+                Output::SyncEnded { .. } => {}
                 Output::Merge(batch) => {
                     let incarnation = self.nodes[i].incarnation;
                     self.store_write(

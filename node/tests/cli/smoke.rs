@@ -2,8 +2,10 @@
 
 use std::process::Command;
 
+use crate::support::isolated;
+
 fn peergroup(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_peergroup"))
+    isolated(&mut Command::new(env!("CARGO_BIN_EXE_peergroup")))
         .args(args)
         .output()
         .unwrap()
@@ -40,13 +42,16 @@ fn unknown_arguments_fail_with_usage() {
 #[test]
 fn run_starts_a_node_and_reports_where_it_listens() {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_peergroup"))
+    let mut child = isolated(&mut Command::new(env!("CARGO_BIN_EXE_peergroup")))
         .args([
             "run",
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
             "--no-kademlia",
+            "--ephemeral",
+            "--api-listen",
+            "127.0.0.1:0",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -109,20 +114,8 @@ fn sigterm_stops_the_node_cleanly_and_the_peer_id_survives() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peergroup"))
-            .args([
-                "run",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--no-mdns",
-                "--no-kademlia",
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        // Reads two lines, then closes the pipe: the node must not mind.
+        let mut child = crate::support::run_command(dir.path()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let id = lines.next().unwrap().unwrap();
         let _listening = lines.next().unwrap().unwrap();

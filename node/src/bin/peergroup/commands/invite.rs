@@ -1,0 +1,173 @@
+//! `peergroup invite ...` and `peergroup join`.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use libp2p::Multiaddr;
+use peergroup_node::{
+    GroupPassword, Request, Response,
+    protocol::{InvitationInfo, PeerName, Role},
+};
+
+use super::{Ctx, parse_role, text_or_stdin};
+use crate::exit::Exit;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InviteCommand {
+    /// Invites an identity (`PeerGroupCreateInvitation`); prints the invitation.
+    Create {
+        /// The group.
+        group: PeerName,
+        /// The invitee's public identity text (`identity show` on its node).
+        identity_text: String,
+        /// The role to grant: member, inviting-member or admin.
+        #[arg(long, value_parser = parse_role, default_value = "member")]
+        role: Role,
+        /// How long the invitation is valid (e.g. 7d; default: as long as
+        /// the inviter's own credential).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// A password invitation (`PeerGroupCreatePasswordInvitation`).
+    Password {
+        /// The group.
+        group: PeerName,
+    },
+    /// Shows what an invitation contains (`PeerGroupParseInvitation`);
+    /// needs no node.
+    Parse {
+        /// The invitation text (`-` for stdin).
+        invitation: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JoinArgs {
+    /// The invitation text (`-` for stdin).
+    pub(crate) invitation: String,
+    /// The joining identity (default: the default identity).
+    #[arg(long)]
+    pub(crate) identity: Option<PeerName>,
+    /// Join with the group password (a password invitation).
+    #[arg(long, env = "PEERGROUP_GROUP_PASSWORD", hide_env_values = true)]
+    pub(crate) password: Option<String>,
+    /// A member's address to dial besides discovery (repeatable).
+    #[arg(long = "address")]
+    pub(crate) addresses: Vec<Multiaddr>,
+    /// Do not show a progress bar.
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+}
+
+pub(crate) fn invite(ctx: Option<&Ctx>, json: bool, command: InviteCommand) -> Result<()> {
+    let node = || ctx.ok_or_else(|| anyhow::anyhow!("no node"));
+    match command {
+        InviteCommand::Create {
+            group,
+            identity_text,
+            role,
+            expires_in,
+        } => {
+            let ctx = node()?;
+            let expires = match expires_in {
+                Some(d) => Some(ctx.now()?.saturating_add(d)),
+                None => None,
+            };
+            let r = ctx.send(Request::CreateInvitation {
+                group,
+                subject: text_or_stdin(&identity_text)?,
+                role,
+                expires,
+            })?;
+            print_invitation(ctx, &r)
+        }
+        InviteCommand::Password { group } => {
+            let ctx = node()?;
+            let r = ctx.send(Request::CreatePasswordInvitation { group })?;
+            print_invitation(ctx, &r)
+        }
+        InviteCommand::Parse { invitation } => {
+            let text = text_or_stdin(&invitation)?;
+            let info = InvitationInfo::parse(&text).map_err(|e| Exit::Usage(e.to_string()))?;
+            if json {
+                let value = serde_json::json!({
+                    "group": info.group,
+                    "group_friendly_name": info.group_friendly_name,
+                    "cloud": info.cloud,
+                    "scheme": format!("{:?}", info.scheme),
+                    "issuer": info.issuer,
+                    "issuer_role": info.issuer_role,
+                    "subject": info.subject,
+                    "role": info.role,
+                    "not_before": info.not_before,
+                    "not_after": info.not_after,
+                });
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                println!("group       {}", info.group);
+                println!("name        {}", info.group_friendly_name);
+                println!("scheme      {:?}", info.scheme);
+                println!("issuer      {} ({:?})", info.issuer, info.issuer_role);
+                if let Some(subject) = &info.subject {
+                    println!("for         {subject}");
+                }
+                println!("role        {:?}", info.role);
+                println!(
+                    "valid until {} (ms since the epoch)",
+                    info.not_after.as_millis()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_invitation(ctx: &Ctx, r: &Response) -> Result<()> {
+    ctx.print(r, |r| {
+        if let Response::Invitation(text) = r {
+            println!("{text}");
+        }
+    })
+}
+
+/// `join`: `PeerGroupJoin` (or the password join), then connect until the
+/// group is ready, with a progress bar fed by the node's `SyncProgress`
+/// events.
+pub(crate) fn join(ctx: &Ctx, args: JoinArgs) -> Result<()> {
+    let identity = ctx.identity_or_default(args.identity)?;
+    let invitation = text_or_stdin(&args.invitation)?;
+    let info = InvitationInfo::parse(&invitation).map_err(|e| Exit::Usage(e.to_string()))?;
+    let group = info.group.clone();
+    let progress = (!args.no_progress && !ctx.json)
+        .then(|| crate::progress::SyncBar::start(&ctx.client, &group));
+    let result = (|| -> Result<()> {
+        match args.password {
+            Some(password) => {
+                ctx.send(Request::PasswordJoin {
+                    identity,
+                    invitation,
+                    password: GroupPassword::new(password),
+                    addresses: args.addresses,
+                })?;
+            }
+            None => {
+                ctx.send(Request::Join {
+                    identity,
+                    invitation,
+                })?;
+                ctx.send(Request::Connect {
+                    group: group.clone(),
+                    addresses: args.addresses,
+                })?;
+            }
+        }
+        Ok(())
+    })();
+    if let Some(bar) = progress {
+        bar.finish(result.is_ok());
+    }
+    result?;
+    let r = Response::Group(group.clone());
+    ctx.print(&r, |_| println!("{group}"))
+}

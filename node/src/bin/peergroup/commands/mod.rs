@@ -1,0 +1,199 @@
+//! The CLI's operations: each builds a [`Request`], sends it through the
+//! control API and prints the [`Response`] for a person, or as JSON with
+//! `--json` (the API's own JSON, so scripts see what the API gives). One
+//! file per command family.
+
+mod group;
+mod identity;
+mod invite;
+mod record;
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use peergroup_node::{
+    Request, Response,
+    protocol::{IdentityInfo, PeerName, RecordId, RecordType, Role, Signed, Timestamp},
+};
+
+pub(crate) use self::{
+    group::{GroupCommand, group},
+    identity::{IdentityCommand, identity},
+    invite::{InviteCommand, JoinArgs, invite, join},
+    record::{EventsArgs, RecordCommand, events, record},
+};
+use crate::{client::Client, daemon::DEFAULT_IDENTITY, exit::Exit};
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "member" => Ok(Role::Member),
+        "inviting-member" => Ok(Role::InvitingMember),
+        "admin" => Ok(Role::Admin),
+        other => Err(format!(
+            "{other:?} is no role (member, inviting-member or admin)"
+        )),
+    }
+}
+
+fn parse_record_type(s: &str) -> Result<RecordType, String> {
+    RecordType::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_record_id(s: &str) -> Result<RecordId, String> {
+    RecordId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not name=value"))
+}
+
+/// Reads `text`, or stdin when it is `-`.
+fn text_or_stdin(text: &str) -> Result<String> {
+    if text == "-" {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .context("cannot read stdin")?;
+        Ok(buf.trim().to_owned())
+    } else {
+        Ok(text.trim().to_owned())
+    }
+}
+
+/// Reads a file, or stdin for `-`.
+fn file_or_stdin(path: &std::path::Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read stdin")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path)
+            .map_err(|e| Exit::Usage(format!("cannot read {}: {e}", path.display())).into())
+    }
+}
+
+/// The CLI's output mode and connection.
+pub(crate) struct Ctx {
+    pub(crate) json: bool,
+    pub(crate) client: Client,
+}
+
+impl Ctx {
+    fn send(&self, request: Request) -> Result<Response> {
+        Ok(self.client.request(&request)?)
+    }
+
+    /// Prints `response` as JSON when asked, else with `human`.
+    fn print(&self, response: &Response, human: impl FnOnce(&Response)) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(response)?);
+        } else {
+            human(response);
+        }
+        Ok(())
+    }
+
+    /// The node's time now (peer time), for expirations.
+    fn now(&self) -> Result<Timestamp> {
+        match self.send(Request::PeerTime)? {
+            Response::Time(t) => Ok(t),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `identity`, or the node's default identity: the one with classifier
+    /// `default`, or the only one.
+    pub(crate) fn identity_or_default(&self, identity: Option<PeerName>) -> Result<PeerName> {
+        if let Some(identity) = identity {
+            return Ok(identity);
+        }
+        let identities = self.identities()?;
+        if let Some(info) = identities
+            .iter()
+            .find(|i| i.payload().peer_name.classifier() == DEFAULT_IDENTITY)
+        {
+            return Ok(info.payload().peer_name.clone());
+        }
+        match identities.as_slice() {
+            [only] => Ok(only.payload().peer_name.clone()),
+            [] => Err(Exit::Usage(
+                "this node has no identity: create one with `peergroup identity create NAME`"
+                    .into(),
+            )
+            .into()),
+            _ => Err(Exit::Usage(
+                "this node has several identities and none is `default`: pass --identity".into(),
+            )
+            .into()),
+        }
+    }
+
+    fn identities(&self) -> Result<Vec<Signed<IdentityInfo>>> {
+        match self.send(Request::Identities)? {
+            Response::Identities(list) => Ok(list),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(response: &Response) -> anyhow::Error {
+    anyhow::anyhow!("unexpected answer from the node: {response:?}")
+}
+
+fn done(ctx: &Ctx, response: Response, message: &str) -> Result<()> {
+    ctx.print(&response, |_| println!("{message}"))
+}
+
+/// `sync status GROUP`.
+pub(crate) fn sync_status(ctx: &Ctx, group: PeerName) -> Result<()> {
+    let r = ctx.send(Request::SyncStatus { group })?;
+    ctx.print(&r, |r| {
+        if let Response::Sync(status) = r {
+            if status.running.is_empty() {
+                println!("no synchronization running");
+            }
+            for run in &status.running {
+                println!(
+                    "running with {}: {} of about {} records{}",
+                    run.peer,
+                    run.received,
+                    run.estimated_total,
+                    if run.first { " (first)" } else { "" }
+                );
+            }
+            for (peer, at) in &status.last_completed {
+                println!("last completed with {peer} at {} ms", at.as_millis());
+            }
+        }
+    })
+}
+
+/// `status`: the node's peer id, addresses and API (the health check).
+pub(crate) fn node_status(ctx: &Ctx) -> Result<()> {
+    let Response::PeerId(peer) = ctx.send(Request::PeerId)? else {
+        anyhow::bail!("unexpected answer");
+    };
+    let Response::Addresses(addrs) = ctx.send(Request::ListenAddrs)? else {
+        anyhow::bail!("unexpected answer");
+    };
+    if ctx.json {
+        let value = serde_json::json!({
+            "peer_id": peer.to_string(),
+            "listen_addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "api": ctx.client.base(),
+            "version": peergroup_node::VERSION,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("peer id {peer}");
+        for a in addrs {
+            println!("listening on {a}");
+        }
+        println!("control api {}", ctx.client.base());
+    }
+    Ok(())
+}

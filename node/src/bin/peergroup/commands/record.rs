@@ -1,0 +1,269 @@
+//! `peergroup record ...` and `peergroup events`.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use peergroup_node::{
+    Request, Response,
+    protocol::{AttributeValue, Attributes, NewRecord, PeerName, Record, RecordId, RecordType},
+};
+
+use super::{Ctx, done, file_or_stdin, parse_pair, parse_record_id, parse_record_type, unexpected};
+use crate::exit::Exit;
+
+/// The record type the CLI uses when `--type` is not given: an application
+/// type of its own (not reserved; any GUID works).
+pub(crate) const DEFAULT_RECORD_TYPE: &str = "70656572-6772-6f75-7000-00000000c11d";
+
+/// How long a record lives when `--expires-in` is not given.
+const DEFAULT_RECORD_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecordCommand {
+    /// Adds a record (`PeerGroupAddRecord`); prints its id.
+    Add {
+        /// The group.
+        group: PeerName,
+        #[command(flatten)]
+        body: RecordBody,
+        /// The record's type (a GUID).
+        #[arg(long = "type", default_value = DEFAULT_RECORD_TYPE, value_parser = parse_record_type)]
+        record_type: RecordType,
+        /// How long the record lives (e.g. 30d, 12h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// Updates a record (`PeerGroupUpdateRecord`): new data and attributes
+    /// replace what is given; the rest stays.
+    Update {
+        /// The group.
+        group: PeerName,
+        /// The record's id.
+        #[arg(value_parser = parse_record_id)]
+        id: RecordId,
+        #[command(flatten)]
+        body: RecordBody,
+        /// A new lifetime from now (e.g. 30d).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// Deletes a record (`PeerGroupDeleteRecord`).
+    Delete {
+        /// The group.
+        group: PeerName,
+        /// The record's id.
+        #[arg(value_parser = parse_record_id)]
+        id: RecordId,
+    },
+    /// Prints a record (`PeerGroupGetRecord`): its data as text, or to a file.
+    Get {
+        /// The group.
+        group: PeerName,
+        /// The record's id.
+        #[arg(value_parser = parse_record_id)]
+        id: RecordId,
+        /// Write the data to this file instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Lists the group's records (`PeerGroupEnumRecords`).
+    List {
+        /// The group.
+        group: PeerName,
+        /// Only records of this type.
+        #[arg(long = "type", value_parser = parse_record_type)]
+        record_type: Option<RecordType>,
+    },
+}
+
+/// A record's data and attributes on the command line.
+#[derive(Debug, Args)]
+pub(crate) struct RecordBody {
+    /// The data, as text.
+    #[arg(long, conflicts_with = "data_file")]
+    data: Option<String>,
+    /// The data from a file (`-` for stdin).
+    #[arg(long)]
+    data_file: Option<PathBuf>,
+    /// A string attribute `name=value` (repeatable).
+    #[arg(long = "attr", value_parser = parse_pair)]
+    attrs: Vec<(String, String)>,
+    /// An integer attribute `name=123` (repeatable).
+    #[arg(long = "int-attr", value_parser = parse_pair)]
+    int_attrs: Vec<(String, String)>,
+}
+
+/// Filters of `events`.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only these kinds (repeatable or comma-separated): StatusChanged,
+    /// PropertiesChanged, RecordChanged, MemberChanged, NeighborConnection,
+    /// ConnectionFailed, SyncProgress, AuthenticationFailed, StoreFailed.
+    #[arg(long = "kind", value_delimiter = ',')]
+    pub(crate) kinds: Vec<String>,
+    /// Only this group's events.
+    #[arg(long)]
+    pub(crate) group: Option<PeerName>,
+    /// Only record changes of this type.
+    #[arg(long = "type", value_parser = parse_record_type)]
+    pub(crate) record_type: Option<RecordType>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub(crate) count: Option<u64>,
+}
+
+impl RecordBody {
+    /// The data, if given.
+    fn data(&self) -> Result<Option<Vec<u8>>> {
+        match (&self.data, &self.data_file) {
+            (Some(text), _) => Ok(Some(text.as_bytes().to_vec())),
+            (None, Some(path)) => file_or_stdin(path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Applies the attributes to `attributes`.
+    fn apply(&self, attributes: &mut Attributes) -> Result<()> {
+        for (name, value) in &self.attrs {
+            attributes
+                .set(name, AttributeValue::String(value.clone()))
+                .map_err(|e| Exit::Usage(format!("attribute {name}: {e}")))?;
+        }
+        for (name, value) in &self.int_attrs {
+            let n: i64 = value.parse().map_err(|_| {
+                Exit::Usage(format!("attribute {name}: {value:?} is not an integer"))
+            })?;
+            attributes
+                .set(name, AttributeValue::Int(n))
+                .map_err(|e| Exit::Usage(format!("attribute {name}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
+    match command {
+        RecordCommand::Add {
+            group,
+            body,
+            record_type,
+            expires_in,
+        } => {
+            let expires_at = ctx
+                .now()?
+                .saturating_add(expires_in.unwrap_or(DEFAULT_RECORD_LIFETIME));
+            let mut record = NewRecord::new(record_type, expires_at);
+            if let Some(data) = body.data()? {
+                record.data = data;
+            }
+            body.apply(&mut record.attributes)?;
+            let r = ctx.send(Request::AddRecord { group, record })?;
+            ctx.print(&r, |r| {
+                if let Response::RecordId(id) = r {
+                    println!("{id}");
+                }
+            })
+        }
+        RecordCommand::Update {
+            group,
+            id,
+            body,
+            expires_in,
+        } => {
+            let mut record = get_record(ctx, &group, id)?;
+            if let Some(data) = body.data()? {
+                record.data = data;
+            }
+            body.apply(&mut record.attributes)?;
+            if let Some(d) = expires_in {
+                record.expires_at = ctx.now()?.saturating_add(d);
+            }
+            let r = ctx.send(Request::UpdateRecord { group, record })?;
+            done(ctx, r, &format!("updated {id}"))
+        }
+        RecordCommand::Delete { group, id } => {
+            let r = ctx.send(Request::DeleteRecord { group, id })?;
+            done(ctx, r, &format!("deleted {id}"))
+        }
+        RecordCommand::Get { group, id, out } => {
+            let r = ctx.send(Request::GetRecord { group, id })?;
+            let Response::Record(record) = &r else {
+                return Err(unexpected(&r));
+            };
+            if let Some(path) = out {
+                std::fs::write(&path, &record.data)
+                    .map_err(|e| Exit::Usage(format!("cannot write {}: {e}", path.display())))?;
+                if ctx.json {
+                    ctx.print(&r, |_| {})?;
+                }
+                return Ok(());
+            }
+            ctx.print(&r, |_| {
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(&record.data);
+                if !record.data.ends_with(b"\n") {
+                    println!();
+                }
+            })
+        }
+        RecordCommand::List { group, record_type } => {
+            let r = ctx.send(Request::Records { group, record_type })?;
+            ctx.print(&r, |r| {
+                if let Response::Records(records) = r {
+                    for record in records {
+                        print_record_line(record);
+                    }
+                }
+            })
+        }
+    }
+}
+
+fn get_record(ctx: &Ctx, group: &PeerName, id: RecordId) -> Result<Record> {
+    match ctx.send(Request::GetRecord {
+        group: group.clone(),
+        id,
+    })? {
+        Response::Record(record) => Ok(record),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// One line per record: id, version, creator, data (as text when it is).
+fn print_record_line(record: &Record) {
+    let data = match std::str::from_utf8(&record.data) {
+        Ok(text) if text.len() <= 80 && !text.contains('\n') => text.to_owned(),
+        _ => format!("<{} bytes>", record.data.len()),
+    };
+    println!(
+        "{}\tv{}\t{}\t{}",
+        record.id, record.version, record.creator, data
+    );
+}
+
+/// `events`: follows the event stream, one line (or JSON object) per event.
+pub(crate) fn events(ctx: &Ctx, args: EventsArgs) -> Result<()> {
+    let mut query = Vec::new();
+    if !args.kinds.is_empty() {
+        query.push(format!("kind={}", args.kinds.join(",")));
+    }
+    if let Some(group) = &args.group {
+        query.push(format!("group={group}"));
+    }
+    if let Some(t) = &args.record_type {
+        query.push(format!("record_type={t}"));
+    }
+    let mut seen = 0u64;
+    ctx.client.events(&query.join("&"), |event| {
+        if ctx.json {
+            println!("{}", event.data);
+        } else {
+            println!("{}\t{}", event.kind, event.data);
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        seen += 1;
+        Ok(args.count.is_none_or(|n| seen < n))
+    })
+}

@@ -1,0 +1,8 @@
+//! Tests of the `peergroup` binary: the daemon, its control API and the
+//! CLI, as separate processes on loopback (one test binary, style rule 23).
+
+mod api;
+mod commands;
+mod quickstart;
+mod smoke;
+mod support;
