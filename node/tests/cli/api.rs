@@ -185,6 +185,12 @@ fn peer_errors_map_to_their_documented_status_and_change_nothing() {
         .1["Record"]
         .clone();
     record["d"] = json!("Ym9iJ3M=");
+    // A joiner publishes its membership record once it is ready: wait for
+    // it, so that the snapshot is of a settled store.
+    eventually(30, || {
+        let records = bob.request(json!({"Records": {"group": group, "record_type": "01000000-0000-0000-0000-000000000000"}})).1;
+        (records["Records"].as_array().map_or(0, Vec::len) >= 1).then_some(())
+    });
     let bob_before = snapshot(&bob, &group);
     refused(
         bob.request(json!({"UpdateRecord": {"group": group, "record": record}})),

@@ -126,6 +126,11 @@ fn every_command_s_json_output_parses() {
             .iter()
             .any(|r| r["i"] == id.as_str())
     );
+    let digest = node.json(&["group", "digest", &group]);
+    assert_eq!(digest["Digest"].as_str().unwrap().len(), 64, "{digest}");
+    let many = node.ok(&["record", "add", &group, "--data", "bulk", "--repeat", "3"]);
+    assert_eq!(many.lines().count(), 3, "{many}");
+    assert_ne!(node.json(&["group", "digest", &group]), digest);
     node.json(&["record", "delete", &group, &id]);
     node.json(&["group", "close", &group]);
     node.json(&["group", "open", &group]);

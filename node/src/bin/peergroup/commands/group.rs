@@ -73,6 +73,12 @@ pub(crate) enum GroupCommand {
         /// The group.
         group: PeerName,
     },
+    /// Prints the digest of the group's database: replicas that hold the
+    /// same records print the same digest.
+    Digest {
+        /// The group.
+        group: PeerName,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +226,14 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
                     for p in peers {
                         println!("{p}");
                     }
+                }
+            })
+        }
+        GroupCommand::Digest { group } => {
+            let r = ctx.send(Request::Digest { group })?;
+            ctx.print(&r, |r| {
+                if let Response::Digest(d) = r {
+                    println!("{d}");
                 }
             })
         }

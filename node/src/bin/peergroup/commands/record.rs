@@ -33,6 +33,11 @@ pub(crate) enum RecordCommand {
         /// How long the record lives (e.g. 30d, 12h).
         #[arg(long, value_parser = humantime::parse_duration)]
         expires_in: Option<Duration>,
+        /// Adds this many records, the data of each followed by its number
+        /// (` 1`, ` 2`, ...), over one connection: for load and sync tests.
+        /// Prints every id.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
     },
     /// Updates a record (`PeerGroupUpdateRecord`): new data and attributes
     /// replace what is given; the rest stays.
@@ -149,6 +154,7 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
             body,
             record_type,
             expires_in,
+            repeat,
         } => {
             let expires_at = ctx
                 .now()?
@@ -158,12 +164,22 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
                 record.data = data;
             }
             body.apply(&mut record.attributes)?;
-            let r = ctx.send(Request::AddRecord { group, record })?;
-            ctx.print(&r, |r| {
-                if let Response::RecordId(id) = r {
-                    println!("{id}");
+            for n in 1..=repeat {
+                let mut record = record.clone();
+                if repeat > 1 {
+                    record.data.extend_from_slice(format!(" {n}").as_bytes());
                 }
-            })
+                let r = ctx.send(Request::AddRecord {
+                    group: group.clone(),
+                    record,
+                })?;
+                ctx.print(&r, |r| {
+                    if let Response::RecordId(id) = r {
+                        println!("{id}");
+                    }
+                })?;
+            }
+            Ok(())
         }
         RecordCommand::Update {
             group,
