@@ -1,5 +1,5 @@
 //! Prometheus metrics (feature `metrics`): libp2p's own (connections,
-//! gossipsub, Kademlia, identify) and the node's.
+//! gossipsub, Kademlia, identify, ping round trips) and the node's.
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -179,6 +179,12 @@ mod enabled {
             }
         }
 
+        pub(crate) fn ping(&self, event: &libp2p::ping::Event) {
+            if let Some(m) = &self.0 {
+                m.libp2p.record(event);
+            }
+        }
+
         pub(crate) fn swarm<E>(&self, event: &libp2p::swarm::SwarmEvent<E>) {
             if let Some(m) = &self.0 {
                 m.libp2p.record(event);
@@ -280,6 +286,7 @@ mod enabled {
         pub(crate) fn gossipsub(&self, _: &libp2p::gossipsub::Event) {}
         pub(crate) fn kad(&self, _: &libp2p::kad::Event) {}
         pub(crate) fn identify(&self, _: &libp2p::identify::Event) {}
+        pub(crate) fn ping(&self, _: &libp2p::ping::Event) {}
         pub(crate) fn swarm<E>(&self, _: &libp2p::swarm::SwarmEvent<E>) {}
         pub(crate) fn record_changed(&self, _: RecordChange) {}
         pub(crate) fn verdict(&self, _: &Reason) {}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use libp2p::{
     PeerId, StreamProtocol, gossipsub, identify,
     identity::PublicKey,
-    kad, mdns,
+    kad, mdns, ping,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
@@ -16,6 +16,17 @@ use crate::{auth, behaviour::BuildError, config::Config, gossip, password, sync}
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/kad/1.0.0");
 /// The identify protocol id.
 pub const IDENTIFY_PROTOCOL: &str = "/peergroup/id/1.0.0";
+
+/// How often every connection is pinged, and how long a ping may take.
+/// A connection whose ping fails is closed (libp2p's ping only reports the
+/// failure): a link that died without a TCP reset (a cable pulled, a
+/// container cut off its network, a NAT that forgot the mapping) is
+/// otherwise kept for as long as TCP retransmits, about 15 minutes, and the
+/// neighbour is neither redialed nor reconciled with. Detection takes at most
+/// the interval plus the timeout.
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// See [`PING_INTERVAL`].
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a synchronization request may wait for its page.
 pub(crate) const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +55,8 @@ pub struct Inner {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     /// Tells Kademlia the listen addresses of peers that dialed us.
     pub(crate) identify: Toggle<identify::Behaviour>,
+    /// Finds connections that died silently ([`PING_INTERVAL`]).
+    pub(crate) ping: ping::Behaviour,
 }
 
 impl Inner {
@@ -111,6 +124,11 @@ impl Inner {
             kademlia: kademlia.into(),
             mdns: mdns.into(),
             identify: identify.into(),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
         })
     }
 }

@@ -602,11 +602,30 @@ impl Behaviour {
         }
     }
 
+    /// A failed ping closes its connection (see [`inner::PING_INTERVAL`]);
+    /// the neighbour then goes down in its groups, and is redialed and
+    /// reconciled with like any lost neighbour.
+    /// A peer that does not speak ping (an application's own swarm may
+    /// not) keeps its connection.
+    fn on_ping_event(&mut self, event: libp2p::ping::Event) {
+        if let Err(error) = event.result {
+            if matches!(error, libp2p::ping::Failure::Unsupported) {
+                return;
+            }
+            tracing::debug!(peer = %event.peer, %error, "ping failed: closing the connection");
+            self.actions.push_back(ToSwarm::CloseConnection {
+                peer_id: event.peer,
+                connection: libp2p::swarm::CloseConnection::One(event.connection),
+            });
+        }
+    }
+
     pub(super) fn on_inner_event(&mut self, event: InnerEvent) {
         match &event {
             InnerEvent::Gossipsub(e) => self.metrics.gossipsub(e),
             InnerEvent::Kademlia(e) => self.metrics.kad(e),
             InnerEvent::Identify(e) => self.metrics.identify(e),
+            InnerEvent::Ping(e) => self.metrics.ping(e),
             _ => {}
         }
         match event {
@@ -617,6 +636,7 @@ impl Behaviour {
             InnerEvent::Kademlia(e) => self.on_kad_event(e),
             InnerEvent::Mdns(e) => self.on_mdns_event(e),
             InnerEvent::Identify(e) => self.on_identify_event(e),
+            InnerEvent::Ping(e) => self.on_ping_event(e),
         }
     }
 }
