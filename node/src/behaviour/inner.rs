@@ -22,8 +22,9 @@ pub const IDENTIFY_PROTOCOL: &str = "/peergroup/id/1.0.0";
 /// failure): a link that died without a TCP reset (a cable pulled, a
 /// container cut off its network, a NAT that forgot the mapping) is
 /// otherwise kept for as long as TCP retransmits, about 15 minutes, and the
-/// neighbour is neither redialed nor reconciled with. Detection takes at most
-/// the interval plus the timeout.
+/// neighbour is neither redialed nor reconciled with. Detection takes the
+/// interval plus the timeout, plus the stream negotiation's own timeout when
+/// the ping stream must be opened again: about 25 s in the compose suite.
 pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// See [`PING_INTERVAL`].
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);

@@ -587,6 +587,23 @@ impl Behaviour {
 
     // ----- connections ---------------------------------------------------------------
 
+    /// A further connection to a connected peer: the older one may have died
+    /// silently (its ping has not failed yet), and the peer redialed. Every
+    /// group it is a neighbour in reconciles with it again, as on a first
+    /// connection; without this, what was lost on the dead link waited for
+    /// anti-entropy.
+    pub(super) fn on_peer_reconnected(&mut self, peer: PeerId) {
+        for group in self.groups.names() {
+            let is_neighbor = self
+                .groups
+                .get(&group)
+                .is_ok_and(|s| s.neighbors().any(|p| *p == peer));
+            if is_neighbor {
+                self.handle(&group, Input::Reconnected(peer));
+            }
+        }
+    }
+
     pub(super) fn on_peer_gone(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
         self.auth_peer_gone(&peer);

@@ -92,6 +92,9 @@ impl NetworkBehaviour for Behaviour {
                     self.discovery.remember(e.peer_id, address.clone());
                 }
                 self.discovery_connected(e.peer_id, e.other_established == 0);
+                if e.other_established > 0 {
+                    self.on_peer_reconnected(e.peer_id);
+                }
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
                 self.on_peer_gone(e.peer_id);

@@ -56,6 +56,28 @@ fn a_missing_or_wrong_token_is_401_on_every_route_and_changes_nothing() {
             assert_eq!(node.get(path, token).0, 401, "{path} with {token:?}");
         }
     }
+    // The scheme is case-insensitive; the token is not.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut answer = agent
+        .post(format!("{}/v1/request", node.url))
+        .header("Authorization", &format!("bearer {}", node.token()))
+        .content_type("application/json")
+        .send("\"PeerId\"")
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        200,
+        "{:?}",
+        answer.body_mut().read_to_string()
+    );
+    assert_eq!(
+        node.post("\"PeerId\"", Some(&node.token().to_uppercase()))
+            .0,
+        401
+    );
     // A token of another node is as wrong as any.
     let other = TestNode::start();
     assert_eq!(node.post(&create, Some(&other.token())).0, 401);

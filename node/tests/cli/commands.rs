@@ -395,3 +395,76 @@ fn a_restarted_node_keeps_its_peer_id_identities_groups_and_records() {
     assert_eq!(again.json(&["record", "list", &group]), records);
     assert_eq!(again.ok(&["record", "get", &group, &ids[19]]), "record 19");
 }
+
+/// What a user of a shell does to the CLI: pipes it into `head`, follows
+/// events while the node stops, hands it a file too large, asks for zero
+/// events.
+#[test]
+fn the_cli_behaves_in_pipelines_and_at_the_edges() {
+    use std::io::{BufRead, BufReader, Read};
+    let node = TestNode::start();
+    let group = node.ok(&["group", "create", "edges"]);
+    node.ok(&[
+        "record", "add", &group, "--data", "line", "--repeat", "1500",
+    ]);
+
+    // `record list | head -1`: the reader goes away; the CLI ends quietly.
+    let mut list = isolated(&mut Command::new(BIN))
+        .arg("--data-dir")
+        .arg(&node.dir)
+        .args(["record", "list", &group])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(list.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let status = list.wait().unwrap();
+    let mut stderr = String::new();
+    list.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(first.contains("line"), "{first}");
+    assert!(
+        status.success(),
+        "a closed pipe is no failure: {status:?} {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A data file over the record limit is refused before it is sent.
+    let big = node.dir.join("big.bin");
+    std::fs::write(&big, vec![7u8; 600 * 1024]).unwrap();
+    let out = node.cli(&[
+        "record",
+        "add",
+        &group,
+        "--data-file",
+        big.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PEER_E_MAX_RECORD_SIZE_EXCEEDED"));
+
+    // Zero events is a usage error, not a follower that never ends.
+    assert_eq!(node.cli(&["events", "--count", "0"]).status.code(), Some(2));
+
+    // A follower of the event stream does not hold the node's shutdown.
+    let mut follower = isolated(&mut Command::new(BIN))
+        .arg("--data-dir")
+        .arg(&node.dir)
+        .arg("events")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        node.stop(),
+        "the node stops cleanly while a client follows its events"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

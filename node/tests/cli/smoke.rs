@@ -79,8 +79,8 @@ fn bad_configuration_is_a_clear_error() {
         "--no-mdns",
         "--ephemeral",
     ]);
-    assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {stderr}");
     assert!(stderr.contains("must end with /p2p/"), "{stderr}");
 }
 

@@ -93,6 +93,12 @@ pub enum Input<P, M> {
     NeighborUp(P),
     /// `peer` left the group or disconnected.
     NeighborDown(P),
+    /// A further connection to `peer` came up while the host still held
+    /// one: the old one may be dead without anybody knowing yet (a link cut
+    /// without a reset), so what was sent over it may be lost. A neighbour is
+    /// reconciled with again, as on a first connection (a run in flight is
+    /// abandoned and started over).
+    Reconnected(P),
     /// A record envelope, decoded and verified by the caller (signature checks
     /// run outside the session, on worker threads), or the reason it was not.
     Record {

@@ -121,6 +121,14 @@ where
         }
     }
 
+    pub(super) fn neighbor_reconnected(&mut self, peer: &P, now: Timestamp) {
+        if !self.is_online() || !self.neighbors.contains(peer) || !self.state.ready {
+            return;
+        }
+        self.end_sync(peer, now);
+        self.start_sync(peer.clone(), now);
+    }
+
     pub(super) fn neighbor_down(&mut self, peer: &P, now: Timestamp) {
         self.neighbor_members.remove(peer);
         if !self.neighbors.remove(peer) {

@@ -417,6 +417,7 @@ where
         match input {
             Input::NeighborUp(peer) => self.neighbor_up(peer, now),
             Input::NeighborDown(peer) => self.neighbor_down(&peer, now),
+            Input::Reconnected(peer) => self.neighbor_reconnected(&peer, now),
             Input::Record { record, origin } => self.on_record(record, origin, now),
             Input::Properties { properties, origin } => self.on_properties(properties, origin),
             Input::Reconciled {

@@ -1094,3 +1094,31 @@ fn going_online_and_offline_reports_the_status_change() {
     s.open();
     assert!(statuses(&drain(&mut s)).is_empty());
 }
+
+/// A second connection to a neighbour (the first may be dead without a
+/// reset) starts the reconciliation over, as a first connection does; a
+/// peer that is no neighbour gets nothing.
+#[test]
+fn a_reconnected_neighbour_is_reconciled_with_again() {
+    let f = Fixture::new();
+    let mut s = f.creator_online();
+    s.handle(Input::NeighborUp(1), T0);
+    let first = drain(&mut s);
+    assert_eq!(requests(&first, 1).len(), 1, "a reconciliation starts");
+    s.handle(Input::Reconnected(1), T0.saturating_add_secs(5));
+    let again = drain(&mut s);
+    assert_eq!(requests(&again, 1).len(), 1, "it starts again: {again:?}");
+    assert!(
+        again.iter().any(|o| matches!(
+            o,
+            Output::SyncEnded {
+                peer: 1,
+                completed: false,
+                ..
+            }
+        )),
+        "the run over the old connection is abandoned: {again:?}"
+    );
+    s.handle(Input::Reconnected(2), T0.saturating_add_secs(5));
+    assert!(requests(&drain(&mut s), 2).is_empty());
+}

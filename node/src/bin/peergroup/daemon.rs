@@ -11,6 +11,9 @@ use peergroup_node::{Config, Handle, Node, control};
 
 use crate::config::Settings;
 
+/// How long a stopping node waits for API requests in flight.
+const API_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The classifier of the identity a node creates on its first run.
 pub(crate) const DEFAULT_IDENTITY: &str = "default";
 
@@ -30,7 +33,9 @@ pub(crate) fn run(settings: Settings, ephemeral: bool) -> Result<()> {
         builder = builder.data_dir(dir.clone());
         Some(dir)
     };
-    let config = builder.build().context("invalid configuration")?;
+    let config = builder
+        .build()
+        .map_err(|e| crate::exit::Exit::Usage(format!("invalid configuration: {e}")))?;
     // tokio's current-thread runtime beat the multi-thread one by 20-50 % on
     // the 2-core machines this runs on (design.md section 8).
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -103,7 +108,13 @@ pub(crate) fn run(settings: Settings, ephemeral: bool) -> Result<()> {
         // are committed before `shutdown` returns).
         let _ = stop_api.send(());
         files.remove();
-        let _ = server.await;
+        // Requests in flight get a moment to finish; event streams and long
+        // connects do not hold the shutdown (their clients see the
+        // connection close).
+        let mut server = server;
+        if tokio::time::timeout(API_DRAIN, &mut server).await.is_err() {
+            server.abort();
+        }
         handle.shutdown().await?;
         Ok::<(), anyhow::Error>(())
     })

@@ -54,3 +54,34 @@ impl Exit {
         }
     }
 }
+
+/// Writes a line to stdout. A reader that went away (`peergroup record list
+/// | head -1`) ends the command quietly with success, as in other Unix
+/// tools, where `println!` would panic.
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
+    write_stdout(format_args!("{line}\n"));
+}
+
+/// Writes to stdout as [`print_line`] does, without a newline.
+pub(crate) fn write_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(OK));
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(i32::from(FAILURE));
+    }
+}
+
+/// `println!` for the CLI's output: see [`print_line`].
+macro_rules! out {
+    () => {
+        $crate::exit::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::exit::print_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;

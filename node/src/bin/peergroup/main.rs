@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
 use peergroup_node::{Error as NodeError, protocol::PeerName};
 
+use crate::exit::out;
 use crate::{
     client::Client,
     commands::{
@@ -290,7 +291,10 @@ fn dispatch(log_format: LogFormat, command: Command, globals: &Globals) -> Resul
         Command::Record { command } => commands::record(&globals.ctx()?, command),
         Command::Events(args) => commands::events(&globals.ctx()?, args),
         Command::Metrics => {
-            print!("{}", globals.ctx()?.client.get_text("/metrics")?);
+            exit::write_stdout(format_args!(
+                "{}",
+                globals.ctx()?.client.get_text("/metrics")?
+            ));
             Ok(())
         }
         Command::Sync {
@@ -313,15 +317,15 @@ fn show_config(settings: &Settings, json: bool) -> Result<()> {
         if let Some(file) = &settings.file {
             map.insert("config_file".into(), serde_json::json!(file));
         }
-        println!("{}", serde_json::to_string_pretty(&map)?);
+        out!("{}", serde_json::to_string_pretty(&map)?);
         return Ok(());
     }
     match &settings.file {
-        Some(file) => println!("# configuration file: {}", file.display()),
-        None => println!("# no configuration file"),
+        Some(file) => out!("# configuration file: {}", file.display()),
+        None => out!("# no configuration file"),
     }
     for (key, value, source) in rows {
-        println!("{key} = {value}  # {source}");
+        out!("{key} = {value}  # {source}");
     }
     Ok(())
 }

@@ -71,5 +71,9 @@ impl SyncBar {
         } else {
             self.bar.abandon_with_message("failed");
         }
+        // The bar's line stays; what the command prints next starts below it.
+        if !self.bar.is_hidden() {
+            eprintln!();
+        }
     }
 }

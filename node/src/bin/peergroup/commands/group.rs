@@ -9,6 +9,7 @@ use peergroup_node::{
 };
 
 use super::{Ctx, done, parse_role, unexpected};
+use crate::exit::out;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum GroupCommand {
@@ -135,7 +136,7 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
             }
             ctx.print(&r, |r| {
                 if let Response::Group(group) = r {
-                    println!("{group}");
+                    out!("{group}");
                 }
             })
         }
@@ -144,7 +145,7 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
             ctx.print(&r, |r| {
                 if let Response::Groups(groups) = r {
                     for g in groups {
-                        println!("{}\t{:?}", g.group, g.lifecycle);
+                        out!("{}\t{:?}", g.group, g.lifecycle);
                     }
                 }
             })
@@ -178,11 +179,11 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
             let r = ctx.send(Request::Properties { group })?;
             ctx.print(&r, |r| {
                 if let Response::Properties(p) = r {
-                    println!("group         {}", p.group_peer_name);
-                    println!("creator       {}", p.creator_peer_name);
-                    println!("friendly name {}", p.friendly_name);
-                    println!("comment       {}", p.comment);
-                    println!("cloud         {:?}", p.cloud);
+                    out!("group         {}", p.group_peer_name);
+                    out!("creator       {}", p.creator_peer_name);
+                    out!("friendly name {}", p.friendly_name);
+                    out!("comment       {}", p.comment);
+                    out!("cloud         {:?}", p.cloud);
                 }
             })
         }
@@ -214,7 +215,7 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
             ctx.print(&r, |r| {
                 if let Response::Members(members) = r {
                     for m in members {
-                        println!("{}\t{:?}", m.subject, m.role);
+                        out!("{}\t{:?}", m.subject, m.role);
                     }
                 }
             })
@@ -224,7 +225,7 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
             ctx.print(&r, |r| {
                 if let Response::Peers(peers) = r {
                     for p in peers {
-                        println!("{p}");
+                        out!("{p}");
                     }
                 }
             })
@@ -233,7 +234,7 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
             let r = ctx.send(Request::Digest { group })?;
             ctx.print(&r, |r| {
                 if let Response::Digest(d) = r {
-                    println!("{d}");
+                    out!("{d}");
                 }
             })
         }
@@ -241,9 +242,9 @@ pub(crate) fn group(ctx: &Ctx, command: GroupCommand) -> Result<()> {
             let r = ctx.send(Request::Status { group })?;
             ctx.print(&r, |r| {
                 if let Response::Status(s) = r {
-                    println!("listening       {}", s.listening);
-                    println!("has connections {}", s.has_connections);
-                    println!("ready           {}", s.ready);
+                    out!("listening       {}", s.listening);
+                    out!("has connections {}", s.has_connections);
+                    out!("ready           {}", s.ready);
                 }
             })
         }

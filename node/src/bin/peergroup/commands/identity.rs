@@ -8,6 +8,7 @@ use peergroup_node::{ExportedIdentity, Request, Response, protocol::PeerName};
 
 use super::{Ctx, done, file_or_stdin, unexpected};
 use crate::exit::Exit;
+use crate::exit::out;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum IdentityCommand {
@@ -60,7 +61,7 @@ pub(crate) fn identity(ctx: &Ctx, command: IdentityCommand) -> Result<()> {
             })?;
             ctx.print(&r, |r| {
                 if let Response::Identity(info) = r {
-                    println!("{}", info.payload().peer_name);
+                    out!("{}", info.payload().peer_name);
                 }
             })
         }
@@ -70,7 +71,7 @@ pub(crate) fn identity(ctx: &Ctx, command: IdentityCommand) -> Result<()> {
                 if let Response::Identities(list) = r {
                     for info in list {
                         let p = info.payload();
-                        println!("{}\t{}", p.peer_name, p.friendly_name);
+                        out!("{}\t{}", p.peer_name, p.friendly_name);
                     }
                 }
             })
@@ -91,7 +92,7 @@ pub(crate) fn identity(ctx: &Ctx, command: IdentityCommand) -> Result<()> {
                 })?;
             let text = info.to_text(peergroup_node::protocol::IDENTITY_TEXT_PREFIX);
             if only_text {
-                println!("{text}");
+                out!("{text}");
             } else if ctx.json {
                 let value = serde_json::json!({
                     "peer_name": info.payload().peer_name,
@@ -99,11 +100,11 @@ pub(crate) fn identity(ctx: &Ctx, command: IdentityCommand) -> Result<()> {
                     "key": info.payload().key,
                     "public_text": text,
                 });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                println!("peer name     {}", info.payload().peer_name);
-                println!("friendly name {}", info.payload().friendly_name);
-                println!("public text   {text}");
+                out!("peer name     {}", info.payload().peer_name);
+                out!("friendly name {}", info.payload().friendly_name);
+                out!("public text   {text}");
             }
             Ok(())
         }
@@ -117,15 +118,15 @@ pub(crate) fn identity(ctx: &Ctx, command: IdentityCommand) -> Result<()> {
                 Some(path) => {
                     write_private(&path, json.as_bytes())?;
                     if !ctx.json {
-                        println!("wrote {} to {}", exported.peer_name, path.display());
+                        out!("wrote {} to {}", exported.peer_name, path.display());
                     }
                 }
-                None => println!("{json}"),
+                None => out!("{json}"),
             }
             Ok(())
         }
         IdentityCommand::Import { file } => {
-            let bytes = file_or_stdin(&file)?;
+            let bytes = file_or_stdin(&file, 64 * 1024)?;
             let exported: ExportedIdentity = serde_json::from_slice(&bytes).map_err(|e| {
                 Exit::Usage(format!(
                     "{} is not an exported identity: {e}",
@@ -139,7 +140,7 @@ pub(crate) fn identity(ctx: &Ctx, command: IdentityCommand) -> Result<()> {
             })?;
             ctx.print(&r, |r| {
                 if let Response::Identity(info) = r {
-                    println!("{}", info.payload().peer_name);
+                    out!("{}", info.payload().peer_name);
                 }
             })
         }

@@ -12,6 +12,7 @@ use peergroup_node::{
 
 use super::{Ctx, parse_role, text_or_stdin};
 use crate::exit::Exit;
+use crate::exit::out;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum InviteCommand {
@@ -103,17 +104,17 @@ pub(crate) fn invite(ctx: Option<&Ctx>, json: bool, command: InviteCommand) -> R
                     "not_before": info.not_before,
                     "not_after": info.not_after,
                 });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                println!("group       {}", info.group);
-                println!("name        {}", info.group_friendly_name);
-                println!("scheme      {:?}", info.scheme);
-                println!("issuer      {} ({:?})", info.issuer, info.issuer_role);
+                out!("group       {}", info.group);
+                out!("name        {}", info.group_friendly_name);
+                out!("scheme      {:?}", info.scheme);
+                out!("issuer      {} ({:?})", info.issuer, info.issuer_role);
                 if let Some(subject) = &info.subject {
-                    println!("for         {subject}");
+                    out!("for         {subject}");
                 }
-                println!("role        {:?}", info.role);
-                println!(
+                out!("role        {:?}", info.role);
+                out!(
                     "valid until {} (ms since the epoch)",
                     info.not_after.as_millis()
                 );
@@ -126,9 +127,14 @@ pub(crate) fn invite(ctx: Option<&Ctx>, json: bool, command: InviteCommand) -> R
 fn print_invitation(ctx: &Ctx, r: &Response) -> Result<()> {
     ctx.print(r, |r| {
         if let Response::Invitation(text) = r {
-            println!("{text}");
+            out!("{text}");
         }
     })
+}
+
+/// Whether `e` is the node's refusal named `name`.
+fn is_refusal(e: &anyhow::Error, name: &str) -> bool {
+    matches!(e.downcast_ref::<Exit>(), Some(Exit::Refused { name: n, .. }) if n == name)
 }
 
 /// `join`: `PeerGroupJoin` (or the password join), then connect until the
@@ -152,13 +158,36 @@ pub(crate) fn join(ctx: &Ctx, args: JoinArgs) -> Result<()> {
                 })?;
             }
             None => {
-                ctx.send(Request::Join {
+                // A join whose connect failed left the group here: joining
+                // again resumes it (connects) instead of refusing.
+                match ctx.send(Request::Join {
                     identity,
                     invitation,
-                })?;
+                }) {
+                    Ok(_) => {}
+                    Err(e) if is_refusal(&e, "PEER_E_GROUP_IN_USE") => {}
+                    Err(e) => return Err(e),
+                }
                 ctx.send(Request::Connect {
                     group: group.clone(),
                     addresses: args.addresses,
+                })
+                .map_err(|e| match e.downcast::<Exit>() {
+                    Ok(Exit::Refused {
+                        name,
+                        code,
+                        message,
+                    }) => Exit::Refused {
+                        name,
+                        code,
+                        message: format!(
+                            "{message} (the group stays joined: run this join again, or \
+                             `peergroup group connect {group} --address ...`)"
+                        ),
+                    }
+                    .into(),
+                    Ok(other) => other.into(),
+                    Err(e) => e,
                 })?;
             }
         }
@@ -169,5 +198,5 @@ pub(crate) fn join(ctx: &Ctx, args: JoinArgs) -> Result<()> {
     }
     result?;
     let r = Response::Group(group.clone());
-    ctx.print(&r, |_| println!("{group}"))
+    ctx.print(&r, |_| out!("{group}"))
 }

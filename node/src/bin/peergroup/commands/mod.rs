@@ -22,6 +22,7 @@ pub(crate) use self::{
     invite::{InviteCommand, JoinArgs, invite, join},
     record::{EventsArgs, RecordCommand, events, record},
 };
+use crate::exit::out;
 use crate::{client::Client, daemon::DEFAULT_IDENTITY, exit::Exit};
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -63,17 +64,39 @@ fn text_or_stdin(text: &str) -> Result<String> {
 }
 
 /// Reads a file, or stdin for `-`.
-fn file_or_stdin(path: &std::path::Path) -> Result<Vec<u8>> {
+/// More than `max` bytes is refused before it is sent (and without reading
+/// all of it): `PEER_E_MAX_RECORD_SIZE_EXCEEDED`, as the node would say.
+fn file_or_stdin(path: &std::path::Path, max: usize) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
         std::io::stdin()
+            .take(limit)
             .read_to_end(&mut buf)
             .context("cannot read stdin")?;
-        Ok(buf)
     } else {
-        std::fs::read(path)
-            .map_err(|e| Exit::Usage(format!("cannot read {}: {e}", path.display())).into())
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut buf))
+            .map_err(|e| Exit::Usage(format!("cannot read {}: {e}", path.display())))?;
     }
+    if buf.len() > max {
+        let size = if path.as_os_str() == "-" {
+            buf.len() as u64
+        } else {
+            std::fs::metadata(path).map_or(buf.len() as u64, |m| m.len())
+        };
+        let e = peergroup_node::protocol::Error::MaxRecordSizeExceeded {
+            size,
+            max: max as u64,
+        };
+        return Err(Exit::Refused {
+            name: e.name().into(),
+            code: e.code(),
+            message: format!("{}: {e}", path.display()),
+        }
+        .into());
+    }
+    Ok(buf)
 }
 
 /// The CLI's output mode and connection.
@@ -90,7 +113,7 @@ impl Ctx {
     /// Prints `response` as JSON when asked, else with `human`.
     fn print(&self, response: &Response, human: impl FnOnce(&Response)) -> Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(response)?);
+            out!("{}", serde_json::to_string_pretty(response)?);
         } else {
             human(response);
         }
@@ -145,7 +168,7 @@ fn unexpected(response: &Response) -> anyhow::Error {
 }
 
 fn done(ctx: &Ctx, response: Response, message: &str) -> Result<()> {
-    ctx.print(&response, |_| println!("{message}"))
+    ctx.print(&response, |_| out!("{message}"))
 }
 
 /// `sync status GROUP`.
@@ -154,10 +177,10 @@ pub(crate) fn sync_status(ctx: &Ctx, group: PeerName) -> Result<()> {
     ctx.print(&r, |r| {
         if let Response::Sync(status) = r {
             if status.running.is_empty() {
-                println!("no synchronization running");
+                out!("no synchronization running");
             }
             for run in &status.running {
-                println!(
+                out!(
                     "running with {}: {} of about {} records{}",
                     run.peer,
                     run.received,
@@ -166,7 +189,7 @@ pub(crate) fn sync_status(ctx: &Ctx, group: PeerName) -> Result<()> {
                 );
             }
             for (peer, at) in &status.last_completed {
-                println!("last completed with {peer} at {} ms", at.as_millis());
+                out!("last completed with {peer} at {} ms", at.as_millis());
             }
         }
     })
@@ -187,13 +210,13 @@ pub(crate) fn node_status(ctx: &Ctx) -> Result<()> {
             "api": ctx.client.base(),
             "version": peergroup_node::VERSION,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("peer id {peer}");
+        out!("peer id {peer}");
         for a in addrs {
-            println!("listening on {a}");
+            out!("listening on {a}");
         }
-        println!("control api {}", ctx.client.base());
+        out!("control api {}", ctx.client.base());
     }
     Ok(())
 }

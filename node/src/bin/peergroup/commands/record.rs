@@ -6,11 +6,15 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use peergroup_node::{
     Request, Response,
-    protocol::{AttributeValue, Attributes, NewRecord, PeerName, Record, RecordId, RecordType},
+    protocol::{
+        AttributeValue, Attributes, MAX_RECORD_DATA, NewRecord, PeerName, Record, RecordId,
+        RecordType,
+    },
 };
 
 use super::{Ctx, done, file_or_stdin, parse_pair, parse_record_id, parse_record_type, unexpected};
 use crate::exit::Exit;
+use crate::exit::out;
 
 /// The record type the CLI uses when `--type` is not given: an application
 /// type of its own (not reserved; any GUID works).
@@ -113,8 +117,8 @@ pub(crate) struct EventsArgs {
     /// Only record changes of this type.
     #[arg(long = "type", value_parser = parse_record_type)]
     pub(crate) record_type: Option<RecordType>,
-    /// Stop after this many events.
-    #[arg(long)]
+    /// Stop after this many events (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
 }
 
@@ -123,7 +127,7 @@ impl RecordBody {
     fn data(&self) -> Result<Option<Vec<u8>>> {
         match (&self.data, &self.data_file) {
             (Some(text), _) => Ok(Some(text.as_bytes().to_vec())),
-            (None, Some(path)) => file_or_stdin(path).map(Some),
+            (None, Some(path)) => file_or_stdin(path, MAX_RECORD_DATA).map(Some),
             (None, None) => Ok(None),
         }
     }
@@ -175,7 +179,7 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
                 })?;
                 ctx.print(&r, |r| {
                     if let Response::RecordId(id) = r {
-                        println!("{id}");
+                        out!("{id}");
                     }
                 })?;
             }
@@ -219,7 +223,7 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
                 use std::io::Write;
                 let _ = std::io::stdout().write_all(&record.data);
                 if !record.data.ends_with(b"\n") {
-                    println!();
+                    out!();
                 }
             })
         }
@@ -252,9 +256,12 @@ fn print_record_line(record: &Record) {
         Ok(text) if text.len() <= 80 && !text.contains('\n') => text.to_owned(),
         _ => format!("<{} bytes>", record.data.len()),
     };
-    println!(
+    out!(
         "{}\tv{}\t{}\t{}",
-        record.id, record.version, record.creator, data
+        record.id,
+        record.version,
+        record.creator,
+        data
     );
 }
 
@@ -273,9 +280,9 @@ pub(crate) fn events(ctx: &Ctx, args: EventsArgs) -> Result<()> {
     let mut seen = 0u64;
     ctx.client.events(&query.join("&"), |event| {
         if ctx.json {
-            println!("{}", event.data);
+            out!("{}", event.data);
         } else {
-            println!("{}\t{}", event.kind, event.data);
+            out!("{}\t{}", event.kind, event.data);
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
