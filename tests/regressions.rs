@@ -170,7 +170,8 @@ async fn issue_8_an_interrupted_first_copy_is_not_ready_after_a_restart() {
 
     let (again, _) = node(config().data_dir(dir.path())).await;
     again.open(&group).await.unwrap();
-    let stored = again.digest(&group).await.unwrap();
+    // The digest of what was stored is readable before the group is ready.
+    again.digest(&group).await.unwrap();
     let status = again.status(&group).await.unwrap();
     assert!(
         !status.ready,
@@ -184,7 +185,10 @@ async fn issue_8_an_interrupted_first_copy_is_not_ready_after_a_restart() {
     let addrs = creator.handle.listen_addrs().await.unwrap();
     again.connect_by_address(&group, addrs).await.unwrap();
     assert!(again.status(&group).await.unwrap().ready);
-    assert_ne!(again.digest(&group).await.unwrap(), stored);
+    // (What the first copy stored may already be everything: the writer
+    // commits what was queued before the node stops, and under load the
+    // last page can be among it. What matters is that it was not taken as
+    // complete, above, and that the second copy completes, below.)
     let copied = again
         .records(&group, Some(note("").record_type))
         .await
