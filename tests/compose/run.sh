@@ -134,6 +134,19 @@ row() { # scenario nodes seconds result
   log "$1: $4 ($3 s)"
 }
 
+# Waits until `services` converge and prints the scenario's row: seconds since `start`,
+# or FAILED (and returns 1).
+settled() { # name nodes start services...
+  local name=$1 nodes=$2 start=$3
+  shift 3
+  if converge "$@" >/dev/null; then
+    row "$name" "$nodes" "$(secs_since "$start")" ok
+  else
+    row "$name" "$nodes" "-" FAILED
+    return 1
+  fi
+}
+
 # Invites `service` (as an admin, so that it may update and delete anyone's records) and
 # joins it through the seed.
 join() {
@@ -165,12 +178,7 @@ scenario_converge() {
   pg seed record add "$GROUP" --data "seed writes" --repeat 20 >/dev/null
   pg m1 record add "$GROUP" --data "m1 writes" --repeat 20 >/dev/null
   pg m2 record add "$GROUP" --data "m2 writes" --repeat 20 >/dev/null
-  if converge seed "${members[@]}" >/dev/null; then
-    row "converge: 4 joins, 60 writes on 3 nodes" 5 "$(secs_since "$start")" ok
-  else
-    row "converge: 4 joins, 60 writes on 3 nodes" 5 "-" FAILED
-    return 1
-  fi
+  settled "converge: 4 joins, 60 writes on 3 nodes" 5 "$start" seed "${members[@]}"
 }
 
 scenario_late() {
@@ -215,12 +223,8 @@ scenario_partition() {
   log "reconnecting m3 and m4"
   docker network connect --alias m3 "$(network)" "$(container m3)"
   docker network connect --alias m4 "$(network)" "$(container m4)"
-  if converge seed "${members[@]}" >/dev/null; then
-    row "partition: both sides write, update and delete one record, heal" 5 "$(secs_since "$start")" ok
-  else
-    row "partition: both sides write, update and delete one record, heal" 5 "-" FAILED
-    return 1
-  fi
+  settled "partition: both sides write, update and delete one record, heal" 5 "$start" \
+    seed "${members[@]}"
 }
 
 scenario_restart() {
@@ -250,12 +254,8 @@ scenario_restart() {
     pg m1 record get "$GROUP" "$id" >/dev/null 2>&1 || missing=$((missing + 1))
   done
   [ "$missing" = 0 ] || die "m1 lost $missing acknowledged records after SIGKILL"
-  if converge seed "${members[@]}" >/dev/null; then
-    row "restart m2, SIGKILL m1 while the seed writes (peer ids, identities, 20 acked records kept)" 5 "$(secs_since "$start")" ok
-  else
-    row "restart m2, SIGKILL m1 while the seed writes" 5 "-" FAILED
-    return 1
-  fi
+  settled "restart m2, SIGKILL m1 while the seed writes (peer ids, identities, 20 acked records kept)" \
+    5 "$start" seed "${members[@]}"
 }
 
 scenario_churn() {
@@ -277,12 +277,8 @@ scenario_churn() {
   for m in "${members[@]}"; do docker start "$(container "$m")" >/dev/null; done
   for m in "${members[@]}"; do wait_up "$m"; done
   start=$(now_ms)
-  if converge seed "${members[@]}" >/dev/null; then
-    row "churn: members leave and rejoin for ${churn_secs} s while the seed writes" 5 "$(secs_since "$start")" ok
-  else
-    row "churn: members leave and rejoin for ${churn_secs} s" 5 "-" FAILED
-    return 1
-  fi
+  settled "churn: members leave and rejoin for ${churn_secs} s while the seed writes" 5 "$start" \
+    seed "${members[@]}"
 }
 
 scenario_outsider() {

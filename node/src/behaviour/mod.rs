@@ -20,6 +20,7 @@
 
 mod api;
 mod clock;
+mod connections;
 mod event;
 mod inner;
 mod network;
@@ -583,58 +584,6 @@ impl Behaviour {
             cx.waker().wake_by_ref();
         }
         ran
-    }
-
-    // ----- connections ---------------------------------------------------------------
-
-    /// A further connection to a connected peer: the older one may have died
-    /// silently (its ping has not failed yet), and the peer redialed. Every
-    /// group it is a neighbour in reconciles with it again, as on a first
-    /// connection; without this, what was lost on the dead link waited for
-    /// anti-entropy.
-    pub(super) fn on_peer_reconnected(&mut self, peer: PeerId) {
-        for group in self.groups.names() {
-            let is_neighbor = self
-                .groups
-                .get(&group)
-                .is_ok_and(|s| s.neighbors().any(|p| *p == peer));
-            if is_neighbor {
-                self.handle(&group, Input::Reconnected(peer));
-            }
-        }
-    }
-
-    pub(super) fn on_peer_gone(&mut self, peer: PeerId) {
-        self.connected.remove(&peer);
-        self.auth_peer_gone(&peer);
-        self.password_peer_gone(&peer);
-        for group in self.groups.names() {
-            let is_neighbor = self
-                .groups
-                .get(&group)
-                .is_ok_and(|s| s.neighbors().any(|p| *p == peer));
-            if is_neighbor {
-                self.handle(&group, Input::NeighborDown(peer));
-            }
-        }
-    }
-
-    /// A failed ping closes its connection (see [`inner::PING_INTERVAL`]);
-    /// the neighbour then goes down in its groups, and is redialed and
-    /// reconciled with like any lost neighbour.
-    /// A peer that does not speak ping (an application's own swarm may
-    /// not) keeps its connection.
-    fn on_ping_event(&mut self, event: libp2p::ping::Event) {
-        if let Err(error) = event.result {
-            if matches!(error, libp2p::ping::Failure::Unsupported) {
-                return;
-            }
-            tracing::debug!(peer = %event.peer, %error, "ping failed: closing the connection");
-            self.actions.push_back(ToSwarm::CloseConnection {
-                peer_id: event.peer,
-                connection: libp2p::swarm::CloseConnection::One(event.connection),
-            });
-        }
     }
 
     pub(super) fn on_inner_event(&mut self, event: InnerEvent) {
