@@ -3,6 +3,7 @@
 
 mod api;
 mod commands;
+mod edges;
 mod quickstart;
 mod smoke;
 mod support;

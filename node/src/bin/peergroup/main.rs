@@ -36,9 +36,6 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(name = "peergroup", version, about, long_about, after_long_help = exit::HELP)]
 struct Cli {
-    /// Log format of `run` (RUST_LOG sets the verbosity; default info).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
     /// Print machine-readable JSON (the control API's own JSON).
     #[arg(long, global = true)]
     json: bool,
@@ -137,6 +134,10 @@ struct RunArgs {
     /// Keep everything in memory; nothing survives the process.
     #[arg(long)]
     ephemeral: bool,
+    /// The log format on stderr (RUST_LOG sets the verbosity; default
+    /// info). Colours only on a terminal, and never with NO_COLOR set.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// The node's settings as flags (precedence: defaults < file < env < flags).
@@ -186,7 +187,6 @@ fn main() -> ExitCode {
     };
     let json = cli.json;
     match dispatch(
-        cli.log_format,
         command,
         &Globals {
             json,
@@ -263,10 +263,10 @@ impl Globals {
     }
 }
 
-fn dispatch(log_format: LogFormat, command: Command, globals: &Globals) -> Result<()> {
+fn dispatch(command: Command, globals: &Globals) -> Result<()> {
     match command {
         Command::Run(args) => {
-            init_logging(log_format);
+            init_logging(args.log_format);
             let settings = globals.settings(args.flags.into_flags(globals.data_dir.clone()))?;
             daemon::run(settings, args.ephemeral)
         }
@@ -330,11 +330,17 @@ fn show_config(settings: &Settings, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Logs to stderr. Colour codes only when stderr is a terminal and NO_COLOR
+/// (<https://no-color.org>) is unset or empty: a log redirected to a file or
+/// a collector gets plain text.
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
