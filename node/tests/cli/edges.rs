@@ -8,7 +8,7 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use crate::support::{BIN, isolated, run_command};
+use crate::support::{BIN, TestNode, isolated, run_command};
 
 /// Runs the binary without a node.
 fn peergroup(args: &[&str]) -> Output {
@@ -74,4 +74,124 @@ fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
     let log = reader.join().unwrap();
     assert!(log.contains("INFO"), "the node logged: {log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log:?}");
+}
+
+/// Client commands need the data directory (or --api and --token-file),
+/// never the node's run configuration: a wrong run-only setting in the
+/// environment or the file does not stop them; `run` and `config show`
+/// still refuse it.
+#[test]
+fn a_bad_run_setting_does_not_stop_client_commands() {
+    let node = TestNode::start();
+    let bad_env = [
+        ("PEERGROUP_MDNS", "perhaps"),
+        ("PEERGROUP_LISTEN", "not-a-multiaddr"),
+        ("PEERGROUP_API_LISTEN", "nowhere"),
+    ];
+    let out = isolated(&mut Command::new(BIN))
+        .envs(bad_env)
+        .arg("--data-dir")
+        .arg(&node.dir)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&node.peer_id));
+
+    // The data directory from a file whose run settings are wrong.
+    let file = node.dir.join("client.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = {:?}\nmdns = \"perhaps\"\nlisten = 5\nno_such_key = 1\n",
+            node.dir.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = isolated(&mut Command::new(BIN))
+        .envs(bad_env)
+        .arg("--config")
+        .arg(&file)
+        .args(["group", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // `run` and `config show` use the run settings: still a usage error.
+    let out = isolated(&mut Command::new(BIN))
+        .env("PEERGROUP_MDNS", "perhaps")
+        .arg("--data-dir")
+        .arg(&node.dir)
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // A file that is not TOML at all, when the data directory comes from
+    // it, is still reported.
+    std::fs::write(&file, "data_dir = [unclosed\n").unwrap();
+    let out = isolated(&mut Command::new(BIN))
+        .arg("--config")
+        .arg(&file)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("client.toml"), "{}", stderr(&out));
+}
+
+/// `config show` shows what `run` would use and, when a node runs in the
+/// data directory, what that node uses now (its real ports).
+#[test]
+fn config_show_labels_what_the_running_node_uses() {
+    let node = TestNode::start();
+    let port = node
+        .addr
+        .split("/tcp/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let shown = node.json(&["config", "show"]);
+    assert_eq!(shown["listen"]["value"][0], "/ip4/0.0.0.0/tcp/3587");
+    let running = &shown["running"];
+    assert_eq!(running["peer_id"], node.peer_id.as_str(), "{shown}");
+    assert_eq!(running["api"], node.url.as_str(), "{shown}");
+    assert!(
+        running["listen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains(&format!("/tcp/{port}"))),
+        "{shown}"
+    );
+    let text = node.ok(&["config", "show"]);
+    assert!(
+        text.contains("# the node running in this data directory now uses:"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("running.listen = ") && l.contains(&format!("/tcp/{port}"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("running.api = \"{}\"", node.url)),
+        "{text}"
+    );
+    // Without a node: said so, and null in JSON.
+    let empty = tempfile::tempdir().unwrap();
+    let out = peergroup(&["--data-dir", empty.path().to_str().unwrap(), "config", "show"]);
+    assert!(
+        stdout(&out).contains("# no node is running in this data directory"),
+        "{out:?}"
+    );
+    let out = peergroup(&[
+        "--json",
+        "--data-dir",
+        empty.path().to_str().unwrap(),
+        "config",
+        "show",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["running"].is_null(), "{json}");
 }

@@ -144,6 +144,25 @@ fn env_bool(name: &'static str) -> Result<Option<bool>> {
         .transpose()
 }
 
+/// The configuration file to read: `config` (`--config`), else
+/// `PEERGROUP_CONFIG`, else the default file when it exists.
+fn config_file(config: Option<&Path>) -> Option<PathBuf> {
+    config
+        .map(Path::to_path_buf)
+        .or_else(|| {
+            env_var("PEERGROUP_CONFIG")
+                .ok()
+                .flatten()
+                .map(PathBuf::from)
+        })
+        .or_else(|| default_config_file().filter(|p| p.exists()))
+}
+
+fn read_config_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))
+}
+
 impl Settings {
     /// Resolves the settings: defaults, then `config` (or the default file
     /// when it exists), then the environment, then `flags`.
@@ -163,20 +182,8 @@ impl Settings {
         };
 
         // The file.
-        let explicit = config.map(Path::to_path_buf);
-        let path = explicit
-            .clone()
-            .or_else(|| {
-                env_var("PEERGROUP_CONFIG")
-                    .ok()
-                    .flatten()
-                    .map(PathBuf::from)
-            })
-            .or_else(|| default_config_file().filter(|p| p.exists()));
-        if let Some(path) = path {
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read the configuration file {}", path.display())
-            })?;
+        if let Some(path) = config_file(config) {
+            let text = read_config_file(&path)?;
             let file: File = toml::from_str(&text)
                 .with_context(|| format!("configuration file {}", path.display()))?;
             let source = Source::File(path.clone());
@@ -247,6 +254,40 @@ impl Settings {
             .api_listen
             .layer(flags.api_listen, Source::Flag("--api-listen"));
         Ok(settings)
+    }
+
+    /// The data directory alone, for the commands that only talk to a
+    /// running node: the flag, else `PEERGROUP_DATA_DIR`, else the file's
+    /// `data_dir`, else the default. Nothing else is read, so a run-only
+    /// setting that is wrong (`PEERGROUP_MDNS=perhaps`, a bad `listen` in
+    /// the file) does not stop `status`; the file is read only when
+    /// neither the flag nor the variable names the directory, and then only
+    /// a file that is not TOML or whose `data_dir` is not a path is an error.
+    pub(crate) fn resolve_data_dir(
+        config: Option<&Path>,
+        flag: Option<PathBuf>,
+    ) -> Result<Option<PathBuf>> {
+        if let Some(dir) = flag {
+            return Ok(Some(dir));
+        }
+        if let Some(dir) = env_var("PEERGROUP_DATA_DIR")? {
+            return Ok(Some(PathBuf::from(dir)));
+        }
+        if let Some(path) = config_file(config) {
+            let text = read_config_file(&path)?;
+            let table: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("configuration file {}", path.display()))?;
+            match table.get("data_dir") {
+                None => {}
+                Some(toml::Value::String(dir)) => return Ok(Some(PathBuf::from(dir))),
+                Some(other) => bail!(
+                    "configuration file {}: data_dir is {}, not a path",
+                    path.display(),
+                    other.type_str()
+                ),
+            }
+        }
+        Ok(default_data_dir())
     }
 
     /// The data directory, or why there is none.

@@ -245,14 +245,19 @@ impl Globals {
             .map_err(|e| Exit::Usage(format!("{e:#}")).into())
     }
 
-    /// A connection to the running node.
+    /// A connection to the running node. It needs only the data directory
+    /// (or `--api` and `--token-file`): the node's run configuration is
+    /// `run`'s business, and a wrong run-only setting must not stop a
+    /// client.
     fn ctx(&self) -> Result<Ctx> {
-        let settings = self.settings(Flags {
-            data_dir: self.data_dir.clone(),
-            ..Flags::default()
-        })?;
+        let data_dir = if self.api.is_some() && self.token_file.is_some() {
+            None
+        } else {
+            Settings::resolve_data_dir(self.config.as_deref(), self.data_dir.clone())
+                .map_err(|e| Exit::Usage(format!("{e:#}")))?
+        };
         let client = Client::locate(
-            settings.data_dir.value.as_deref(),
+            data_dir.as_deref(),
             self.api.as_deref(),
             self.token_file.as_deref(),
         )?;
@@ -274,7 +279,8 @@ fn dispatch(command: Command, globals: &Globals) -> Result<()> {
             command: ConfigCommand::Show(flags),
         } => {
             let settings = globals.settings(flags.into_flags(globals.data_dir.clone()))?;
-            show_config(&settings, globals.json)
+            let running = running_node(globals, &settings);
+            show_config(&settings, running.as_ref(), globals.json)
         }
         Command::Status => commands::node_status(&globals.ctx()?),
         Command::Identity { command } => commands::identity(&globals.ctx()?, command),
@@ -303,9 +309,46 @@ fn dispatch(command: Command, globals: &Globals) -> Result<()> {
     }
 }
 
-/// `config show`.
-fn show_config(settings: &Settings, json: bool) -> Result<()> {
+/// What the node running in the data directory really uses: its
+/// configuration may differ from what `run` would use now (other flags, a
+/// file changed since, an OS-chosen port).
+struct Running {
+    peer_id: libp2p::PeerId,
+    listen: Vec<Multiaddr>,
+    api: String,
+}
+
+/// The node that answers at the data directory's `api.url` (or `--api`),
+/// if one does.
+fn running_node(globals: &Globals, settings: &Settings) -> Option<Running> {
+    let client = Client::locate(
+        settings.data_dir.value.as_deref(),
+        globals.api.as_deref(),
+        globals.token_file.as_deref(),
+    )
+    .ok()?;
+    let peergroup_node::Response::PeerId(peer_id) =
+        client.request(&peergroup_node::Request::PeerId).ok()?
+    else {
+        return None;
+    };
+    let peergroup_node::Response::Addresses(listen) =
+        client.request(&peergroup_node::Request::ListenAddrs).ok()?
+    else {
+        return None;
+    };
+    Some(Running {
+        peer_id,
+        listen,
+        api: client.base().to_owned(),
+    })
+}
+
+/// `config show`: the settings `run` would use, and what a node running in
+/// the data directory uses (`running`).
+fn show_config(settings: &Settings, running: Option<&Running>, json: bool) -> Result<()> {
     let rows = settings.rows();
+    let strings = |addrs: &[Multiaddr]| addrs.iter().map(ToString::to_string).collect::<Vec<_>>();
     if json {
         let mut map = serde_json::Map::new();
         for (key, value, source) in rows {
@@ -317,6 +360,17 @@ fn show_config(settings: &Settings, json: bool) -> Result<()> {
         if let Some(file) = &settings.file {
             map.insert("config_file".into(), serde_json::json!(file));
         }
+        map.insert(
+            "running".into(),
+            match running {
+                Some(r) => serde_json::json!({
+                    "peer_id": r.peer_id.to_string(),
+                    "listen": strings(&r.listen),
+                    "api": r.api,
+                }),
+                None => serde_json::Value::Null,
+            },
+        );
         out!("{}", serde_json::to_string_pretty(&map)?);
         return Ok(());
     }
@@ -326,6 +380,16 @@ fn show_config(settings: &Settings, json: bool) -> Result<()> {
     }
     for (key, value, source) in rows {
         out!("{key} = {value}  # {source}");
+    }
+    match running {
+        Some(r) => {
+            out!();
+            out!("# the node running in this data directory now uses:");
+            out!("running.peer_id = {:?}", r.peer_id.to_string());
+            out!("running.listen = {}", toml::Value::try_from(strings(&r.listen))?);
+            out!("running.api = {:?}", r.api);
+        }
+        None => out!("# no node is running in this data directory"),
     }
     Ok(())
 }
