@@ -268,7 +268,10 @@ impl Handle {
     }
 
     /// `PeerGroupCreateInvitation`: invites the identity whose public text is
-    /// `subject` (from `peergroup identity show`, say) as `role`.
+    /// `subject` (from `peergroup identity show`, say) as `role`, until
+    /// `expires`: by default a year from now, never beyond the inviter's own
+    /// credential (the invitation carries the invitee's credential, which
+    /// ends with it).
     pub async fn create_invitation(
         &self,
         group: &PeerName,

@@ -195,3 +195,73 @@ fn config_show_labels_what_the_running_node_uses() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["running"].is_null(), "{json}");
 }
+
+/// Milliseconds since the epoch now.
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// An invitation made without an expiry is valid for a year (not until
+/// the creator's credential ends, about a thousand years on), never beyond
+/// the inviter's own credential; people see its dates in RFC 3339.
+#[test]
+fn an_invitation_lasts_a_year_by_default_and_shows_dates() {
+    let alice = TestNode::start();
+    let group = alice.ok(&["group", "create", "expiry"]);
+    let bob = TestNode::start();
+    let bob_text = bob.ok(&["identity", "show", "--text"]);
+    let invitation = alice.ok(&["invite", "create", &group, &bob_text]);
+    let parsed = alice.json(&["invite", "parse", &invitation]);
+    let until = parsed["not_after"].as_u64().unwrap();
+    let year = now_ms() + 365 * DAY_MS;
+    assert!(
+        until.abs_diff(year) < 600_000,
+        "valid until {until}, a year from now is {year}"
+    );
+    let text = alice.ok(&["invite", "parse", &invitation]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("valid until "))
+        .unwrap();
+    let date = line.trim_start_matches("valid until ");
+    assert!(
+        date.len() == 20 && date.ends_with('Z') && date.as_bytes()[10] == b'T',
+        "an RFC 3339 date: {text}"
+    );
+    assert!(!text.contains("ms since"), "{text}");
+
+    // An inviting member whose credential ends in ten days: what it
+    // invites without an expiry ends with its credential.
+    let short = alice.ok(&[
+        "invite",
+        "create",
+        &group,
+        &bob_text,
+        "--role",
+        "inviting-member",
+        "--expires-in",
+        "10d",
+    ]);
+    let bob_until = bob.json(&["invite", "parse", &short])["not_after"]
+        .as_u64()
+        .unwrap();
+    bob.ok(&["join", &short, "--address", &alice.addr, "--no-progress"]);
+    let carol_text = bob.json(&["identity", "create", "carol"])["Identity"]["payload"]["n"]
+        .as_str()
+        .map(|name| bob.ok(&["identity", "show", name, "--text"]))
+        .unwrap();
+    let from_bob = bob.ok(&["invite", "create", &group, &carol_text]);
+    let carol_until = bob.json(&["invite", "parse", &from_bob])["not_after"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(carol_until, bob_until, "capped at the inviter's credential");
+    assert!(bob_until.abs_diff(now_ms() + 10 * DAY_MS) < 600_000);
+}

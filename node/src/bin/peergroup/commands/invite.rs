@@ -10,7 +10,7 @@ use peergroup_node::{
     protocol::{InvitationInfo, PeerName, Role},
 };
 
-use super::{Ctx, parse_role, text_or_stdin};
+use super::{Ctx, date, parse_role, text_or_stdin};
 use crate::exit::Exit;
 use crate::exit::out;
 
@@ -25,8 +25,10 @@ pub(crate) enum InviteCommand {
         /// The role to grant: member, inviting-member or admin.
         #[arg(long, value_parser = parse_role, default_value = "member")]
         role: Role,
-        /// How long the invitation is valid (e.g. 7d; default: as long as
-        /// the inviter's own credential).
+        /// How long the invitation is valid, and with it the invitee's
+        /// membership unless an admin renews it (e.g. 7d; default: a year,
+        /// or until the inviter's own credential ends if that is sooner;
+        /// never beyond it).
         #[arg(long, value_parser = humantime::parse_duration)]
         expires_in: Option<Duration>,
     },
@@ -114,10 +116,8 @@ pub(crate) fn invite(ctx: Option<&Ctx>, json: bool, command: InviteCommand) -> R
                     out!("for         {subject}");
                 }
                 out!("role        {:?}", info.role);
-                out!(
-                    "valid until {} (ms since the epoch)",
-                    info.not_after.as_millis()
-                );
+                out!("valid from  {}", date(info.not_before));
+                out!("valid until {}", date(info.not_after));
             }
             Ok(())
         }

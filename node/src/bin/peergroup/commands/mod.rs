@@ -25,6 +25,24 @@ pub(crate) use self::{
 use crate::exit::out;
 use crate::{client::Client, daemon::DEFAULT_IDENTITY, exit::Exit};
 
+/// The first second humantime cannot format (year 10000).
+const YEAR_10000_SECS: u64 = 253_402_300_800;
+
+/// A time for a person: an RFC 3339 date in UTC to the second
+/// (`2027-01-06T10:00:00Z`). `--json` keeps the API's integers
+/// (milliseconds since the Unix epoch).
+pub(crate) fn date(t: Timestamp) -> String {
+    if t == Timestamp::MAX {
+        return "never".into();
+    }
+    let ms = t.as_millis();
+    if ms / 1000 >= YEAR_10000_SECS {
+        return format!("{ms} ms after the Unix epoch (after the year 9999)");
+    }
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     match s {
         "member" => Ok(Role::Member),
@@ -189,7 +207,7 @@ pub(crate) fn sync_status(ctx: &Ctx, group: PeerName) -> Result<()> {
                 );
             }
             for (peer, at) in &status.last_completed {
-                out!("last completed with {peer} at {} ms", at.as_millis());
+                out!("last completed with {peer} at {}", date(*at));
             }
         }
     })
@@ -219,4 +237,28 @@ pub(crate) fn node_status(ctx: &Ctx) -> Result<()> {
         out!("control api {}", ctx.client.base());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use peergroup_node::protocol::Timestamp;
+
+    use super::date;
+
+    #[test]
+    fn dates_are_rfc_3339_to_the_second() {
+        assert_eq!(date(Timestamp::EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            date(Timestamp::from_millis(1_799_229_600_999)),
+            "2027-01-06T10:00:00Z"
+        );
+        assert_eq!(date(Timestamp::MAX), "never");
+        // Beyond what RFC 3339 can write (a creator's credential lasts
+        // about a thousand years, but not this long).
+        assert!(date(Timestamp::from_millis(253_402_300_800_000)).contains("after the year 9999"));
+        assert_eq!(
+            date(Timestamp::from_millis(33_332_649_576_760)),
+            "3026-04-09T13:19:36Z"
+        );
+    }
 }
