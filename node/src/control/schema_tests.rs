@@ -326,7 +326,7 @@ impl Variant for Response {
             Response::Invitation(_) => "Invitation",
             Response::RecordId(_) => "RecordId",
             Response::Record(_) => "Record",
-            Response::Records(_) => "Records",
+            Response::Records { .. } => "Records",
             Response::Digest(_) => "Digest",
         }
     }
@@ -569,10 +569,16 @@ fn requests(f: &Fixture) -> Vec<Request> {
         Request::Records {
             group: group(),
             record_type: None,
+            internal: false,
+            after: None,
+            limit: None,
         },
         Request::Records {
             group: group(),
             record_type: Some(RecordType::parse("6e6f7465000040008000000000000002").unwrap()),
+            internal: true,
+            after: Some(f.record.id),
+            limit: Some(1000),
         },
         Request::Digest { group: group() },
     ]
@@ -648,7 +654,18 @@ fn responses(f: &Fixture) -> Vec<Response> {
         Response::RecordId(f.record.id),
         Response::Record(f.record.clone()),
         Response::Record(f.updated.clone()),
-        Response::Records(vec![f.record.clone(), f.bare.clone()]),
+        Response::Records {
+            records: vec![f.record.clone(), f.bare.clone()],
+            next: None,
+        },
+        Response::Records {
+            records: vec![f.record.clone()],
+            next: Some(f.record.id),
+        },
+        Response::Records {
+            records: Vec::new(),
+            next: None,
+        },
         Response::Digest(Digest([0xab; 32])),
     ]
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::{
-    behaviour::{Behaviour, GroupEntry, OperationId, live_records},
+    behaviour::{Behaviour, GroupEntry, OperationId},
     error::Error,
     storage::Backend,
 };
@@ -289,12 +289,30 @@ pub enum Request {
         /// The record's id.
         id: RecordId,
     },
-    /// `PeerGroupEnumRecords`.
+    /// `PeerGroupEnumRecords`, a page at a time: the live records in id
+    /// order, answered with the cursor of the next page. Every field but
+    /// `group` may be left out.
     Records {
         /// The group.
         group: PeerName,
-        /// Only records of this type.
+        /// Only records of this type (the reserved types included, when
+        /// asked for by name).
+        #[serde(default)]
         record_type: Option<RecordType>,
+        /// With no `record_type`, also the group's internal records: those
+        /// of the reserved types, such as its members' credentials
+        /// (`RecordType::MEMBERSHIP`). Default false.
+        #[serde(default)]
+        internal: bool,
+        /// Only records with ids after this one: the `next` of the page
+        /// before. Default: from the first.
+        #[serde(default)]
+        after: Option<RecordId>,
+        /// At most this many records (1 to 1,000; more is taken as 1,000;
+        /// default 100). A page also ends after about 4 MiB of records, so
+        /// it may hold fewer: page on until `next` is null.
+        #[serde(default)]
+        limit: Option<u32>,
     },
     /// The digest of the group's database.
     Digest {
@@ -341,8 +359,13 @@ pub enum Response {
     RecordId(RecordId),
     /// A record.
     Record(Record),
-    /// Records.
-    Records(Vec<Record>),
+    /// A page of records.
+    Records {
+        /// The records, in id order.
+        records: Vec<Record>,
+        /// The `after` of the next page; `None` on the last page.
+        next: Option<RecordId>,
+    },
     /// A database digest.
     Digest(Digest),
 }
@@ -381,6 +404,9 @@ pub(crate) enum Read {
     Records {
         group: PeerName,
         record_type: Option<RecordType>,
+        internal: bool,
+        after: Option<RecordId>,
+        limit: usize,
     },
     Digest {
         group: PeerName,
@@ -395,11 +421,20 @@ impl Read {
                 Some(r) if !r.record().is_deleted() => Ok(Response::Record(r.record().clone())),
                 _ => Err(peergroup_protocol::Error::RecordNotFound.into()),
             },
-            Read::Records { group, record_type } => Ok(Response::Records(live_records(
-                backend,
-                &group,
+            Read::Records {
+                group,
                 record_type,
-            )?)),
+                internal,
+                after,
+                limit,
+            } => {
+                let filter = RecordFilter {
+                    record_type,
+                    internal,
+                };
+                let (records, next) = record_page(backend, &group, filter, after, limit)?;
+                Ok(Response::Records { records, next })
+            }
             Read::Digest { group } => Ok(Response::Digest(backend.digest(&group)?)),
         }
     }
@@ -578,15 +613,36 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
                 id,
             },
         ),
-        Request::Records { group, record_type } => readable(
-            behaviour,
-            &group,
-            true,
-            Read::Records {
-                group: group.clone(),
-                record_type,
-            },
-        ),
+        Request::Records {
+            group,
+            record_type,
+            internal,
+            after,
+            limit,
+        } => {
+            let limit = match limit {
+                None => DEFAULT_RECORD_PAGE,
+                Some(0) => {
+                    return Outcome::Now(Err(peergroup_protocol::Error::InvalidArg(
+                        "a page of records holds at least 1 (limit)".into(),
+                    )
+                    .into()));
+                }
+                Some(n) => n.min(MAX_RECORD_PAGE),
+            };
+            readable(
+                behaviour,
+                &group,
+                true,
+                Read::Records {
+                    group: group.clone(),
+                    record_type,
+                    internal,
+                    after,
+                    limit: limit as usize,
+                },
+            )
+        }
         Request::Digest { group } => readable(
             behaviour,
             &group,
@@ -625,6 +681,78 @@ fn create_invitation(
             create(None)
         }
         other => other,
+    }
+}
+
+/// How many records a `Records` page holds when the request gives no
+/// `limit`.
+pub(crate) const DEFAULT_RECORD_PAGE: u32 = 100;
+
+/// The most records a `Records` page holds, whatever the `limit`.
+pub(crate) const MAX_RECORD_PAGE: u32 = 1000;
+
+/// About how many bytes of records (signed envelopes, as stored) a
+/// `Records` page holds at most: it ends after the record that passes this
+/// (a page holds at least one record). Records may carry 256 KiB of data
+/// each, so a count alone does not bound an answer; 4 MiB is about 5.5 MB
+/// of JSON.
+const RECORD_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many records a page reads from the store at a time.
+const STORE_PAGE: usize = 1024;
+
+/// Which records a `Records` page lists.
+#[derive(Debug, Clone, Copy)]
+struct RecordFilter {
+    /// Only this type.
+    record_type: Option<RecordType>,
+    /// With no type, also the reserved (internal) types.
+    internal: bool,
+}
+
+impl RecordFilter {
+    fn lists(&self, record: &Record) -> bool {
+        !record.is_deleted()
+            && (self.record_type.is_some() || self.internal || !record.record_type.is_reserved())
+    }
+}
+
+/// Up to `limit` live records of `group` after `after` in id order, that
+/// `filter` lists, and the cursor of the next page: the last id listed
+/// when more may follow (a page full by count or by
+/// [`RECORD_PAGE_BYTES`]), else `None`.
+fn record_page(
+    backend: &dyn Backend,
+    group: &PeerName,
+    filter: RecordFilter,
+    after: Option<RecordId>,
+    limit: usize,
+) -> Result<(Vec<Record>, Option<RecordId>), Error> {
+    let mut out: Vec<Record> = Vec::new();
+    let mut bytes = 0usize;
+    let mut cursor = after;
+    loop {
+        // One more than the page needs, to tell a last page from a full one.
+        let want = limit.saturating_sub(out.len()).saturating_add(1);
+        let page = backend.records(group, filter.record_type, cursor, want.min(STORE_PAGE))?;
+        let exhausted = page.len() < want.min(STORE_PAGE);
+        for signed in page {
+            let record = signed.record();
+            cursor = Some(record.id);
+            if !filter.lists(record) {
+                continue;
+            }
+            if out.len() >= limit || bytes >= RECORD_PAGE_BYTES {
+                // A record follows the full page.
+                let next = out.last().map(|r| r.id);
+                return Ok((out, next));
+            }
+            bytes = bytes.saturating_add(signed.as_bytes().len());
+            out.push(record.clone());
+        }
+        if exhausted {
+            return Ok((out, None));
+        }
     }
 }
 

@@ -404,17 +404,37 @@ impl Handle {
         expect!(self.request(request).await?, Record)
     }
 
-    /// `PeerGroupEnumRecords`, optionally of one type (read on a blocking thread).
+    /// `PeerGroupEnumRecords`: every live record, optionally of one type;
+    /// with none, the group's internal records (its members' credentials)
+    /// too. Read a page of [`Request::Records`] at a time on a blocking
+    /// thread; each page is consistent, the whole is not a snapshot (a
+    /// record written meanwhile may or may not be listed, none twice).
     pub async fn records(
         &self,
         group: &PeerName,
         record_type: Option<RecordType>,
     ) -> Result<Vec<Record>, Error> {
-        let request = Request::Records {
-            group: group.clone(),
-            record_type,
-        };
-        expect!(self.request(request).await?, Records)
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let request = Request::Records {
+                group: group.clone(),
+                record_type,
+                internal: true,
+                after,
+                limit: Some(u32::MAX),
+            };
+            match self.request(request).await? {
+                Response::Records { records, next } => {
+                    all.extend(records);
+                    match next {
+                        Some(id) => after = Some(id),
+                        None => return Ok(all),
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
     }
 
     /// The digest of the group's database (equal digests: identical databases).

@@ -120,7 +120,7 @@ fn every_command_s_json_output_parses() {
     assert_eq!(record["Record"]["d"], "dHdv", "base64 of the data");
     let list = node.json(&["record", "list", &group]);
     assert!(
-        list["Records"]
+        list["Records"]["records"]
             .as_array()
             .unwrap()
             .iter()

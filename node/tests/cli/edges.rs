@@ -8,7 +8,7 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use crate::support::{BIN, TestNode, isolated, run_command};
+use crate::support::{BIN, TestNode, eventually, isolated, run_command};
 
 /// Runs the binary without a node.
 fn peergroup(args: &[&str]) -> Output {
@@ -264,4 +264,114 @@ fn an_invitation_lasts_a_year_by_default_and_shows_dates() {
         .unwrap();
     assert_eq!(carol_until, bob_until, "capped at the inviter's credential");
     assert!(bob_until.abs_diff(now_ms() + 10 * DAY_MS) < 600_000);
+}
+
+/// The membership record type (reserved: the group's internal records).
+const MEMBERSHIP: &str = "01000000-0000-0000-0000-000000000000";
+
+/// `record list`: the application's records only (internal ones on
+/// request), with their attributes, a page of 100 by default with the
+/// cursor of the next, `--limit all`; the same paging in the API, where a
+/// request of before paging still works.
+#[test]
+fn record_list_pages_hides_internal_records_and_shows_attributes() {
+    let node = TestNode::start();
+    let group = node.ok(&["group", "create", "paging"]);
+    let tagged = node.ok(&[
+        "record",
+        "add",
+        &group,
+        "--data",
+        "tagged",
+        "--attr",
+        "color=blue",
+        "--attr",
+        "note=two words",
+        "--int-attr",
+        "size=3",
+    ]);
+    node.ok(&["record", "add", &group, "--data", "bulk", "--repeat", "250"]);
+
+    // The first page: 100 records, and on stderr the cursor of the next.
+    let out = node.cli(&["record", "list", &group]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(page.len(), 100);
+    let last = page[99].split('\t').next().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("--after {last}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Every record, each line with its attributes; no internal record.
+    let all = node.ok(&["record", "list", &group, "--limit", "all"]);
+    assert_eq!(all.lines().count(), 251, "{all}");
+    let line = all.lines().find(|l| l.starts_with(&tagged)).unwrap();
+    assert!(
+        line.contains("color=blue note=\"two words\" size=3") && line.ends_with("\ttagged"),
+        "{line}"
+    );
+    assert!(
+        all.lines().filter(|l| *l != line).all(|l| l.contains("\t-\tbulk ")),
+        "{all}"
+    );
+    // A joiner publishes its membership record: internal, so listed only
+    // on request, or by its type.
+    let bob = TestNode::start();
+    let invitation = node.ok(&[
+        "invite",
+        "create",
+        &group,
+        &bob.ok(&["identity", "show", "--text"]),
+    ]);
+    bob.ok(&["join", &invitation, "--address", &node.addr, "--no-progress"]);
+    let memberships = eventually(30, || {
+        let listed = node.ok(&["record", "list", &group, "--type", MEMBERSHIP]);
+        (!listed.is_empty()).then_some(listed)
+    });
+    assert_eq!(memberships.lines().count(), 1, "{memberships}");
+    let with_internal = node.ok(&["record", "list", &group, "--limit", "all", "--internal"]);
+    assert_eq!(with_internal.lines().count(), 252, "{with_internal}");
+    assert!(with_internal.contains(&memberships));
+    assert_eq!(node.ok(&["record", "list", &group, "--limit", "all"]), all);
+
+    // --json pages: following `next` lists every record once, in order.
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut args = vec!["record", "list", &group, "--limit", "100"];
+        if let Some(a) = &after {
+            args.extend(["--after", a]);
+        }
+        let page = node.json(&args);
+        let records = page["Records"]["records"].as_array().unwrap();
+        assert!(records.len() <= 100);
+        ids.extend(records.iter().map(|r| r["i"].as_str().unwrap().to_owned()));
+        match page["Records"]["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 251);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ids, "in id order, none twice");
+
+    // The API: a request from before paging still works (and gets the
+    // first page of 100); a limit of 0 is refused.
+    let (status, body) = node.request(serde_json::json!(
+        {"Records": {"group": group, "record_type": null}}
+    ));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Records"]["records"].as_array().unwrap().len(), 100);
+    assert_eq!(body["Records"]["next"], ids[99].as_str());
+    let (status, body) = node.request(serde_json::json!(
+        {"Records": {"group": group, "limit": 0}}
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["name"], "E_INVALIDARG");
+    let out = node.cli(&["record", "list", &group, "--limit", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }

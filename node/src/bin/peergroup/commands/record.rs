@@ -12,7 +12,9 @@ use peergroup_node::{
     },
 };
 
-use super::{Ctx, done, file_or_stdin, parse_pair, parse_record_id, parse_record_type, unexpected};
+use super::{
+    Ctx, date, done, file_or_stdin, parse_pair, parse_record_id, parse_record_type, unexpected,
+};
 use crate::exit::Exit;
 use crate::exit::out;
 
@@ -76,15 +78,52 @@ pub(crate) enum RecordCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Lists the group's records (`PeerGroupEnumRecords`).
+    /// Lists the group's live records in id order (`PeerGroupEnumRecords`),
+    /// one a line: id, version, creator, attributes, data (as text when it
+    /// is short text). The group's internal records (its members'
+    /// credentials) are left out unless asked for. When more records
+    /// follow the page, stderr says which --after gives the next.
     List {
         /// The group.
         group: PeerName,
-        /// Only records of this type.
+        /// Only records of this type (a GUID; a reserved type too).
         #[arg(long = "type", value_parser = parse_record_type)]
         record_type: Option<RecordType>,
+        /// Also the group's internal records, of the reserved types (its
+        /// members' credentials, for one).
+        #[arg(long)]
+        internal: bool,
+        /// At most this many records, or `all` (read from the node a page
+        /// of up to 1,000 at a time).
+        #[arg(long, value_parser = parse_limit, default_value = "100")]
+        limit: Limit,
+        /// Only the records after this id: the cursor a previous page
+        /// printed, to page on.
+        #[arg(long, value_parser = parse_record_id)]
+        after: Option<RecordId>,
     },
 }
+
+/// `record list --limit`: a number of records, or all of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit {
+    Count(u64),
+    All,
+}
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s == "all" {
+        return Ok(Limit::All);
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(Limit::Count(n)),
+        _ => Err(format!("{s:?} is not a number of records (1 or more) or `all`")),
+    }
+}
+
+/// The most records `record list` asks the node for at once (the API's
+/// largest page).
+const LIST_PAGE: u64 = 1000;
 
 /// A record's data and attributes on the command line.
 #[derive(Debug, Args)]
@@ -227,16 +266,13 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
                 }
             })
         }
-        RecordCommand::List { group, record_type } => {
-            let r = ctx.send(Request::Records { group, record_type })?;
-            ctx.print(&r, |r| {
-                if let Response::Records(records) = r {
-                    for record in records {
-                        print_record_line(record);
-                    }
-                }
-            })
-        }
+        RecordCommand::List {
+            group,
+            record_type,
+            internal,
+            limit,
+            after,
+        } => list(ctx, group, record_type, internal, limit, after),
     }
 }
 
@@ -250,19 +286,104 @@ fn get_record(ctx: &Ctx, group: &PeerName, id: RecordId) -> Result<Record> {
     }
 }
 
-/// One line per record: id, version, creator, data (as text when it is).
+/// `record list`: pages of up to [`LIST_PAGE`] records until `limit`
+/// records or the last page. People see each page as it comes, and on
+/// stderr the `--after` of the next page when more follow; `--json` prints
+/// one `Records` response with every record read and that cursor as its
+/// `next`.
+fn list(
+    ctx: &Ctx,
+    group: PeerName,
+    record_type: Option<RecordType>,
+    internal: bool,
+    limit: Limit,
+    mut after: Option<RecordId>,
+) -> Result<()> {
+    let mut all = Vec::new();
+    let mut listed = 0u64;
+    let next = loop {
+        let want = match limit {
+            Limit::Count(n) => n.saturating_sub(listed).min(LIST_PAGE),
+            Limit::All => LIST_PAGE,
+        };
+        let r = ctx.send(Request::Records {
+            group: group.clone(),
+            record_type,
+            internal,
+            after,
+            limit: Some(u32::try_from(want).unwrap_or(u32::MAX)),
+        })?;
+        let Response::Records { records, next } = r else {
+            return Err(unexpected(&r));
+        };
+        listed = listed.saturating_add(records.len() as u64);
+        if ctx.json {
+            all.extend(records);
+        } else {
+            for record in &records {
+                print_record_line(record);
+            }
+        }
+        let done = matches!(limit, Limit::Count(n) if listed >= n);
+        match next {
+            Some(id) if !done => after = Some(id),
+            next => break next,
+        }
+    };
+    if ctx.json {
+        return ctx.print(
+            &Response::Records { records: all, next },
+            |_| {},
+        );
+    }
+    if let Some(id) = next {
+        eprintln!("more records follow: list the next page with --after {id}");
+    }
+    Ok(())
+}
+
+/// One line per record: id, version, creator, attributes (`-` for none),
+/// data (as text when it is short text).
 fn print_record_line(record: &Record) {
     let data = match std::str::from_utf8(&record.data) {
         Ok(text) if text.len() <= 80 && !text.contains('\n') => text.to_owned(),
         _ => format!("<{} bytes>", record.data.len()),
     };
     out!(
-        "{}\tv{}\t{}\t{}",
+        "{}\tv{}\t{}\t{}\t{}",
         record.id,
         record.version,
         record.creator,
+        attributes_text(&record.attributes),
         data
     );
+}
+
+/// Attributes as `name=value` words: strings quoted when they hold
+/// whitespace, quotes, `=` or nothing; dates in RFC 3339; `-` for none.
+fn attributes_text(attributes: &Attributes) -> String {
+    if attributes.is_empty() {
+        return "-".into();
+    }
+    attributes
+        .iter()
+        .map(|a| {
+            let value = match &a.value {
+                AttributeValue::Int(n) => n.to_string(),
+                AttributeValue::Date(t) => date(*t),
+                AttributeValue::String(s)
+                    if s.is_empty()
+                        || s.chars()
+                            .any(|c| c.is_whitespace() || c.is_control() || "\"'=".contains(c)) =>
+                {
+                    format!("{s:?}")
+                }
+                AttributeValue::String(s) => s.clone(),
+            };
+            format!("{}={value}", a.name)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `events`: follows the event stream, one line (or JSON object) per event.
