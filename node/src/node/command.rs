@@ -268,7 +268,13 @@ pub enum Request {
         /// The record.
         record: NewRecord,
     },
-    /// `PeerGroupUpdateRecord`.
+    /// `PeerGroupUpdateRecord`. Only the record's attributes, data and
+    /// expiration (never shortened) are taken. Its id, type, flags and
+    /// format must be unchanged (`E_INVALIDARG` otherwise). Its group,
+    /// creator, version, creation time, modifier and modification time are
+    /// ignored, as Windows ignores those members: the node keeps the stored
+    /// group, creator and creation time and sets the version (one more), the
+    /// modifier (the updating identity) and the modification time (now).
     UpdateRecord {
         /// The group.
         group: PeerName,

@@ -375,3 +375,40 @@ fn record_list_pages_hides_internal_records_and_shows_attributes() {
     let out = node.cli(&["record", "list", &group, "--limit", "0"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// `UpdateRecord` ignores a supplied creator, group, version and creation
+/// time, as Windows does, and says so in `record update --help`.
+#[test]
+fn an_update_ignores_creator_group_version_and_creation_time_as_documented() {
+    let help = stdout(&peergroup(&["record", "update", "--help"]));
+    // (Words, whatever the wrapping.)
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for words in [
+        "type, flags and format cannot",
+        "creator, group, version and creation time",
+        "are ignored",
+    ] {
+        assert!(help.contains(words), "{words:?} in:\n{help}");
+    }
+    let node = TestNode::start();
+    let group = node.ok(&["group", "create", "updates"]);
+    let other = node.ok(&["group", "create", "other"]);
+    let id = node.ok(&["record", "add", &group, "--data", "one"]);
+    let before = node.json(&["record", "get", &group, &id])["Record"].clone();
+    let mut record = before.clone();
+    record["c"] = serde_json::json!(other);
+    record["g"] = serde_json::json!(other);
+    record["n"] = serde_json::json!(41);
+    record["tc"] = serde_json::json!(1);
+    record["d"] = serde_json::json!("dHdv");
+    let (status, body) = node.request(serde_json::json!(
+        {"UpdateRecord": {"group": group, "record": record}}
+    ));
+    assert_eq!(status, 200, "{body}");
+    let after = node.json(&["record", "get", &group, &id])["Record"].clone();
+    assert_eq!(after["d"], "dHdv", "the data changed: {after}");
+    assert_eq!(after["n"], 2, "the version is the node's: {after}");
+    for kept in ["c", "g", "tc", "t", "l", "f"] {
+        assert_eq!(after[kept], before[kept], "{kept}: {after}");
+    }
+}

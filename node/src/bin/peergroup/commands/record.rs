@@ -47,6 +47,13 @@ pub(crate) enum RecordCommand {
     },
     /// Updates a record (`PeerGroupUpdateRecord`): new data and attributes
     /// replace what is given; the rest stays.
+    ///
+    /// Only the data, attributes and expiration (never shortened) change.
+    /// The type, flags and format cannot (the node refuses a change); the
+    /// creator, group, version and creation time are the node's to keep or
+    /// set (the version goes up by one, the modifier is the updating
+    /// identity, the modification time now): values given for them through
+    /// the API are ignored, as Windows ignores those members.
     Update {
         /// The group.
         group: PeerName,
