@@ -16,7 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use crate::{
-    error::{Error, VerifyError},
+    bytes_text::text_form_problem,
+    error::{DecodeError, Error, VerifyError},
     peer_name::{PeerName, validate_classifier},
     signed::{Kind, Payload, Signed},
 };
@@ -294,9 +295,21 @@ impl Payload for IdentityInfo {
 }
 
 impl Signed<IdentityInfo> {
-    /// Parses and verifies an identity's public text form.
+    /// Parses and verifies an identity's public text form. A text that
+    /// does not read (cut short, damaged, not an identity's) is a
+    /// [`DecodeError::Text`] that says what is wrong with it in words.
     pub fn from_identity_text(text: &str) -> Result<Signed<IdentityInfo>, Error> {
-        Signed::from_text(IDENTITY_TEXT_PREFIX, text)
+        Signed::from_text(IDENTITY_TEXT_PREFIX, text).map_err(|e| {
+            match (
+                &e,
+                text_form_problem("identity", IDENTITY_TEXT_PREFIX, text, &e),
+            ) {
+                // A signature that does not verify keeps its variant
+                // (`PEER_E_INVALID_RECORD`), and its words.
+                (Error::Decode(_), Some(reason)) => DecodeError::Text { reason }.into(),
+                _ => e,
+            }
+        })
     }
 }
 

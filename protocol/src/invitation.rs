@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::{
+    bytes_text::text_form_problem,
     credential::{CredentialChain, Membership, Role, issue_credential},
     error::Error,
     group::{AuthSchemes, Cloud, GroupProperties, SignedProperties},
@@ -115,10 +116,17 @@ fn untrusted(e: Error) -> Error {
 }
 
 impl InvitationInfo {
-    /// `PeerGroupParseInvitation`: parses and verifies an invitation's text form.
+    /// `PeerGroupParseInvitation`: parses and verifies an invitation's text
+    /// form. A text that does not read (cut short, damaged, not an
+    /// invitation) is `InvitationNotTrusted` with what is wrong with it in
+    /// words.
     pub fn parse(text: &str) -> Result<InvitationInfo, Error> {
-        let signed =
-            Signed::<Invitation>::from_text(INVITATION_TEXT_PREFIX, text).map_err(untrusted)?;
+        let signed = Signed::<Invitation>::from_text(INVITATION_TEXT_PREFIX, text).map_err(|e| {
+            match text_form_problem("invitation", INVITATION_TEXT_PREFIX, text, &e) {
+                Some(problem) => Error::InvitationNotTrusted(problem),
+                None => untrusted(e),
+            }
+        })?;
         InvitationInfo::from_signed(&signed).map_err(untrusted)
     }
 
