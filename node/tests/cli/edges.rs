@@ -412,3 +412,70 @@ fn an_update_ignores_creator_group_version_and_creation_time_as_documented() {
         assert_eq!(after[kept], before[kept], "{kept}: {after}");
     }
 }
+
+/// A text that does not read is described in words (never the decoder's
+/// internals) and is a usage error (2) when it is an argument; a local
+/// file that cannot be read or written is an I/O failure (1).
+#[test]
+fn errors_say_what_is_wrong_and_exit_codes_tell_arguments_from_io() {
+    let node = TestNode::start();
+    let group = node.ok(&["group", "create", "words"]);
+    let other = node.json(&["identity", "create", "other"])["Identity"]["payload"]["n"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = node.ok(&["identity", "show", &other, "--text"]);
+    let cut = &text[..text.len() - 15];
+    let internals = |s: &str| ["Core(", "Eof", "expect:", "Mismatch"].iter().any(|w| s.contains(w));
+
+    let out = node.cli(&["invite", "create", &group, cut]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr(&out).contains("the identity text is cut short or damaged"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!internals(&stderr(&out)), "{}", stderr(&out));
+    let out = node.cli(&["invite", "create", &group, "garbage"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr(&out).contains("not an identity text"),
+        "{}",
+        stderr(&out)
+    );
+    // Through the API: the same words, the same error.
+    let (status, body) = node.request(serde_json::json!({"CreateInvitation": {
+        "group": group, "subject": cut, "role": "member", "expires": null
+    }}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["name"], "E_INVALIDARG");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cut short or damaged") && !internals(message), "{message}");
+
+    let invitation = node.ok(&["invite", "create", &group, &text]);
+    let cut = &invitation[..invitation.len() - 15];
+    for args in [&["invite", "parse", cut][..], &["join", cut, "--no-progress"]] {
+        let out = node.cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            stderr(&out).contains("the invitation text is cut short or damaged"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!internals(&stderr(&out)), "{}", stderr(&out));
+    }
+
+    // Local files: reading or writing one that fails is exit 1.
+    let missing = node.dir.join("no/such/file");
+    let missing = missing.to_str().unwrap();
+    let out = node.cli(&["record", "add", &group, "--data-file", missing]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+    let id = node.ok(&["record", "add", &group, "--data", "x"]);
+    let out = node.cli(&["record", "get", &group, &id, "--out", missing]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = node.cli(&["identity", "export", &other, "--out", missing]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = node.cli(&["identity", "import", missing]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

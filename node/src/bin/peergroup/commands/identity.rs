@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use peergroup_node::{ExportedIdentity, Request, Response, protocol::PeerName};
 
@@ -133,6 +133,14 @@ pub(crate) fn identity(ctx: &Ctx, command: IdentityCommand) -> Result<()> {
                     file.display()
                 ))
             })?;
+            if exported.secret.len() != 32 {
+                return Err(Exit::Usage(format!(
+                    "{}: the secret key is {} bytes, not 32",
+                    file.display(),
+                    exported.secret.len()
+                ))
+                .into());
+            }
             let r = ctx.send(Request::ImportIdentity {
                 secret: exported.secret.clone(),
                 classifier: exported.classifier.clone(),
@@ -162,7 +170,8 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
         .open(path)
-        .map_err(|e| Exit::Usage(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(bytes)?;
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use libp2p::Multiaddr;
 use peergroup_node::{
     GroupPassword, Request, Response,
-    protocol::{InvitationInfo, PeerName, Role},
+    protocol::{DecodeError, IdentityInfo, InvitationInfo, PeerName, Role, Signed},
 };
 
 use super::{Ctx, date, parse_role, text_or_stdin};
@@ -73,13 +73,25 @@ pub(crate) fn invite(ctx: Option<&Ctx>, json: bool, command: InviteCommand) -> R
             expires_in,
         } => {
             let ctx = node()?;
+            // A text that does not read is a wrong argument (exit 2), found
+            // here rather than refused by the node.
+            let subject = text_or_stdin(&identity_text)?;
+            Signed::<IdentityInfo>::from_identity_text(&subject).map_err(|e| {
+                Exit::Usage(match e {
+                    // Already in words about the text.
+                    peergroup_node::protocol::Error::Decode(DecodeError::Text { reason }) => {
+                        reason
+                    }
+                    other => format!("the identity text does not verify: {other}"),
+                })
+            })?;
             let expires = match expires_in {
                 Some(d) => Some(ctx.now()?.saturating_add(d)),
                 None => None,
             };
             let r = ctx.send(Request::CreateInvitation {
                 group,
-                subject: text_or_stdin(&identity_text)?,
+                subject,
                 role,
                 expires,
             })?;

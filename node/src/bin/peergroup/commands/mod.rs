@@ -93,9 +93,11 @@ fn file_or_stdin(path: &std::path::Path, max: usize) -> Result<Vec<u8>> {
             .read_to_end(&mut buf)
             .context("cannot read stdin")?;
     } else {
+        // A file that cannot be read is an I/O failure (exit 1), not a
+        // usage error.
         std::fs::File::open(path)
             .and_then(|f| f.take(limit).read_to_end(&mut buf))
-            .map_err(|e| Exit::Usage(format!("cannot read {}: {e}", path.display())))?;
+            .with_context(|| format!("cannot read {}", path.display()))?;
     }
     if buf.len() > max {
         let size = if path.as_os_str() == "-" {

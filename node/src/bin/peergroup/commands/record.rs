@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use peergroup_node::{
     Request, Response,
@@ -259,7 +259,7 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
             };
             if let Some(path) = out {
                 std::fs::write(&path, &record.data)
-                    .map_err(|e| Exit::Usage(format!("cannot write {}: {e}", path.display())))?;
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 if ctx.json {
                     ctx.print(&r, |_| {})?;
                 }
