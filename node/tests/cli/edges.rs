@@ -479,3 +479,38 @@ fn errors_say_what_is_wrong_and_exit_codes_tell_arguments_from_io() {
     let out = node.cli(&["identity", "import", missing]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// `peergroup run` on a data directory whose store is `bytes`: its stderr
+/// (it must fail).
+fn run_on_store(dir: &std::path::Path, bytes: &[u8]) -> String {
+    std::fs::write(dir.join("peergroup.redb"), bytes).unwrap();
+    let out = run_command(dir).stderr(Stdio::piped()).output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    stderr(&out)
+}
+
+/// A store that does not open says what to do: restore a backup, or move
+/// the file aside and join again, with the identities from their exports.
+#[test]
+fn a_damaged_store_says_what_to_do() {
+    // A node's store, then cut in half.
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start_in(dir.path());
+    node.ok(&["group", "create", "damaged"]);
+    assert!(node.stop());
+    let store = std::fs::read(dir.path().join("peergroup.redb")).unwrap();
+    let cut = run_on_store(dir.path(), &store[..store.len() / 2]);
+    // Not a store at all.
+    let garbage = run_on_store(dir.path(), &[0x5a; 8192]);
+    for log in [cut, garbage] {
+        let words = log.split_whitespace().collect::<Vec<_>>().join(" ");
+        for advice in [
+            "restore the file from a backup",
+            "move it aside",
+            "join your groups again",
+            "peergroup identity export",
+        ] {
+            assert!(words.contains(advice), "{advice:?} in: {log}");
+        }
+    }
+}

@@ -6,6 +6,15 @@ use std::path::PathBuf;
 use peergroup_protocol::StoreError;
 use thiserror::Error;
 
+/// What to do about a store file that is damaged, said after the error:
+/// the way back is a backup, or the groups' other members, who hold their
+/// records; the identities' secret keys live in the same file, so only
+/// their exports bring them back.
+pub(crate) const DAMAGED_ADVICE: &str = "To recover, restore the file from a backup, or move \
+     it aside (a new, empty store is then made) and join your groups again: their members hold \
+     the records. The identities' secret keys were in this file too: import them from their \
+     exports (`peergroup identity export`) first, or the groups must invite new identities.";
+
 /// Why a store file could not be opened (or created).
 ///
 /// An open never starts a fresh database over a file it cannot read: an
@@ -30,7 +39,11 @@ pub enum OpenError {
     },
     /// The file is not a peergroup store: empty, not a redb database, or a redb
     /// database that another program wrote.
-    #[error("{} is not a peergroup store: {reason}", .path.display())]
+    #[error(
+        "{} is not a peergroup store: {reason}. If it is not this node's store, check the \
+         path (the data directory). If it is, it is damaged. {DAMAGED_ADVICE}",
+        .path.display()
+    )]
     NotAStore {
         /// The file.
         path: PathBuf,
@@ -39,7 +52,7 @@ pub enum OpenError {
     },
     /// The file is a peergroup store, but damaged: truncated, altered outside
     /// redb, or holding a row that does not decode.
-    #[error("the store {} is corrupt: {reason}", .path.display())]
+    #[error("the store {} is corrupt: {reason}. {DAMAGED_ADVICE}", .path.display())]
     Corrupt {
         /// The store file.
         path: PathBuf,
