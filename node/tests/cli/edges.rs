@@ -254,6 +254,20 @@ fn an_invitation_lasts_a_year_by_default_and_shows_dates() {
         .as_u64()
         .unwrap();
     bob.ok(&["join", &short, "--address", &alice.addr, "--no-progress"]);
+    // The joiner's first copy completed: when, as a date.
+    let synced = eventually(30, || {
+        let status = bob.ok(&["sync", "status", &group]);
+        status.contains("last completed with").then_some(status)
+    });
+    let line = synced
+        .lines()
+        .find(|l| l.starts_with("last completed with"))
+        .unwrap();
+    let date = line.rsplit(' ').next().unwrap();
+    assert!(
+        date.len() == 20 && date.ends_with('Z') && date.starts_with("20"),
+        "{synced}"
+    );
     let carol_text = bob.json(&["identity", "create", "carol"])["Identity"]["payload"]["n"]
         .as_str()
         .map(|name| bob.ok(&["identity", "show", name, "--text"]))

@@ -32,7 +32,8 @@ pub(crate) enum IdentityCommand {
         text: bool,
     },
     /// Prints an identity with its secret key as JSON (`PeerIdentityExport`).
-    /// The output is the identity: keep it secret.
+    /// The output is the identity: keep it secret. It is also its backup:
+    /// the secret key lives only in the node's database file.
     Export {
         /// The identity.
         identity: PeerName,
