@@ -23,14 +23,12 @@ pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     if d.is_human_readable() {
         let text = String::deserialize(d)?;
-        STANDARD
-            .decode(text.as_bytes())
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "not standard base64: {}",
-                    base64_problem(&text, &e)
-                ))
-            })
+        STANDARD.decode(text.as_bytes()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "not standard base64: {}",
+                base64_problem(&text, &e)
+            ))
+        })
     } else {
         serde_bytes::deserialize(d)
     }
@@ -116,7 +114,10 @@ mod tests {
 
     #[test]
     fn a_text_form_that_does_not_read_is_described_in_words() {
-        let good = identity(1, "a").info().unwrap().to_text(IDENTITY_TEXT_PREFIX);
+        let good = identity(1, "a")
+            .info()
+            .unwrap()
+            .to_text(IDENTITY_TEXT_PREFIX);
         let cut = &good[..good.len() - 10];
         assert_eq!(
             problem(cut),

@@ -121,12 +121,13 @@ impl InvitationInfo {
     /// invitation) is `InvitationNotTrusted` with what is wrong with it in
     /// words.
     pub fn parse(text: &str) -> Result<InvitationInfo, Error> {
-        let signed = Signed::<Invitation>::from_text(INVITATION_TEXT_PREFIX, text).map_err(|e| {
-            match text_form_problem("invitation", INVITATION_TEXT_PREFIX, text, &e) {
-                Some(problem) => Error::InvitationNotTrusted(problem),
-                None => untrusted(e),
-            }
-        })?;
+        let signed =
+            Signed::<Invitation>::from_text(INVITATION_TEXT_PREFIX, text).map_err(|e| {
+                match text_form_problem("invitation", INVITATION_TEXT_PREFIX, text, &e) {
+                    Some(problem) => Error::InvitationNotTrusted(problem),
+                    None => untrusted(e),
+                }
+            })?;
         InvitationInfo::from_signed(&signed).map_err(untrusted)
     }
 

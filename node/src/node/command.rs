@@ -683,7 +683,12 @@ fn create_invitation(
         // the inviter's credential (or an inviter whose credential has
         // ended, which the second call refuses again): the invitation
         // then ends with the credential, the protocol's own default.
-        Err(e) if matches!(e.peer(), Some(peergroup_protocol::Error::InvalidTimePeriod(_))) => {
+        Err(e)
+            if matches!(
+                e.peer(),
+                Some(peergroup_protocol::Error::InvalidTimePeriod(_))
+            ) =>
+        {
             create(None)
         }
         other => other,

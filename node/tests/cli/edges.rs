@@ -28,7 +28,11 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn log_format_is_an_option_of_run_only() {
-    for command in [&["record", "--help"][..], &["status", "--help"], &["--help"]] {
+    for command in [
+        &["record", "--help"][..],
+        &["status", "--help"],
+        &["--help"],
+    ] {
         let out = peergroup(command);
         assert!(out.status.success(), "{out:?}");
         assert!(
@@ -73,7 +77,10 @@ fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
     assert!(child.wait().unwrap().success());
     let log = reader.join().unwrap();
     assert!(log.contains("INFO"), "the node logged: {log}");
-    assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
 }
 
 /// Client commands need the data directory (or --api and --token-file),
@@ -180,7 +187,12 @@ fn config_show_labels_what_the_running_node_uses() {
     );
     // Without a node: said so, and null in JSON.
     let empty = tempfile::tempdir().unwrap();
-    let out = peergroup(&["--data-dir", empty.path().to_str().unwrap(), "config", "show"]);
+    let out = peergroup(&[
+        "--data-dir",
+        empty.path().to_str().unwrap(),
+        "config",
+        "show",
+    ]);
     assert!(
         stdout(&out).contains("# no node is running in this data directory"),
         "{out:?}"
@@ -327,7 +339,9 @@ fn record_list_pages_hides_internal_records_and_shows_attributes() {
         "{line}"
     );
     assert!(
-        all.lines().filter(|l| *l != line).all(|l| l.contains("\t-\tbulk ")),
+        all.lines()
+            .filter(|l| *l != line)
+            .all(|l| l.contains("\t-\tbulk ")),
         "{all}"
     );
     // A joiner publishes its membership record: internal, so listed only
@@ -339,7 +353,13 @@ fn record_list_pages_hides_internal_records_and_shows_attributes() {
         &group,
         &bob.ok(&["identity", "show", "--text"]),
     ]);
-    bob.ok(&["join", &invitation, "--address", &node.addr, "--no-progress"]);
+    bob.ok(&[
+        "join",
+        &invitation,
+        "--address",
+        &node.addr,
+        "--no-progress",
+    ]);
     let memberships = eventually(30, || {
         let listed = node.ok(&["record", "list", &group, "--type", MEMBERSHIP]);
         (!listed.is_empty()).then_some(listed)
@@ -440,7 +460,11 @@ fn errors_say_what_is_wrong_and_exit_codes_tell_arguments_from_io() {
         .to_owned();
     let text = node.ok(&["identity", "show", &other, "--text"]);
     let cut = &text[..text.len() - 15];
-    let internals = |s: &str| ["Core(", "Eof", "expect:", "Mismatch"].iter().any(|w| s.contains(w));
+    let internals = |s: &str| {
+        ["Core(", "Eof", "expect:", "Mismatch"]
+            .iter()
+            .any(|w| s.contains(w))
+    };
 
     let out = node.cli(&["invite", "create", &group, cut]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -464,11 +488,17 @@ fn errors_say_what_is_wrong_and_exit_codes_tell_arguments_from_io() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["name"], "E_INVALIDARG");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("cut short or damaged") && !internals(message), "{message}");
+    assert!(
+        message.contains("cut short or damaged") && !internals(message),
+        "{message}"
+    );
 
     let invitation = node.ok(&["invite", "create", &group, &text]);
     let cut = &invitation[..invitation.len() - 15];
-    for args in [&["invite", "parse", cut][..], &["join", cut, "--no-progress"]] {
+    for args in [
+        &["invite", "parse", cut][..],
+        &["join", cut, "--no-progress"],
+    ] {
         let out = node.cli(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(

@@ -386,7 +386,10 @@ fn show_config(settings: &Settings, running: Option<&Running>, json: bool) -> Re
             out!();
             out!("# the node running in this data directory now uses:");
             out!("running.peer_id = {:?}", r.peer_id.to_string());
-            out!("running.listen = {}", toml::Value::try_from(strings(&r.listen))?);
+            out!(
+                "running.listen = {}",
+                toml::Value::try_from(strings(&r.listen))?
+            );
             out!("running.api = {:?}", r.api);
         }
         None => out!("# no node is running in this data directory"),

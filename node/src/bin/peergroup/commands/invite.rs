@@ -79,9 +79,7 @@ pub(crate) fn invite(ctx: Option<&Ctx>, json: bool, command: InviteCommand) -> R
             Signed::<IdentityInfo>::from_identity_text(&subject).map_err(|e| {
                 Exit::Usage(match e {
                     // Already in words about the text.
-                    peergroup_node::protocol::Error::Decode(DecodeError::Text { reason }) => {
-                        reason
-                    }
+                    peergroup_node::protocol::Error::Decode(DecodeError::Text { reason }) => reason,
                     other => format!("the identity text does not verify: {other}"),
                 })
             })?;

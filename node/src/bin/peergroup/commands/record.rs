@@ -124,7 +124,9 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
     }
     match s.parse::<u64>() {
         Ok(n) if n >= 1 => Ok(Limit::Count(n)),
-        _ => Err(format!("{s:?} is not a number of records (1 or more) or `all`")),
+        _ => Err(format!(
+            "{s:?} is not a number of records (1 or more) or `all`"
+        )),
     }
 }
 
@@ -338,10 +340,7 @@ fn list(
         }
     };
     if ctx.json {
-        return ctx.print(
-            &Response::Records { records: all, next },
-            |_| {},
-        );
+        return ctx.print(&Response::Records { records: all, next }, |_| {});
     }
     if let Some(id) = next {
         eprintln!("more records follow: list the next page with --after {id}");
