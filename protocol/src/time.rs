@@ -60,8 +60,123 @@ impl Timestamp {
     }
 }
 
+/// The first millisecond of the year 10000, the first time RFC 3339's
+/// four-digit years cannot write.
+const YEAR_10000_MS: u64 = 253_402_300_800_000;
+
+/// A date as people read it, in RFC 3339 UTC: `2026-12-07T15:04:05Z`, with
+/// the milliseconds when there are any (`2026-12-07T15:04:05.123Z`). From
+/// the year 10000 on (as [`Timestamp::MAX`], "never"), which RFC 3339
+/// cannot write, the milliseconds since the epoch: `253402300800000ms`.
+///
+/// This is for messages only: timestamps travel and are stored as their
+/// `u64` of milliseconds (`serde` and the signing bytes), never as text.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0)
+        if self.0 >= YEAR_10000_MS {
+            return write!(f, "{}ms", self.0);
+        }
+        let (year, month, day) = civil_date(self.0 / 86_400_000);
+        let ms_of_day = self.0 % 86_400_000;
+        let (hour, minute) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
+        let (second, ms) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+        )?;
+        if ms != 0 {
+            write!(f, ".{ms:03}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+/// The (year, month, day) of the proleptic Gregorian calendar `days` days
+/// after 1970-01-01: Howard Hinnant's `civil_from_days`
+/// (<https://howardhinnant.github.io/date_algorithms.html#civil_from_days>),
+/// for days on or after the epoch.
+//
+// No arithmetic here overflows or underflows: `days` is below 2,932,897
+// (the year 10000, checked by the caller), so every value stays far below
+// `u64::MAX`; `doe` is in [0, 146096], `yoe` in [0, 399], `doy` in
+// [0, 365], `mp` in [0, 11], so each subtraction is of a smaller value and
+// `mp - 9` runs only when `mp >= 10`.
+#[allow(clippy::arithmetic_side_effects)]
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // Days since 0000-03-01, so that a leap day ends its year.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    fn shown(ms: u64) -> String {
+        Timestamp::from_millis(ms).to_string()
+    }
+
+    #[test]
+    fn display_is_rfc_3339_utc() {
+        assert_eq!(shown(0), "1970-01-01T00:00:00Z");
+        assert_eq!(shown(1), "1970-01-01T00:00:00.001Z");
+        assert_eq!(shown(1_796_655_845_000), "2026-12-07T15:04:05Z");
+        assert_eq!(shown(1_796_655_845_123), "2026-12-07T15:04:05.123Z");
+        // Leap days: a year divisible by 4, and by 400.
+        assert_eq!(shown(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(shown(951_782_400_000), "2000-02-29T00:00:00Z");
+        // 1900 and 2100 are not leap years.
+        assert_eq!(shown(4_107_542_400_000), "2100-03-01T00:00:00Z");
+        // A creator's credential's end, about a thousand years on.
+        assert_eq!(shown(33_332_649_576_760), "3026-04-09T13:19:36.760Z");
+        assert_eq!(shown(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+    }
+
+    /// Every day from the epoch to 9999-12-31 against a calendar counted
+    /// day by day.
+    #[test]
+    fn civil_date_matches_a_counted_calendar() {
+        let leap =
+            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+        let (mut year, mut month, mut day) = (1970, 1, 1);
+        for days in 0..super::YEAR_10000_MS / 86_400_000 {
+            assert_eq!(super::civil_date(days), (year, month, day), "day {days}");
+            let length = match month {
+                2 if leap(year) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            day += 1;
+            if day > length {
+                (day, month) = (1, month + 1);
+                if month > 12 {
+                    (month, year) = (1, year + 1);
+                }
+            }
+        }
+        assert_eq!((year, month, day), (10000, 1, 1));
+    }
+
+    #[test]
+    fn display_beyond_the_year_9999_is_milliseconds() {
+        assert_eq!(shown(253_402_300_800_000), "253402300800000ms");
+        assert_eq!(Timestamp::MAX.to_string(), format!("{}ms", u64::MAX));
+    }
+
+    #[test]
+    fn debug_stays_the_integer() {
+        assert_eq!(
+            format!("{:?}", Timestamp::from_millis(1_796_655_845_000)),
+            "Timestamp(1796655845000)"
+        );
     }
 }
