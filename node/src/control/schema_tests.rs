@@ -644,7 +644,7 @@ fn responses(f: &Fixture) -> Vec<Response> {
                 estimated_total: 10,
                 first: true,
             }],
-            last_completed: vec![(f.peer, T0)],
+            last_completed: vec![(f.peer, T0).into()],
         }),
         Response::Peers(vec![f.peer]),
         Response::Properties(f.properties.clone()),

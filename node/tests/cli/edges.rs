@@ -223,7 +223,9 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 
 /// An invitation made without an expiry is valid for a year (not until
 /// the creator's credential ends, about a thousand years on), never beyond
-/// the inviter's own credential; people see its dates in RFC 3339.
+/// the inviter's own credential; people see its dates in RFC 3339, and
+/// `sync status` the last completed synchronization's (`--json`: objects
+/// with `peer` and `at`).
 #[test]
 fn an_invitation_lasts_a_year_by_default_and_shows_dates() {
     let alice = TestNode::start();
@@ -280,6 +282,19 @@ fn an_invitation_lasts_a_year_by_default_and_shows_dates() {
         date.len() == 20 && date.ends_with('Z') && date.starts_with("20"),
         "{synced}"
     );
+    // With --json, the API's objects with named fields: the peer id and
+    // the time in milliseconds.
+    assert!(
+        line.starts_with(&format!("last completed with {} at ", alice.peer_id)),
+        "{line}"
+    );
+    let status = bob.json(&["sync", "status", &group]);
+    let last = status["Sync"]["last_completed"].as_array().unwrap();
+    assert_eq!(last.len(), 1, "{status}");
+    assert_eq!(last[0]["peer"], alice.peer_id.as_str(), "{status}");
+    let at = last[0]["at"].as_u64().unwrap();
+    assert!(at.abs_diff(now_ms()) < 600_000, "{status}");
+    assert_eq!(last[0].as_object().unwrap().len(), 2, "{status}");
     let carol_text = bob.json(&["identity", "create", "carol"])["Identity"]["payload"]["n"]
         .as_str()
         .map(|name| bob.ok(&["identity", "show", name, "--text"]))

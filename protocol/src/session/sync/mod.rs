@@ -109,8 +109,26 @@ pub struct SyncProgress<P> {
 pub struct SyncStatus<P> {
     /// Synchronizations in progress.
     pub running: Vec<SyncProgress<P>>,
-    /// When each neighbour last completed one with this member.
-    pub last_completed: Vec<(P, Timestamp)>,
+    /// When each neighbour last completed one with this member, ordered by
+    /// peer; as JSON, `[{"peer": ..., "at": ms}]`.
+    pub last_completed: Vec<LastSync<P>>,
+}
+
+/// The last synchronization a neighbour completed with this member, an
+/// entry of [`SyncStatus::last_completed`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LastSync<P> {
+    /// The neighbour.
+    pub peer: P,
+    /// When it completed (milliseconds since the Unix epoch on the wire
+    /// and in JSON).
+    pub at: Timestamp,
+}
+
+impl<P> From<(P, Timestamp)> for LastSync<P> {
+    fn from((peer, at): (P, Timestamp)) -> LastSync<P> {
+        LastSync { peer, at }
+    }
 }
 
 impl SyncRun {
@@ -172,7 +190,10 @@ where
             last_completed: self
                 .last_synced
                 .iter()
-                .map(|(p, t)| (p.clone(), *t))
+                .map(|(peer, at)| LastSync {
+                    peer: peer.clone(),
+                    at: *at,
+                })
                 .collect(),
         }
     }

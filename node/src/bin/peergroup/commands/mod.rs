@@ -208,8 +208,8 @@ pub(crate) fn sync_status(ctx: &Ctx, group: PeerName) -> Result<()> {
                     if run.first { " (first)" } else { "" }
                 );
             }
-            for (peer, at) in &status.last_completed {
-                out!("last completed with {peer} at {}", date(*at));
+            for last in &status.last_completed {
+                out!("last completed with {} at {}", last.peer, date(last.at));
             }
         }
     })
