@@ -326,7 +326,7 @@ impl Variant for Response {
             Response::Invitation(_) => "Invitation",
             Response::RecordId(_) => "RecordId",
             Response::Record(_) => "Record",
-            Response::Records { .. } => "Records",
+            Response::Records(_) => "Records",
             Response::Digest(_) => "Digest",
         }
     }
@@ -654,18 +654,8 @@ fn responses(f: &Fixture) -> Vec<Response> {
         Response::RecordId(f.record.id),
         Response::Record(f.record.clone()),
         Response::Record(f.updated.clone()),
-        Response::Records {
-            records: vec![f.record.clone(), f.bare.clone()],
-            next: None,
-        },
-        Response::Records {
-            records: vec![f.record.clone()],
-            next: Some(f.record.id),
-        },
-        Response::Records {
-            records: Vec::new(),
-            next: None,
-        },
+        Response::Records(vec![f.record.clone(), f.bare.clone()]),
+        Response::Records(Vec::new()),
         Response::Digest(Digest([0xab; 32])),
     ]
 }

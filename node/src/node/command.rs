@@ -295,9 +295,14 @@ pub enum Request {
         /// The record's id.
         id: RecordId,
     },
-    /// `PeerGroupEnumRecords`, a page at a time: the live records in id
-    /// order, answered with the cursor of the next page. Every field but
-    /// `group` may be left out.
+    /// `PeerGroupEnumRecords`: the live records in id order, answered
+    /// with [`Response::Records`]. Every field but `group` may be left
+    /// out; with only `group`, the answer is every record but the group's
+    /// internal ones.
+    ///
+    /// Paging: give a `limit`; a page holds exactly `limit` records unless
+    /// no more follow, so a page of fewer is the last. The next page is
+    /// the same request with `after` set to the last record's id.
     Records {
         /// The group.
         group: PeerName,
@@ -310,13 +315,13 @@ pub enum Request {
         /// (`RecordType::MEMBERSHIP`). Default false.
         #[serde(default)]
         internal: bool,
-        /// Only records with ids after this one: the `next` of the page
+        /// Only records with ids after this one: the last id of the page
         /// before. Default: from the first.
         #[serde(default)]
         after: Option<RecordId>,
-        /// At most this many records (1 to 1,000; more is taken as 1,000;
-        /// default 100). A page also ends after about 4 MiB of records, so
-        /// it may hold fewer: page on until `next` is null.
+        /// At most this many records: 1 to 1,000 (more is taken as 1,000;
+        /// 0 is refused, `InvalidArg`). Default: every record, in one
+        /// answer, as before paging.
         #[serde(default)]
         limit: Option<u32>,
     },
@@ -365,13 +370,8 @@ pub enum Response {
     RecordId(RecordId),
     /// A record.
     Record(Record),
-    /// A page of records.
-    Records {
-        /// The records, in id order.
-        records: Vec<Record>,
-        /// The `after` of the next page; `None` on the last page.
-        next: Option<RecordId>,
-    },
+    /// Records, in id order (a page of [`Request::Records`]).
+    Records(Vec<Record>),
     /// A database digest.
     Digest(Digest),
 }
@@ -412,7 +412,8 @@ pub(crate) enum Read {
         record_type: Option<RecordType>,
         internal: bool,
         after: Option<RecordId>,
-        limit: usize,
+        /// `None`: every record.
+        limit: Option<usize>,
     },
     Digest {
         group: PeerName,
@@ -438,8 +439,9 @@ impl Read {
                     record_type,
                     internal,
                 };
-                let (records, next) = record_page(backend, &group, filter, after, limit)?;
-                Ok(Response::Records { records, next })
+                Ok(Response::Records(record_page(
+                    backend, &group, filter, after, limit,
+                )?))
             }
             Read::Digest { group } => Ok(Response::Digest(backend.digest(&group)?)),
         }
@@ -627,14 +629,14 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
             limit,
         } => {
             let limit = match limit {
-                None => DEFAULT_RECORD_PAGE,
+                None => None,
                 Some(0) => {
                     return Outcome::Now(Err(peergroup_protocol::Error::InvalidArg(
                         "a page of records holds at least 1 (limit)".into(),
                     )
                     .into()));
                 }
-                Some(n) => n.min(MAX_RECORD_PAGE),
+                Some(n) => Some(n.min(MAX_RECORD_PAGE) as usize),
             };
             readable(
                 behaviour,
@@ -645,7 +647,7 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
                     record_type,
                     internal,
                     after,
-                    limit: limit as usize,
+                    limit,
                 },
             )
         }
@@ -695,19 +697,11 @@ fn create_invitation(
     }
 }
 
-/// How many records a `Records` page holds when the request gives no
-/// `limit`.
-pub(crate) const DEFAULT_RECORD_PAGE: u32 = 100;
-
-/// The most records a `Records` page holds, whatever the `limit`.
+/// The most records a `Records` page holds, whatever the `limit`. Pages
+/// end by count only, so that a page of fewer than `limit` is the last: a
+/// client of large records (up to 256 KiB of data each) that must bound an
+/// answer's size asks for fewer.
 pub(crate) const MAX_RECORD_PAGE: u32 = 1000;
-
-/// About how many bytes of records (signed envelopes, as stored) a
-/// `Records` page holds at most: it ends after the record that passes this
-/// (a page holds at least one record). Records may carry 256 KiB of data
-/// each, so a count alone does not bound an answer; 4 MiB is about 5.5 MB
-/// of JSON.
-const RECORD_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// How many records a page reads from the store at a time.
 const STORE_PAGE: usize = 1024;
@@ -728,43 +722,35 @@ impl RecordFilter {
     }
 }
 
-/// Up to `limit` live records of `group` after `after` in id order, that
-/// `filter` lists, and the cursor of the next page: the last id listed
-/// when more may follow (a page full by count or by
-/// [`RECORD_PAGE_BYTES`]), else `None`.
+/// The first `limit` (`None`: all) live records of `group` after `after`
+/// in id order that `filter` lists: exactly `limit` unless fewer follow.
 fn record_page(
     backend: &dyn Backend,
     group: &PeerName,
     filter: RecordFilter,
     after: Option<RecordId>,
-    limit: usize,
-) -> Result<(Vec<Record>, Option<RecordId>), Error> {
+    limit: Option<usize>,
+) -> Result<Vec<Record>, Error> {
+    let limit = limit.unwrap_or(usize::MAX);
     let mut out: Vec<Record> = Vec::new();
-    let mut bytes = 0usize;
     let mut cursor = after;
-    loop {
-        // One more than the page needs, to tell a last page from a full one.
-        let want = limit.saturating_sub(out.len()).saturating_add(1);
-        let page = backend.records(group, filter.record_type, cursor, want.min(STORE_PAGE))?;
-        let exhausted = page.len() < want.min(STORE_PAGE);
+    while out.len() < limit {
+        // What the page still needs, if the filter lists every record.
+        let want = (limit - out.len()).min(STORE_PAGE);
+        let page = backend.records(group, filter.record_type, cursor, want)?;
+        let exhausted = page.len() < want;
         for signed in page {
             let record = signed.record();
             cursor = Some(record.id);
-            if !filter.lists(record) {
-                continue;
+            if filter.lists(record) {
+                out.push(record.clone());
             }
-            if out.len() >= limit || bytes >= RECORD_PAGE_BYTES {
-                // A record follows the full page.
-                let next = out.last().map(|r| r.id);
-                return Ok((out, next));
-            }
-            bytes = bytes.saturating_add(signed.as_bytes().len());
-            out.push(record.clone());
         }
         if exhausted {
-            return Ok((out, None));
+            break;
         }
     }
+    Ok(out)
 }
 
 /// A read, if the group is open (and ready, when `ready` is asked).

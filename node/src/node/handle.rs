@@ -406,35 +406,24 @@ impl Handle {
 
     /// `PeerGroupEnumRecords`: every live record, optionally of one type;
     /// with none, the group's internal records (its members' credentials)
-    /// too. Read a page of [`Request::Records`] at a time on a blocking
-    /// thread; each page is consistent, the whole is not a snapshot (a
-    /// record written meanwhile may or may not be listed, none twice).
+    /// too, as before [`Request::Records`] could hide them. One request,
+    /// read on a blocking thread (not the swarm task) 1,024 stored records
+    /// at a time, so not a snapshot: a record written meanwhile may or may
+    /// not be listed, none twice. For big groups, page with
+    /// [`Handle::request`] and the request's `limit` and `after`.
     pub async fn records(
         &self,
         group: &PeerName,
         record_type: Option<RecordType>,
     ) -> Result<Vec<Record>, Error> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let request = Request::Records {
-                group: group.clone(),
-                record_type,
-                internal: true,
-                after,
-                limit: Some(u32::MAX),
-            };
-            match self.request(request).await? {
-                Response::Records { records, next } => {
-                    all.extend(records);
-                    match next {
-                        Some(id) => after = Some(id),
-                        None => return Ok(all),
-                    }
-                }
-                other => return Err(unexpected(other)),
-            }
-        }
+        let request = Request::Records {
+            group: group.clone(),
+            record_type,
+            internal: true,
+            after: None,
+            limit: None,
+        };
+        expect!(self.request(request).await?, Records)
     }
 
     /// The digest of the group's database (equal digests: identical databases).

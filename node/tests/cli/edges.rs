@@ -312,8 +312,9 @@ const MEMBERSHIP: &str = "01000000-0000-0000-0000-000000000000";
 
 /// `record list`: the application's records only (internal ones on
 /// request), with their attributes, a page of 100 by default with the
-/// cursor of the next, `--limit all`; the same paging in the API, where a
-/// request of before paging still works.
+/// cursor of the next (the last id listed), `--limit all`. The API's
+/// `Records` answer is an array: every record for a request of before
+/// paging, pages of exactly `limit` records followed by the last id.
 #[test]
 fn record_list_pages_hides_internal_records_and_shows_attributes() {
     let node = TestNode::start();
@@ -385,21 +386,38 @@ fn record_list_pages_hides_internal_records_and_shows_attributes() {
     assert!(with_internal.contains(&memberships));
     assert_eq!(node.ok(&["record", "list", &group, "--limit", "all"]), all);
 
-    // --json pages: following `next` lists every record once, in order.
-    let mut ids = Vec::new();
-    let mut after: Option<String> = None;
+    // A page of exactly the records left says none follow; one fewer
+    // names its last id as the cursor, with --json too.
+    let out = node.cli(&["record", "list", &group, "--limit", "251"]);
+    assert_eq!(stdout(&out).lines().count(), 251);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let out = node.cli(&["--json", "record", "list", &group, "--limit", "250"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let listed = listed["Records"].as_array().expect("an array of records");
+    assert_eq!(listed.len(), 250);
+    let last = listed[249]["i"].as_str().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("--after {last}")),
+        "{}",
+        stderr(&out)
+    );
+    let rest = node.ok(&["record", "list", &group, "--after", last]);
+    assert_eq!(rest.lines().count(), 1);
+    assert!(all.ends_with(&rest), "{rest}");
+
+    // The CLI's --json pages: following the last id lists every record
+    // once, in order.
+    let mut ids: Vec<String> = Vec::new();
     loop {
         let mut args = vec!["record", "list", &group, "--limit", "100"];
-        if let Some(a) = &after {
-            args.extend(["--after", a]);
+        if let Some(last) = ids.last() {
+            args.extend(["--after", last]);
         }
         let page = node.json(&args);
-        let records = page["Records"]["records"].as_array().unwrap();
-        assert!(records.len() <= 100);
+        let records = page["Records"].as_array().unwrap();
         ids.extend(records.iter().map(|r| r["i"].as_str().unwrap().to_owned()));
-        match page["Records"]["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => break,
+        if records.len() < 100 {
+            break;
         }
     }
     assert_eq!(ids.len(), 251);
@@ -408,14 +426,53 @@ fn record_list_pages_hides_internal_records_and_shows_attributes() {
     sorted.dedup();
     assert_eq!(sorted, ids, "in id order, none twice");
 
-    // The API: a request from before paging still works (and gets the
-    // first page of 100); a limit of 0 is refused.
+    // The API: a request from before paging gets every record (but the
+    // internal ones), as an array.
     let (status, body) = node.request(serde_json::json!(
         {"Records": {"group": group, "record_type": null}}
     ));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["Records"]["records"].as_array().unwrap().len(), 100);
-    assert_eq!(body["Records"]["next"], ids[99].as_str());
+    let every: Vec<&str> = body["Records"]
+        .as_array()
+        .expect("an array of records")
+        .iter()
+        .map(|r| r["i"].as_str().unwrap())
+        .collect();
+    assert_eq!(every, ids);
+    // Pages: exactly `limit` records until fewer are left, the next page
+    // after the last id; a full page may be followed by an empty one.
+    let page = |after: Option<&str>, limit: u32| {
+        let (status, body) = node.request(serde_json::json!(
+            {"Records": {"group": group, "after": after, "limit": limit}}
+        ));
+        assert_eq!(status, 200, "{body}");
+        body["Records"]
+            .as_array()
+            .expect("an array of records")
+            .iter()
+            .map(|r| r["i"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut paged: Vec<String> = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let records = page(paged.last().map(String::as_str), 50);
+        sizes.push(records.len());
+        paged.extend(records);
+        if *sizes.last().unwrap() < 50 {
+            break;
+        }
+    }
+    assert_eq!(sizes, [50, 50, 50, 50, 50, 1]);
+    assert_eq!(paged, ids);
+    assert_eq!(page(Some(&ids[250]), 50), Vec::<String>::new());
+    assert_eq!(page(Some(&ids[200]), 50), ids[201..]);
+    // With internal records, and more than 1,000 taken as 1,000.
+    let (_, body) = node.request(serde_json::json!(
+        {"Records": {"group": group, "internal": true, "limit": 5000}}
+    ));
+    assert_eq!(body["Records"].as_array().unwrap().len(), 252);
+    // A limit of 0 is refused, by the API and the CLI.
     let (status, body) = node.request(serde_json::json!(
         {"Records": {"group": group, "limit": 0}}
     ));

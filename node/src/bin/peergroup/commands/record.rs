@@ -296,10 +296,11 @@ fn get_record(ctx: &Ctx, group: &PeerName, id: RecordId) -> Result<Record> {
 }
 
 /// `record list`: pages of up to [`LIST_PAGE`] records until `limit`
-/// records or the last page. People see each page as it comes, and on
-/// stderr the `--after` of the next page when more follow; `--json` prints
-/// one `Records` response with every record read and that cursor as its
-/// `next`.
+/// records or the last page (one of fewer than asked). People see each
+/// page as it comes; `--json` prints one `Records` response, the API's
+/// array, with every record read. When `limit` stopped the listing and
+/// more records follow, stderr says which `--after` (the last id listed)
+/// lists the next page, with or without `--json`.
 fn list(
     ctx: &Ctx,
     group: PeerName,
@@ -310,22 +311,33 @@ fn list(
 ) -> Result<()> {
     let mut all = Vec::new();
     let mut listed = 0u64;
-    let next = loop {
-        let want = match limit {
-            Limit::Count(n) => n.saturating_sub(listed).min(LIST_PAGE),
-            Limit::All => LIST_PAGE,
+    let more = loop {
+        // With a count, one record beyond it tells whether more follow
+        // (when the count is reached, the request is that one record).
+        let (ask, left) = match limit {
+            Limit::Count(n) => {
+                let left = n.saturating_sub(listed);
+                (left.saturating_add(1).min(LIST_PAGE), left)
+            }
+            Limit::All => (LIST_PAGE, u64::MAX),
         };
         let r = ctx.send(Request::Records {
             group: group.clone(),
             record_type,
             internal,
             after,
-            limit: Some(u32::try_from(want).unwrap_or(u32::MAX)),
+            limit: Some(u32::try_from(ask).unwrap_or(u32::MAX)),
         })?;
-        let Response::Records { records, next } = r else {
+        let Response::Records(mut records) = r else {
             return Err(unexpected(&r));
         };
+        let full = records.len() as u64 == ask;
+        let beyond = records.len() as u64 > left;
+        records.truncate(usize::try_from(left).unwrap_or(usize::MAX));
         listed = listed.saturating_add(records.len() as u64);
+        if let Some(last) = records.last() {
+            after = Some(last.id);
+        }
         if ctx.json {
             all.extend(records);
         } else {
@@ -333,16 +345,14 @@ fn list(
                 print_record_line(record);
             }
         }
-        let done = matches!(limit, Limit::Count(n) if listed >= n);
-        match next {
-            Some(id) if !done => after = Some(id),
-            next => break next,
+        if beyond || !full {
+            break beyond;
         }
     };
     if ctx.json {
-        return ctx.print(&Response::Records { records: all, next }, |_| {});
+        ctx.print(&Response::Records(all), |_| {})?;
     }
-    if let Some(id) = next {
+    if more && let Some(id) = after {
         eprintln!("more records follow: list the next page with --after {id}");
     }
     Ok(())
