@@ -121,7 +121,7 @@ converge() {
       return 0
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      for s in "$@"; do log "$s: $(digest "$s") ($(pg "$s" record list "$GROUP" 2>/dev/null | wc -l) records)"; done
+      for s in "$@"; do log "$s: $(digest "$s") ($(pg "$s" record list "$GROUP" --limit all 2>/dev/null | wc -l) records)"; done
       return 1
     fi
     sleep 0.5
