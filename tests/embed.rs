@@ -18,8 +18,8 @@ use libp2p::{
 use peergroup::{
     node::{Behaviour, Config, Event},
     protocol::{
-        GroupSpec, IDENTITY_TEXT_PREFIX, InvitationInfo, NewRecord, Record, RecordType, Role,
-        SignedRecord, membership_record, testing::identity,
+        Error, GroupSpec, IDENTITY_TEXT_PREFIX, InvitationInfo, NewRecord, Record, RecordType,
+        Role, SignedRecord, Timestamp, membership_record, testing::identity,
     },
 };
 
@@ -357,4 +357,42 @@ async fn a_dropped_connection_is_redialed() {
             _ => {}
         }
     }
+}
+
+/// Issue 15: an invitation an embedder makes without an expiry lasts a
+/// year, as the node's do, not as long as the creator's credential (about
+/// a thousand years); an expiry given is kept, and one beyond the
+/// inviter's credential is refused.
+#[tokio::test]
+async fn an_invitation_without_an_expiry_lasts_a_year() {
+    let mut alice = app();
+    let pg = &mut alice.behaviour_mut().peergroup;
+    let me = pg
+        .create_identity("alice", "")
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = pg.create_group(&GroupSpec::new(&me, "a year")).unwrap();
+    let bob = identity(51, "bob").public_text().unwrap();
+    let until = |expires| {
+        let invitation = pg
+            .create_invitation(&group, &bob, Role::Member, expires)
+            .unwrap();
+        InvitationInfo::parse(&invitation).unwrap().not_after
+    };
+    let now = pg.now();
+    let year = now.saturating_add(Duration::from_secs(365 * 24 * 3600));
+    let default = until(None);
+    assert!(
+        default.as_millis().abs_diff(year.as_millis()) < 60_000,
+        "valid until {default}, a year from now is {year}"
+    );
+    let week = now.saturating_add(Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(until(Some(week)), week);
+    let refused = pg.create_invitation(&group, &bob, Role::Member, Some(Timestamp::MAX));
+    assert!(
+        matches!(refused, Err(e) if matches!(e.peer(), Some(Error::InvalidTimePeriod(_)))),
+        "beyond the inviter's credential"
+    );
 }

@@ -21,6 +21,20 @@ use serde::{Deserialize, Serialize};
 use super::{Behaviour, OperationId, WriteFor, session_config};
 use crate::{error::NodeError, groups::GroupSession, password::Joining, storage::WriteOp};
 
+/// How long an invitation is valid when [`Behaviour::create_invitation`]
+/// (and so the node's `Handle`, control API and CLI) is given no expiry: a
+/// year, capped at the end of the inviter's own credential.
+///
+/// The invitation carries the invitee's credential, so this is also how
+/// long the invitee stays a member unless an admin renews it
+/// (`PeerGroupIssueCredentials`): a short default would drop members
+/// without warning. Windows' `PeerGroupCreateInvitation` (and
+/// `peergroup_protocol::create_invitation`) default to the inviter's whole
+/// remaining credential instead, which for a group's creator is about a
+/// thousand years.
+pub(crate) const DEFAULT_INVITATION_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// A group this node knows, as [`Behaviour::groups`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupEntry {
@@ -383,8 +397,15 @@ impl Behaviour {
     }
 
     /// `PeerGroupCreateInvitation`: invites the identity whose public text
-    /// is `subject` as `role`, valid until `expires` (default: as long as
-    /// this member's credential).
+    /// is `subject` as `role`, valid until `expires`, which may not be
+    /// beyond the end of this member's own credential (`InvalidTimePeriod`).
+    ///
+    /// Default ([`None`]): a year from now (`DEFAULT_INVITATION_LIFETIME`),
+    /// or the end of this member's credential when that comes sooner.
+    /// Windows defaults to the whole credential instead (about a thousand
+    /// years for a group's creator); the invitation carries the invitee's
+    /// credential, so the invitee's membership ends with it unless an
+    /// admin renews it ([`Behaviour::issue_credentials`]).
     pub fn create_invitation(
         &self,
         group: &PeerName,
@@ -393,10 +414,21 @@ impl Behaviour {
         expires: Option<Timestamp>,
     ) -> Result<String, NodeError> {
         let now = self.now();
-        Ok(self
-            .groups
-            .get(group)?
-            .create_invitation(subject, role, expires, now)?)
+        let session = self.groups.get(group)?;
+        if expires.is_some() {
+            return Ok(session.create_invitation(subject, role, expires, now)?);
+        }
+        let default = now.saturating_add(DEFAULT_INVITATION_LIFETIME);
+        match session.create_invitation(subject, role, Some(default), now) {
+            // The only period refused for a time a year ahead is one beyond
+            // this member's credential (or a credential that has ended,
+            // which the second call refuses again): the invitation then
+            // ends with the credential, the protocol's own default.
+            Err(Error::InvalidTimePeriod(_)) => {
+                Ok(session.create_invitation(subject, role, None, now)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// `PeerGroupCreatePasswordInvitation`.

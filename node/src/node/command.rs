@@ -18,19 +18,6 @@ use crate::{
     storage::Backend,
 };
 
-/// How long an invitation made through a [`Request`] (the control API, the
-/// CLI, [`crate::Handle::create_invitation`]) is valid when no expiry is
-/// given: a year, capped at the end of the inviter's own credential.
-///
-/// The invitation carries the invitee's credential, so this is also how
-/// long the invitee stays a member unless an admin renews it
-/// (`IssueCredentials`): a short default would drop members without
-/// warning. Windows (and [`crate::Behaviour::create_invitation`]) default
-/// to the inviter's whole remaining lifetime instead, which for a group's
-/// creator is about a thousand years.
-pub(crate) const DEFAULT_INVITATION_LIFETIME: std::time::Duration =
-    std::time::Duration::from_secs(365 * 24 * 3600);
-
 /// A group password as a command carries it: `Debug` is redacted and the
 /// text is wiped when dropped.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -240,7 +227,8 @@ pub enum Request {
         role: Role,
         /// When the invitation expires, and with it the credential it gives
         /// the invitee. Default ([`None`]): a year from now, or when the
-        /// inviter's own credential ends if that is sooner (never beyond it).
+        /// inviter's own credential ends if that is sooner (never beyond it),
+        /// as [`Behaviour::create_invitation`] does.
         expires: Option<Timestamp>,
     },
     /// `PeerGroupCreatePasswordInvitation`.
@@ -576,9 +564,11 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
             subject,
             role,
             expires,
-        } => Outcome::Now(create_invitation(
-            behaviour, &group, &subject, role, expires,
-        )),
+        } => Outcome::Now(
+            behaviour
+                .create_invitation(&group, &subject, role, expires)
+                .map(Response::Invitation),
+        ),
         Request::CreatePasswordInvitation { group } => Outcome::Now(
             behaviour
                 .create_password_invitation(&group)
@@ -659,41 +649,6 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
                 group: group.clone(),
             },
         ),
-    }
-}
-
-/// `CreateInvitation`: with no `expires`, [`DEFAULT_INVITATION_LIFETIME`]
-/// from now, or the end of the inviter's credential when that comes sooner.
-fn create_invitation(
-    behaviour: &Behaviour,
-    group: &PeerName,
-    subject: &str,
-    role: Role,
-    expires: Option<Timestamp>,
-) -> Result<Response, Error> {
-    let create = |expires| {
-        behaviour
-            .create_invitation(group, subject, role, expires)
-            .map(Response::Invitation)
-    };
-    if expires.is_some() {
-        return create(expires);
-    }
-    let default = behaviour.now().saturating_add(DEFAULT_INVITATION_LIFETIME);
-    match create(Some(default)) {
-        // The only period refused for a time a year ahead is one beyond
-        // the inviter's credential (or an inviter whose credential has
-        // ended, which the second call refuses again): the invitation
-        // then ends with the credential, the protocol's own default.
-        Err(e)
-            if matches!(
-                e.peer(),
-                Some(peergroup_protocol::Error::InvalidTimePeriod(_))
-            ) =>
-        {
-            create(None)
-        }
-        other => other,
     }
 }
 
