@@ -38,8 +38,11 @@
 //!   members ignore one broken clock; a joiner's own clock never counts;
 //! - samples further than [`MAX_SKEW`] from our wall clock are ignored (a
 //!   clock that far off is broken, and following it would move everyone);
-//! - the offset lives in memory: a restarted node is unanchored (unless it
-//!   created one of its groups) until it meets an anchored neighbour.
+//! - the host keeps the offset across restarts ([`PeerClock::restored`]): a
+//!   restarted node stamps with the group's time as it last knew it (not
+//!   with its own wall clock, which may be far off), and is unanchored
+//!   (unless it created one of its groups) until it meets an anchored
+//!   neighbour, whose time it then adopts.
 //!
 //! One clock per node, for all its groups (Windows keeps one per group): a
 //! node in several groups brings them to one time. Credentials and
@@ -76,6 +79,9 @@ struct Sample {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerClock<K: Ord> {
     offset: i64,
+    /// This node's own estimate while unanchored: 0 (its wall clock), or
+    /// the offset it kept from before a restart.
+    base: i64,
     anchored: bool,
     samples: BTreeMap<K, Sample>,
 }
@@ -136,8 +142,23 @@ fn median(mut values: Vec<i64>) -> i64 {
 impl<K: Ord> PeerClock<K> {
     /// An unanchored clock without samples: peer time is the wall clock.
     pub fn new() -> PeerClock<K> {
+        PeerClock::restored(0)
+    }
+
+    /// An unanchored clock that starts `offset_ms` from the wall clock:
+    /// where this node's peer time stood before it restarted (what the host
+    /// stored after the offset last moved). An offset beyond [`MAX_SKEW`]
+    /// is not trusted (0 instead).
+    pub fn restored(offset_ms: i64) -> PeerClock<K> {
+        let max = i64::try_from(MAX_SKEW.as_millis()).unwrap_or(i64::MAX);
+        let offset = if offset_ms.unsigned_abs() > max.unsigned_abs() {
+            0
+        } else {
+            offset_ms
+        };
         PeerClock {
-            offset: 0,
+            offset,
+            base: offset,
             anchored: false,
             samples: BTreeMap::new(),
         }
@@ -189,7 +210,7 @@ impl<K: Ord> PeerClock<K> {
             self.anchored = true;
         } else if !self.anchored {
             let mut values: Vec<i64> = self.samples.values().map(|s| s.offset).collect();
-            values.push(0);
+            values.push(self.base);
             self.offset = median(values);
         }
     }
@@ -231,6 +252,32 @@ mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
+
+    /// A node whose clock runs 50 s fast learned the group's time, then
+    /// restarted: it stamps with the group's time at once (not its wall
+    /// clock), still adopts an anchored neighbour's time when it meets one,
+    /// and takes its kept offset, not 0, as its own view among unanchored
+    /// samples (issue 15: a fast device's edits stamped 50 s ahead won every
+    /// tie against real later edits).
+    #[test]
+    fn a_restarted_clock_keeps_the_groups_time() {
+        let mut clock: PeerClock<&str> = PeerClock::restored(-50_000);
+        assert_eq!(clock.offset(), -50_000);
+        assert!(!clock.is_anchored());
+        assert_eq!(
+            clock.to_peer_time(Timestamp::from_millis(1_000_000)),
+            Timestamp::from_millis(950_000)
+        );
+        let mut alone = clock.clone();
+        assert!(alone.sample("unanchored", -50_000, false));
+        assert_eq!(alone.offset(), -50_000, "the median of two equal views");
+        assert!(clock.sample("anchored", -49_000, true));
+        assert_eq!(clock.offset(), -49_000);
+        assert!(clock.is_anchored());
+        // A stored offset beyond MAX_SKEW is not trusted.
+        let broken: PeerClock<&str> = PeerClock::restored(i64::MAX);
+        assert_eq!(broken.offset(), 0);
+    }
 
     #[test]
     fn a_joiner_adopts_the_groups_time_and_keeps_it() {

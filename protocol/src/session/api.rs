@@ -28,6 +28,9 @@ fn local_error(reason: Reason) -> Error {
             Error::InvalidGroup(format!("the record belongs to group {group}"))
         }
         Reason::Expired => Error::InvalidRecordExpiration("the record has already expired".into()),
+        Reason::FromTheFuture { .. } => {
+            Error::InvalidRecord(format!("the record is {reason}: check this host's clock"))
+        }
         Reason::Stale | Reason::Duplicate | Reason::StaleProperties => Error::AlreadyExists(
             "a newer version of the record is known: read it again and retry".into(),
         ),

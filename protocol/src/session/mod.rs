@@ -60,7 +60,7 @@ pub use self::{
         FETCH_BYTES, FETCH_IDS, FETCH_PIPELINE, MAX_FAILURES, MAX_ROUNDS, MAX_RUNS, SyncProgress,
         SyncStatus,
     },
-    validate::{MAX_HELD_PER_PEER, Reason},
+    validate::{FUTURE_TOLERANCE, MAX_HELD_PER_PEER, Reason},
 };
 
 use self::sync::SyncRun;

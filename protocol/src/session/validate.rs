@@ -7,6 +7,21 @@ use sha2::{Digest as _, Sha256};
 /// How many records one peer may have waiting for memberships in one group.
 pub const MAX_HELD_PER_PEER: usize = 1024;
 
+/// How far in the future of this member's peer time a record may be stamped
+/// (its creation or last modification time) and still be accepted: 10 s.
+///
+/// Records are stamped in peer time, which members agree on to within
+/// milliseconds on a LAN (the samples' round trips, `crate::peer_time`). A
+/// stamp further ahead comes from a clock that is not on the group's time
+/// (a device whose clock runs fast and that stamped while away from the
+/// group). Such a record is not accepted while it is that far ahead
+/// ([`Reason::FromTheFuture`]: ignored, never the sender's fault), because
+/// the merge order would rank it above every real edit of the same version
+/// by the same identity made before its stamp. Synchronization offers it
+/// again, and it is judged again then. Membership records are exempt: a
+/// joiner writes its own before it has adopted the group's time.
+pub const FUTURE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 use crate::{
     authorize::{AuthorizeError, Verdict},
     error::{DecodeError, Error},
@@ -34,6 +49,13 @@ pub enum Reason {
     Offline,
     /// The record had expired when it arrived.
     Expired,
+    /// Stamped more than [`FUTURE_TOLERANCE`] ahead of this member's peer
+    /// time: not accepted yet (a clock off the group's time); judged again
+    /// when synchronization offers it.
+    FromTheFuture {
+        /// How far ahead of peer time it is stamped, ms.
+        ahead_ms: u64,
+    },
     /// An older version than the one this node holds.
     Stale,
     /// The version this node holds already.
@@ -65,6 +87,7 @@ impl Reason {
             Reason::Valid | Reason::Released => Acceptance::Accept,
             Reason::Offline
             | Reason::Expired
+            | Reason::FromTheFuture { .. }
             | Reason::Stale
             | Reason::Duplicate
             | Reason::StaleProperties
@@ -89,6 +112,7 @@ impl Reason {
             Reason::Released => "released",
             Reason::Offline => "offline",
             Reason::Expired => "expired",
+            Reason::FromTheFuture { .. } => "from-the-future",
             Reason::Stale => "stale",
             Reason::Duplicate => "duplicate",
             Reason::StaleProperties => "stale-properties",
@@ -107,6 +131,11 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::UnsupportedVersion(e) | Reason::Invalid(e) => write!(f, "{}: {e}", self.name()),
             Reason::WrongGroup(g) => write!(f, "belongs to group {g}"),
+            Reason::FromTheFuture { ahead_ms } => write!(
+                f,
+                "stamped {ahead_ms} ms ahead of peer time (at most {} ms)",
+                FUTURE_TOLERANCE.as_millis()
+            ),
             Reason::Unauthorized(e) => write!(f, "{e}"),
             _ => f.write_str(self.name()),
         }
@@ -213,6 +242,15 @@ where
             // Every replica drops expired records; storing one would only
             // announce its expiry at the next pass.
             return Judged::Refused(Reason::Expired);
+        }
+        if r.record_type != crate::record::RecordType::MEMBERSHIP {
+            let stamped = r.modified_at.max(r.created_at);
+            let limit = now.saturating_add(FUTURE_TOLERANCE);
+            if stamped > limit {
+                return Judged::Refused(Reason::FromTheFuture {
+                    ahead_ms: stamped.as_millis().saturating_sub(now.as_millis()),
+                });
+            }
         }
         let hash = envelope_hash(record.as_bytes());
         if let Some(known) = self.versions.get(&r.id) {

@@ -1122,3 +1122,161 @@ fn a_reconnected_neighbour_is_reconciled_with_again() {
     s.handle(Input::Reconnected(2), T0.saturating_add_secs(5));
     assert!(requests(&drain(&mut s), 2).is_empty());
 }
+
+/// Issue 15: one identity edits the same version of a record on two
+/// devices, first on one whose clock runs 50 s fast (stamped t + 50 s),
+/// then, 10 s later, on one with a correct clock (stamped t + 10 s); an
+/// admin whose clock runs 50 s slow edits it too (stamped in the past).
+/// On a replica on the group's time, in every arrival order and from
+/// gossip or synchronization alike: the fast copy is refused while it lies
+/// more than `FUTURE_TOLERANCE` ahead (ignored, never the sender's fault),
+/// so in that window every replica holds the same merge of the others;
+/// offered again once peer time has caught up, it is judged like any other
+/// copy, and every order still ends with one digest.
+#[test]
+fn records_stamped_in_the_future_wait_for_peer_time_in_every_arrival_order() {
+    use peergroup_protocol::{MemoryStore, Store, session::FUTURE_TOLERANCE};
+
+    let f = Fixture::new();
+    let admin = identity(3, "slow-admin");
+    let replica_of = identity(4, "replica");
+    let base = add(&f.creator, f.group(), 1, b"base", T0, 3600);
+    let t = T0.saturating_add_secs(100);
+    // (record, real time it was made)
+    let fast = update(&f.creator, &base, b"fast device", t.saturating_add_secs(50));
+    let correct = update(
+        &f.creator,
+        &base,
+        b"correct device",
+        t.saturating_add_secs(10),
+    );
+    let slow = update(&admin, &base, b"slow admin", t.saturating_offset(-20_000));
+    let made = [
+        (fast.clone(), t),
+        (correct.clone(), t.saturating_add_secs(10)),
+        (slow.clone(), t.saturating_add_secs(30)),
+    ];
+    let membership = f.membership(&admin, Role::Admin);
+    let expected_window = {
+        let mut store = MemoryStore::new();
+        store
+            .merge(vec![
+                membership.clone(),
+                base.clone(),
+                correct.clone(),
+                slow.clone(),
+            ])
+            .unwrap();
+        store.digest(f.group()).unwrap()
+    };
+    let expected_end = {
+        let mut store = MemoryStore::new();
+        store
+            .merge(vec![
+                membership.clone(),
+                base.clone(),
+                correct.clone(),
+                slow.clone(),
+                fast.clone(),
+            ])
+            .unwrap();
+        store.digest(f.group()).unwrap()
+    };
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for from_sync in [false, true] {
+        for order in orders {
+            let mut s = f.restored_member(&replica_of);
+            s.open();
+            s.connect(T0).unwrap();
+            s.handle(Input::NeighborUp(7), T0);
+            let mut store = MemoryStore::new();
+            let mut outputs = drain(&mut s);
+            let origin = |n: u64| {
+                if from_sync {
+                    Origin::Sync { peer: 7 }
+                } else {
+                    Origin::Gossip {
+                        source: 7,
+                        message: n,
+                    }
+                }
+            };
+            for (n, record) in [membership.clone(), base.clone()].into_iter().enumerate() {
+                s.handle(
+                    Input::Record {
+                        record: Ok(record),
+                        origin: origin(n as u64),
+                    },
+                    T0,
+                );
+            }
+            outputs.extend(drain(&mut s));
+            // Each arrives after it was made, one second after the one before.
+            let mut now = t;
+            for i in order {
+                let (record, at) = &made[i];
+                now = now.max(*at).saturating_add_secs(1);
+                s.handle(
+                    Input::Record {
+                        record: Ok(record.clone()),
+                        origin: origin(100 + i as u64),
+                    },
+                    now,
+                );
+                let out = drain(&mut s);
+                if i == 0 {
+                    assert!(merged(&out).is_empty(), "{order:?}: the fast copy merged");
+                    if !from_sync {
+                        assert!(
+                            matches!(
+                                verdicts(&out).as_slice(),
+                                [(100, Reason::FromTheFuture { ahead_ms })]
+                                    if *ahead_ms > FUTURE_TOLERANCE.as_millis() as u64
+                            ),
+                            "{order:?}: {:?}",
+                            verdicts(&out)
+                        );
+                    }
+                    assert!(
+                        !out.iter()
+                            .any(|o| matches!(o, Output::PeerMisbehaved { .. })),
+                        "{order:?}: a clock off is nobody's fault"
+                    );
+                }
+                outputs.extend(out);
+            }
+            assert!(now < t.saturating_add_secs(40), "still inside the window");
+            for batch in merged(&outputs).chunks(1) {
+                store.merge(batch.to_vec()).unwrap();
+            }
+            assert_eq!(
+                store.digest(f.group()).unwrap(),
+                expected_window,
+                "{order:?} (sync {from_sync}): the window"
+            );
+            // Synchronization offers the fast copy again once peer time is
+            // within the tolerance of its stamp.
+            let later = t.saturating_add_secs(50 - FUTURE_TOLERANCE.as_secs());
+            s.handle(
+                Input::Record {
+                    record: Ok(fast.clone()),
+                    origin: Origin::Sync { peer: 7 },
+                },
+                later,
+            );
+            store.merge(merged(&drain(&mut s))).unwrap();
+            assert_eq!(
+                store.digest(f.group()).unwrap(),
+                expected_end,
+                "{order:?} (sync {from_sync}): the end"
+            );
+        }
+    }
+}

@@ -79,6 +79,14 @@ enum Msg {
         node: usize,
         rid: u64,
     },
+    /// A request answered now: a fetch waits for the store commits queued
+    /// before it arrived, as the node's storage reader does.
+    Serve {
+        from: usize,
+        to: usize,
+        rid: u64,
+        request: SyncRequest,
+    },
     /// A store commit finishing (storage runs beside the session, so merges
     /// are answered later; a crash before the commit loses the batch).
     Commit {
@@ -157,6 +165,8 @@ pub(crate) struct Sim {
     pub(crate) max_latency: u64,
     /// Which side of a partition each node is on (`None`: no partition).
     pub(crate) partition: Option<Vec<u8>>,
+    /// Each store write takes `0..storage_delay` ms after the one before.
+    pub(crate) storage_delay: u64,
     rids: u64,
 }
 
@@ -168,11 +178,15 @@ fn message_id(bytes: &[u8]) -> u64 {
 impl Sim {
     /// A world with a creator (node 0) that created the group, and no other node yet.
     pub(crate) fn new(seed: u64) -> Sim {
+        Sim::with_config(seed, SessionConfig::default())
+    }
+
+    /// [`Sim::new`] with every session on `config`.
+    pub(crate) fn with_config(seed: u64, config: SessionConfig) -> Sim {
         let creator = identity(1, "creator");
         let properties = GroupSpec::new(creator.peer_name(), "sim")
             .create(&creator, T0, |_| false)
             .unwrap();
-        let config = SessionConfig::default();
         let mut sim = Sim {
             rng: Rng::new(seed),
             now: T0,
@@ -184,6 +198,7 @@ impl Sim {
             loss: 0,
             max_latency: 30,
             partition: None,
+            storage_delay: 6,
             rids: 0,
         };
         let session = Sess::create(
@@ -456,12 +471,12 @@ impl Sim {
     }
 
     /// Queues a storage write of node `i`: writes complete in order, each
-    /// 0 to 5 ms after the one before.
+    /// 0 to `storage_delay - 1` ms after the one before.
     fn store_write(&mut self, i: usize, msg: Msg) {
         let at = self.nodes[i]
             .storage_free
             .max(self.now)
-            .saturating_add_millis(self.rng.below(6));
+            .saturating_add_millis(self.rng.below(self.storage_delay));
         self.nodes[i].storage_free = at;
         self.seq += 1;
         self.queue.insert((at, self.seq), msg);
@@ -532,6 +547,32 @@ impl Sim {
                 self.drain(to);
             }
             Msg::Request {
+                from,
+                to,
+                rid,
+                request,
+            } => {
+                if !self.linked(from, to) {
+                    return;
+                }
+                // What the session announced must be served: a fetch is
+                // read once the writes queued before it are committed.
+                let at = match request {
+                    SyncRequest::Fetch { .. } => self.nodes[to].storage_free.max(now),
+                    SyncRequest::Reconcile(_) => now,
+                };
+                self.seq += 1;
+                self.queue.insert(
+                    (at, self.seq),
+                    Msg::Serve {
+                        from,
+                        to,
+                        rid,
+                        request,
+                    },
+                );
+            }
+            Msg::Serve {
                 from,
                 to,
                 rid,

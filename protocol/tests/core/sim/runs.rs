@@ -8,6 +8,45 @@ use peergroup_protocol::{
 
 use super::Sim;
 
+/// A member announces a record in reconciliation as soon as it accepts it,
+/// before its store has committed it. A neighbour that reconciles right
+/// then (here: as a partition that swallowed the record's gossip heals)
+/// fetches it at once; the fetch is served only once the commits queued
+/// before it are done (the node's storage reader waits for them), so the
+/// neighbour gets the record in that run and not 30 s later from
+/// anti-entropy, however slow the store is next to the network (issue 15).
+/// Serving the fetch from the store as it stood when the fetch arrived
+/// (the fault) loses the record in most of these seeds.
+#[test]
+fn a_record_announced_before_its_commit_reaches_a_neighbour_that_fetches_at_once() {
+    let config = peergroup_protocol::session::SessionConfig {
+        anti_entropy_interval: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    };
+    for seed in 0..20 {
+        let mut sim = Sim::with_config(7000 + seed, config);
+        sim.max_latency = 5;
+        sim.connect(0);
+        let member = sim.invite(0, Role::Member);
+        sim.connect(member);
+        sim.run_for(5_000);
+        assert!(sim.nodes[member].ready(), "seed {seed}: not ready");
+        // Storage far slower than the network from here on.
+        sim.storage_delay = 400;
+        sim.partition = Some(vec![0, 1]);
+        sim.sync_neighbors();
+        sim.random_write(member);
+        sim.partition = None;
+        sim.sync_neighbors();
+        sim.run_for(5_000);
+        assert_eq!(
+            sim.digest(0),
+            sim.digest(member),
+            "seed {seed}: the creator lacks the member's write"
+        );
+    }
+}
+
 /// Five members (two admins, two members) join, then write concurrently
 /// (adds, updates of each other's records by admins, deletes) while every
 /// message takes a random 1 to 30 ms, so that messages overtake each other:
