@@ -367,6 +367,58 @@ async fn a_member_with_a_fast_clock_judges_expiry_like_the_others() {
     .await;
 }
 
+/// Issue 15: a member whose clock runs 50 s fast adopted the group's time;
+/// after a restart, and before it meets anyone again, it still stamps with
+/// the group's time (the offset is kept in its data directory). Before,
+/// it stamped with its own clock, and its edit beat every real later edit
+/// of the same version by the same identity, on every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_member_stamps_with_the_group_time_it_kept() {
+    use std::sync::Arc;
+
+    let (creator, group) = group_with_creator(config()).await;
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let skewed = || {
+        config()
+            .data_dir(dir.path())
+            .clock(Arc::new(Skewed(50_000)))
+    };
+    let fast = join(&creator, &group, Role::Member, skewed(), addrs).await;
+    eventually(20, "ready", || async {
+        fast.handle.status(&group).await.unwrap().ready
+    })
+    .await;
+    let adopted = fast.handle.peer_time().await.unwrap();
+    assert!(
+        adopted.as_millis().abs_diff(now().as_millis()) < 5_000,
+        "peer time {adopted} at {}",
+        now()
+    );
+    fast.handle.shutdown().await.unwrap();
+    creator.handle.close(&group).await.unwrap();
+
+    let (handle, _events) = crate::support::node(skewed()).await;
+    let peer = handle.peer_time().await.unwrap();
+    assert!(
+        peer.as_millis().abs_diff(now().as_millis()) < 5_000,
+        "peer time {peer} at {} after the restart",
+        now()
+    );
+    handle.open(&group).await.unwrap();
+    let written = handle
+        .add_record(&group, note("written alone after a restart"))
+        .await
+        .unwrap();
+    let record = handle.get_record(&group, written).await.unwrap();
+    assert!(
+        record.modified_at.as_millis().abs_diff(now().as_millis()) < 5_000,
+        "stamped {} at {}",
+        record.modified_at,
+        now()
+    );
+}
+
 /// `PEER_DEFER_EXPIRATION` (reference 3.4): a closed group with the flag
 /// keeps its expired records until it is connected again (so an offline
 /// member does not lose what it cannot refresh); without the flag they go

@@ -8,8 +8,9 @@ use thiserror::Error;
 
 use crate::behaviour::{Clock, SystemClock};
 
-/// The Windows grouping port; the default listen port. When it is taken the
-/// node falls back to a port the OS chooses.
+/// The Windows grouping port; the default listen port. When it is taken (and
+/// the listen addresses were left at their default) the node falls back to
+/// a port the OS chooses.
 pub const DEFAULT_PORT: u16 = 3587;
 
 /// Why a configuration is refused.
@@ -31,6 +32,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) listen: Vec<Multiaddr>,
+    /// Whether `listen` is the default (never set): only then may a taken
+    /// port fall back to one the OS chooses.
+    pub(crate) default_listen: bool,
     pub(crate) bootstrap: Vec<Multiaddr>,
     pub(crate) mdns: bool,
     pub(crate) kademlia: bool,
@@ -54,6 +58,7 @@ impl Default for Config {
                     .with(Protocol::Ip4([0, 0, 0, 0].into()))
                     .with(Protocol::Tcp(DEFAULT_PORT)),
             ],
+            default_listen: true,
             bootstrap: Vec::new(),
             mdns: true,
             kademlia: true,
@@ -93,10 +98,14 @@ impl Config {
 pub struct ConfigBuilder(Config);
 
 impl ConfigBuilder {
-    /// Where to listen. Default: `/ip4/0.0.0.0/tcp/3587`; a taken port falls
-    /// back to an OS-chosen one (port 0).
+    /// Where to listen. Default: `/ip4/0.0.0.0/tcp/3587`, which falls back
+    /// to an OS-chosen port when 3587 is taken. Addresses given here are
+    /// used as they are: one whose port is taken (by another node, say)
+    /// makes [`crate::Node::spawn`] fail with `PEER_E_UNABLE_TO_LISTEN`
+    /// naming the address and why.
     pub fn listen(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
         self.0.listen = addrs.into_iter().collect();
+        self.0.default_listen = false;
         self
     }
 

@@ -20,7 +20,11 @@ use libp2p::{
 use peergroup_protocol::{PeerName, Timestamp};
 use sha2::{Digest as _, Sha256};
 
-use crate::{behaviour::Behaviour, config::Config};
+use crate::{
+    behaviour::{Behaviour, WriteFor},
+    config::Config,
+    storage::{KnownPeer, WriteOp},
+};
 
 /// The most peers the address book remembers (oldest forgotten first).
 const ADDRESS_BOOK_PEERS: usize = 1024;
@@ -63,8 +67,12 @@ pub(crate) struct Discovery {
     started: bool,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     order: VecDeque<PeerId>,
-    /// Peers that were authenticated neighbours of each group, latest last.
+    /// Peers that were authenticated neighbours of each group, latest last
+    /// (kept in the store too: a node that starts again redials them).
     members: HashMap<PeerName, VecDeque<PeerId>>,
+    /// The addresses last stored for each (group, member), so that only a
+    /// change is written.
+    saved: HashMap<(PeerName, PeerId), Vec<Multiaddr>>,
     /// Peers found on the link by mDNS (still in the address book).
     link_local: HashSet<PeerId>,
     /// Bootstrap nodes that were connected and are not: when to redial
@@ -87,18 +95,75 @@ impl Discovery {
             addresses: HashMap::new(),
             order: VecDeque::new(),
             members: HashMap::new(),
+            saved: HashMap::new(),
             link_local: HashSet::new(),
             lost_bootstrap: HashMap::new(),
         }
     }
 
-    /// Remembers that `peer` was a neighbour of `group`.
-    pub(crate) fn remember_member(&mut self, group: &PeerName, peer: PeerId) {
+    /// Takes back the members the store remembers (at start), latest last.
+    pub(crate) fn restore(&mut self, mut known: Vec<KnownPeer>) {
+        known.sort_by_key(|k| k.seen);
+        for KnownPeer {
+            group,
+            peer,
+            addresses,
+            ..
+        } in known
+        {
+            self.remember_member(&group, peer);
+            for addr in &addresses {
+                self.remember(peer, addr.clone());
+            }
+            self.saved.insert((group, peer), addresses);
+        }
+    }
+
+    /// Remembers that `peer` was a neighbour of `group`; returns the member
+    /// forgotten to make room, if any.
+    fn remember_member(&mut self, group: &PeerName, peer: PeerId) -> Option<PeerId> {
         let list = self.members.entry(group.clone()).or_default();
         list.retain(|p| *p != peer);
         list.push_back(peer);
-        while list.len() > MEMBERS_PER_GROUP {
-            list.pop_front();
+        if list.len() > MEMBERS_PER_GROUP {
+            let old = list.pop_front();
+            if let Some(old) = old {
+                self.saved.remove(&(group.clone(), old));
+            }
+            return old;
+        }
+        None
+    }
+
+    /// The groups `peer` is a remembered member of whose stored addresses
+    /// differ from what the address book knows now.
+    fn stale_saves(&self, peer: &PeerId) -> Vec<PeerName> {
+        let now = self.addresses_of(peer);
+        self.members
+            .iter()
+            .filter(|(group, list)| {
+                list.contains(peer)
+                    && self
+                        .saved
+                        .get(&((*group).clone(), *peer))
+                        .is_none_or(|saved| saved.as_slice() != now)
+            })
+            .map(|(group, _)| group.clone())
+            .collect()
+    }
+
+    /// Replaces what the book knows of `peer` by the addresses it says it
+    /// listens on (identify): an address it stopped listening on (a node
+    /// restarted on another port) is not redialed forever.
+    fn set_listen_addresses(&mut self, peer: PeerId, addrs: &[Multiaddr]) {
+        if addrs.is_empty() {
+            return;
+        }
+        if let Some(list) = self.addresses.get_mut(&peer) {
+            list.clear();
+        }
+        for addr in addrs.iter().take(ADDRESSES_PER_PEER) {
+            self.remember(peer, addr.clone());
         }
     }
 
@@ -131,6 +196,41 @@ impl Discovery {
 }
 
 impl Behaviour {
+    /// `peer` is an authenticated neighbour of `group`: remembered, in
+    /// memory and in the store, with the addresses it listens on.
+    pub(crate) fn remember_member(&mut self, group: &PeerName, peer: PeerId) {
+        if let Some(old) = self.discovery.remember_member(group, peer) {
+            self.queue_write(
+                Some(WriteOp::ForgetPeer(group.clone(), old)),
+                WriteFor::Other,
+            );
+        }
+        self.save_member(group, peer);
+    }
+
+    /// Stores what is known of `group`'s member `peer` now.
+    fn save_member(&mut self, group: &PeerName, peer: PeerId) {
+        let addresses = self.discovery.addresses_of(&peer).to_vec();
+        self.discovery
+            .saved
+            .insert((group.clone(), peer), addresses.clone());
+        let known = KnownPeer {
+            group: group.clone(),
+            peer,
+            addresses,
+            seen: self.wall_now(),
+        };
+        self.queue_write(Some(WriteOp::SavePeer(Box::new(known))), WriteFor::Other);
+    }
+
+    /// The address book's entry for `peer` changed: stores it again for the
+    /// groups it is a remembered member of.
+    fn member_addresses_changed(&mut self, peer: PeerId) {
+        for group in self.discovery.stale_saves(&peer) {
+            self.save_member(&group, peer);
+        }
+    }
+
     /// Once, at the first poll: adds the bootstrap peers to Kademlia, dials
     /// them and bootstraps.
     pub(crate) fn start_discovery(&mut self) {
@@ -213,6 +313,7 @@ impl Behaviour {
             return;
         }
         let new = self.discovery.remember(peer, addr.clone());
+        self.member_addresses_changed(peer);
         if new && self.wants_members() {
             self.dial(peer, vec![addr.clone()]);
         }
@@ -394,14 +495,17 @@ impl Behaviour {
 
     pub(crate) fn on_identify_event(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event {
-            for addr in info.listen_addrs {
-                if let Some(kad) = self.inner.kademlia.as_mut() {
+            if let Some(kad) = self.inner.kademlia.as_mut() {
+                for addr in &info.listen_addrs {
                     kad.add_address(&peer_id, addr.clone());
                 }
-                // Where to redial it: inbound connections come from
-                // ephemeral ports.
-                self.discovery.remember(peer_id, addr);
             }
+            // Where to redial it (inbound connections come from ephemeral
+            // ports), here and after a restart: a member that came back on
+            // another port tells its neighbours its new address this way.
+            self.discovery
+                .set_listen_addresses(peer_id, &info.listen_addrs);
+            self.member_addresses_changed(peer_id);
         }
     }
 }

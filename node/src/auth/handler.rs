@@ -676,7 +676,7 @@ impl Behaviour {
         if let Ok(session) = self.groups.get_mut(group) {
             session.neighbor_member(peer, membership.subject.clone());
         }
-        self.discovery.remember_member(group, peer);
+        self.remember_member(group, peer);
         if let Some((sample, anchored)) = self.auth.samples.get(&peer).copied() {
             self.sample_clock(peer, sample, anchored);
         }

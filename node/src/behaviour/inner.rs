@@ -96,6 +96,13 @@ impl Inner {
             kad_config.set_provider_record_ttl(Some(crate::discovery::PROVIDER_TTL));
             kad_config
                 .set_provider_publication_interval(Some(crate::discovery::PROVIDER_REANNOUNCE));
+            // Without bootstrap peers the routing table starts empty, and
+            // Kademlia's periodic bootstrap would only warn "no known peers"
+            // every few minutes. Peers found later (mDNS, identify) still
+            // start a bootstrap on their own (Kademlia's automatic one).
+            if config.bootstrap.is_empty() {
+                kad_config.set_periodic_bootstrap_interval(None);
+            }
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),

@@ -311,16 +311,21 @@ impl Behaviour {
                 stored,
             )?);
         }
+        let mut discovery = Discovery::new(&config);
+        discovery.restore(backend.known_peers()?);
+        // Peer time as it stood before a restart (a clock that runs fast
+        // stamps with the group's time, not its own).
+        let peer_clock = PeerClock::restored(backend.clock_offset()?.unwrap_or(0));
         let storage = Storage::new(backend).map_err(BuildError::Thread)?;
         let verify = VerifyPool::new().map_err(BuildError::Thread)?;
         let now = clock.now();
         Ok(Behaviour {
             inner,
             local_peer: key.public().to_peer_id(),
-            discovery: Discovery::new(&config),
+            discovery,
             auth: Auth::default(),
             password: Password::default(),
-            peer_clock: PeerClock::new(),
+            peer_clock,
             next_expiry: now.saturating_add(config.expiry_interval),
             config,
             clock,

@@ -56,6 +56,13 @@ impl Behaviour {
         if delta == 0 {
             return;
         }
+        // Kept across restarts (`PeerClock::restored`).
+        self.queue_write(
+            Some(crate::storage::WriteOp::SaveClockOffset(
+                self.peer_clock.offset(),
+            )),
+            super::WriteFor::Other,
+        );
         if delta.unsigned_abs() >= 1_000 {
             tracing::info!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");
         } else {

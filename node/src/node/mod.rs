@@ -128,45 +128,93 @@ impl Node {
     }
 }
 
-/// Listens on every configured address. An address whose fixed port cannot
-/// be bound (taken, typically) falls back to an OS-chosen port. The error
-/// from the boxed transport does not keep the `AddrInUse` kind, so any bind
-/// failure of a fixed port falls back, and the reason is logged.
+/// Listens on every configured address.
+///
+/// libp2p's TCP transport sets `SO_REUSEPORT` on its listeners, so a second
+/// process would share a port that another node already listens on (the
+/// kernel then splits incoming connections between them). Each fixed port is
+/// therefore first bound once without it, which fails while anyone listens
+/// there:
+///
+/// - the default address ([`crate::config::DEFAULT_PORT`], not set by the
+///   operator) falls back to a port the OS chooses, with a warning that says
+///   why;
+/// - an address the operator asked for is an error
+///   ([`peergroup_protocol::Error::UnableToListen`] with the reason): a node
+///   never listens somewhere else than where it was told to.
 fn listen(swarm: &mut Swarm<Behaviour>, config: &Config) -> Result<(), Error> {
-    let mut listening = 0;
     for addr in &config.listen {
-        match swarm.listen_on(addr.clone()) {
-            Ok(_) => listening += 1,
-            Err(e) => {
-                let fixed_port = addr
-                    .iter()
-                    .any(|p| matches!(p, Protocol::Tcp(port) | Protocol::Udp(port) if port != 0));
-                if !fixed_port {
-                    tracing::warn!(%addr, error = %e, "cannot listen");
-                    continue;
-                }
-                let fallback: Multiaddr = addr
-                    .iter()
-                    .map(|p| match p {
-                        Protocol::Tcp(_) => Protocol::Tcp(0),
-                        Protocol::Udp(_) => Protocol::Udp(0),
-                        other => other,
-                    })
-                    .collect();
-                tracing::info!(%addr, %fallback, error = %e, "cannot listen on the port, using an OS-chosen one");
-                match swarm.listen_on(fallback.clone()) {
-                    Ok(_) => listening += 1,
-                    Err(e) => tracing::warn!(addr = %fallback, error = %e, "cannot listen"),
-                }
-            }
+        let outcome = port_is_free(addr).and_then(|()| {
+            swarm
+                .listen_on(addr.clone())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+        let Err(reason) = outcome else { continue };
+        if !config.default_listen {
+            return Err(peergroup_protocol::Error::UnableToListen(format!(
+                "cannot listen on {addr}: {reason}"
+            ))
+            .into());
         }
-    }
-    if listening == 0 {
-        return Err(
-            peergroup_protocol::Error::UnableToListen("no listen address worked".into()).into(),
-        );
+        let fallback: Multiaddr = addr
+            .iter()
+            .map(|p| match p {
+                Protocol::Tcp(_) => Protocol::Tcp(0),
+                Protocol::Udp(_) => Protocol::Udp(0),
+                other => other,
+            })
+            .collect();
+        tracing::warn!(%addr, %fallback, %reason, "the default port is not available, listening on one the OS chooses");
+        swarm.listen_on(fallback.clone()).map_err(|e| {
+            peergroup_protocol::Error::UnableToListen(format!("cannot listen on {fallback}: {e}"))
+        })?;
     }
     Ok(())
+}
+
+/// Whether the fixed TCP or UDP port of `addr` can be had: bound once
+/// without `SO_REUSEPORT` (and closed at once). An address without a fixed
+/// port, or not an IP one, is not checked. The error says why not.
+fn port_is_free(addr: &Multiaddr) -> Result<(), String> {
+    let mut ip = None;
+    for protocol in addr.iter() {
+        match protocol {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(port) if port != 0 => {
+                let Some(ip) = ip else { return Ok(()) };
+                return std::net::TcpListener::bind((ip, port))
+                    .map(drop)
+                    .map_err(|e| describe_bind_error(&e, "TCP", port));
+            }
+            Protocol::Udp(port) if port != 0 => {
+                let Some(ip) = ip else { return Ok(()) };
+                return std::net::UdpSocket::bind((ip, port))
+                    .map(drop)
+                    .map_err(|e| describe_bind_error(&e, "UDP", port));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn describe_bind_error(e: &std::io::Error, transport: &str, port: u16) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!(
+                "{transport} port {port} is already in use (another node or program listens there)"
+            )
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("the address is not one of this host's ({e})")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            format!("not allowed to listen on {transport} port {port} ({e})")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// A reply waiting for an operation to complete.

@@ -3,6 +3,7 @@
 
 use std::{collections::BTreeMap, sync::RwLock};
 
+use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{
     Change, Digest, Identity, MemoryStore, Merged, PeerName, RecordId, RecordType, SignedRecord,
     Store, StoreError, Timestamp,
@@ -25,6 +26,14 @@ pub enum WriteOp {
     SaveIdentity(Box<Identity>),
     /// Forget a local identity.
     ForgetIdentity(PeerName),
+    /// Remember a member this node was a neighbour of, and where to redial
+    /// it (replacing what was stored for that group and peer).
+    SavePeer(Box<KnownPeer>),
+    /// Forget a member of a group (the oldest, past the most remembered).
+    ForgetPeer(PeerName, PeerId),
+    /// Remember how far peer time is from this node's wall clock (ms), so
+    /// that a restarted node stamps with the group's time.
+    SaveClockOffset(i64),
     /// Remove every record (and tombstone) expired at `now`, except those of
     /// the groups in `keep` (offline groups with `PEER_DEFER_EXPIRATION`).
     Expire {
@@ -33,6 +42,23 @@ pub enum WriteOp {
         /// Groups whose records stay.
         keep: Vec<PeerName>,
     },
+}
+
+/// A member of one of this node's groups that was an authenticated
+/// neighbour, with the addresses it listens on: kept across restarts, so
+/// that a node that starts again redials the members it knew without mDNS
+/// or Kademlia (a container network, members on different LANs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPeer {
+    /// The group.
+    pub group: PeerName,
+    /// The member's libp2p peer id.
+    pub peer: PeerId,
+    /// Where it listens, as last heard (at most a few).
+    pub addresses: Vec<Multiaddr>,
+    /// When it was last authenticated or heard from (wall clock, ms since
+    /// the epoch): members are redialed latest first.
+    pub seen: Timestamp,
 }
 
 /// What one [`WriteOp`] did.
@@ -101,6 +127,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every group's state.
     fn groups(&self) -> Result<Vec<GroupState>, StoreError>;
+
+    /// Every member remembered by [`WriteOp::SavePeer`], in (group, peer) order.
+    fn known_peers(&self) -> Result<Vec<KnownPeer>, StoreError>;
+
+    /// The peer-time offset last saved ([`WriteOp::SaveClockOffset`]).
+    fn clock_offset(&self) -> Result<Option<i64>, StoreError>;
 }
 
 /// The in-memory [`Backend`]: nothing survives the process.
@@ -114,6 +146,8 @@ struct Memory {
     store: MemoryStore,
     identities: BTreeMap<PeerName, Identity>,
     groups: BTreeMap<PeerName, GroupState>,
+    peers: BTreeMap<(PeerName, PeerId), KnownPeer>,
+    clock_offset: Option<i64>,
 }
 
 impl MemoryBackend {
@@ -148,7 +182,21 @@ impl Backend for MemoryBackend {
                 }
                 WriteOp::ForgetGroup(group) => {
                     m.groups.remove(group);
+                    m.peers.retain(|(g, _), _| g != group);
                     m.store.remove_group(group)?;
+                    Applied::Done
+                }
+                WriteOp::SavePeer(known) => {
+                    m.peers
+                        .insert((known.group.clone(), known.peer), (**known).clone());
+                    Applied::Done
+                }
+                WriteOp::ForgetPeer(group, peer) => {
+                    m.peers.remove(&(group.clone(), *peer));
+                    Applied::Done
+                }
+                WriteOp::SaveClockOffset(offset) => {
+                    m.clock_offset = Some(*offset);
                     Applied::Done
                 }
                 WriteOp::SaveIdentity(identity) => {
@@ -263,5 +311,13 @@ impl Backend for MemoryBackend {
 
     fn groups(&self) -> Result<Vec<GroupState>, StoreError> {
         Ok(self.read().groups.values().cloned().collect())
+    }
+
+    fn known_peers(&self) -> Result<Vec<KnownPeer>, StoreError> {
+        Ok(self.read().peers.values().cloned().collect())
+    }
+
+    fn clock_offset(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.read().clock_offset)
     }
 }

@@ -10,6 +10,10 @@
 //!   write "returned Ok" durably.
 //! - Page reads go into their own bounded queue ([`READ_QUEUE`]) and run on
 //!   the reader thread beside the writer (redb runs reads beside a write).
+//!   A read starts only once every write queued before it is committed: the
+//!   session announces a record in reconciliation as soon as it accepts it,
+//!   so a fetch that follows must find it in the store (read your writes,
+//!   across members).
 //! - Other reads (get, enumerate, digest) run on whatever thread asks, through
 //!   [`Storage::backend`]: the node answers them on blocking threads.
 //! - Completions come back through one bounded channel that the behaviour
@@ -25,7 +29,7 @@ mod redb;
 
 use std::{
     sync::{
-        Arc,
+        Arc, Condvar, Mutex,
         mpsc::{self, Receiver, SyncSender, TrySendError},
     },
     task::{Context, Poll},
@@ -36,7 +40,7 @@ use peergroup_protocol::{PeerName, RecordId, StoreError};
 use tokio::sync::mpsc as async_mpsc;
 
 pub use self::{
-    backend::{Applied, Backend, MemoryBackend, WriteOp},
+    backend::{Applied, Backend, KnownPeer, MemoryBackend, WriteOp},
     redb::{AccessError, FILE_NAME, OpenError, RawPage, RawRecords, RedbStore, decode_records},
 };
 
@@ -113,7 +117,47 @@ struct WriteJob {
 
 struct ReadJob {
     tag: u64,
+    /// The tag of the last write queued before it: the read waits until
+    /// that write is committed.
+    after: u64,
     read: FetchRead,
+}
+
+/// The tag of the last write the writer finished (committed or failed),
+/// for reads to wait on; `u64::MAX` once the writer is gone.
+#[derive(Debug, Default)]
+struct Committed {
+    tag: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Committed {
+    fn set(&self, tag: u64) {
+        let mut current = self.tag.lock().unwrap_or_else(|e| e.into_inner());
+        *current = (*current).max(tag);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the write tagged `tag` is finished.
+    fn wait_for(&self, tag: u64) {
+        let mut current = self.tag.lock().unwrap_or_else(|e| e.into_inner());
+        while *current < tag {
+            current = self
+                .changed
+                .wait(current)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Marks the writer gone when its thread ends, however it ends, so that no
+/// read waits for it forever.
+struct WriterGone(Arc<Committed>);
+
+impl Drop for WriterGone {
+    fn drop(&mut self) {
+        self.0.set(u64::MAX);
+    }
 }
 
 /// The storage handle: the shared backend, the two queues, and the
@@ -125,6 +169,8 @@ pub struct Storage {
     done: async_mpsc::Receiver<Completion>,
     threads: Vec<JoinHandle<()>>,
     next_tag: u64,
+    /// The tag of the last write queued.
+    last_write: u64,
     /// Writes queued and not completed yet (for the queue-depth metric).
     queued_writes: usize,
 }
@@ -152,17 +198,22 @@ impl Storage {
         let (writes, write_rx) = mpsc::sync_channel(WRITE_QUEUE);
         let (reads, read_rx) = mpsc::sync_channel(READ_QUEUE);
         let (done_tx, done) = async_mpsc::channel(DONE_QUEUE);
+        let committed = Arc::new(Committed::default());
         let writer = {
             let (backend, done) = (backend.clone(), done_tx.clone());
+            let gone = WriterGone(committed.clone());
             std::thread::Builder::new()
                 .name("peergroup-writer".into())
-                .spawn(move || write_loop(&*backend, &write_rx, &done))?
+                .spawn(move || {
+                    write_loop(&*backend, &write_rx, &done, &gone.0);
+                    drop(gone);
+                })?
         };
         let reader = {
             let backend = backend.clone();
             std::thread::Builder::new()
                 .name("peergroup-reader".into())
-                .spawn(move || read_loop(&*backend, &read_rx, &done_tx))?
+                .spawn(move || read_loop(&*backend, &read_rx, &done_tx, &committed))?
         };
         Ok(Storage {
             backend,
@@ -171,6 +222,7 @@ impl Storage {
             done,
             threads: vec![writer, reader],
             next_tag: 0,
+            last_write: 0,
             queued_writes: 0,
         })
     }
@@ -201,6 +253,7 @@ impl Storage {
         match writes.try_send(WriteJob { tag, op, barrier }) {
             Ok(()) => {
                 self.queued_writes = self.queued_writes.saturating_add(1);
+                self.last_write = tag;
                 Ok(tag)
             }
             Err(TrySendError::Full(job)) => Err(Rejected::Full(job.op)),
@@ -208,13 +261,15 @@ impl Storage {
         }
     }
 
-    /// Queues a fetch read; returns its tag, or the read back.
+    /// Queues a fetch read, to run once every write queued before it is
+    /// committed; returns its tag, or the read back.
     pub fn read(&mut self, read: FetchRead) -> Result<u64, Rejected<FetchRead>> {
         let tag = self.tag();
         let Some(reads) = &self.reads else {
             return Err(Rejected::Closed(read));
         };
-        match reads.try_send(ReadJob { tag, read }) {
+        let after = self.last_write;
+        match reads.try_send(ReadJob { tag, after, read }) {
             Ok(()) => Ok(tag),
             Err(TrySendError::Full(job)) => Err(Rejected::Full(job.read)),
             Err(TrySendError::Disconnected(job)) => Err(Rejected::Closed(job.read)),
@@ -249,6 +304,7 @@ fn write_loop(
     backend: &dyn Backend,
     jobs: &Receiver<WriteJob>,
     done: &async_mpsc::Sender<Completion>,
+    committed: &Committed,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -268,6 +324,11 @@ fn write_loop(
         } else {
             backend.apply(&ops).map_err(StorageError::from)
         };
+        // Reads waiting for these writes may run now (before the
+        // completions go out: the behaviour may be slow to take them).
+        if let Some(last) = batch.iter().map(|j| j.tag).max() {
+            committed.set(last);
+        }
         let mut ops = ops.into_iter();
         let mut applied = match &result {
             Ok(applied) => applied.clone().into_iter(),
@@ -306,8 +367,10 @@ fn read_loop(
     backend: &dyn Backend,
     jobs: &Receiver<ReadJob>,
     done: &async_mpsc::Sender<Completion>,
+    committed: &Committed,
 ) {
-    while let Ok(ReadJob { tag, read }) = jobs.recv() {
+    while let Ok(ReadJob { tag, after, read }) = jobs.recv() {
+        committed.wait_for(after);
         let result = backend
             .envelopes_of(&read.group, &read.ids, read.max_bytes)
             .map_err(StorageError::from);
@@ -412,6 +475,12 @@ mod tests {
         fn groups(&self) -> Result<Vec<GroupState>, StoreError> {
             self.inner.groups()
         }
+        fn known_peers(&self) -> Result<Vec<KnownPeer>, StoreError> {
+            self.inner.known_peers()
+        }
+        fn clock_offset(&self) -> Result<Option<i64>, StoreError> {
+            self.inner.clock_offset()
+        }
     }
 
     /// Waits (blocking) for the next completion.
@@ -431,6 +500,43 @@ mod tests {
         (0..n)
             .map(|i| add(&alice, &group, i, b"x", T0, 3600))
             .collect()
+    }
+
+    /// A fetch is read only once the writes queued before it are
+    /// committed: a member announces records as soon as it accepts them, and
+    /// a fetch that overtook the commit found nothing (issue 15).
+    #[test]
+    fn a_read_waits_for_the_writes_queued_before_it() {
+        let probe = Arc::new(Probe::default());
+        *probe.hold.lock().unwrap() = true;
+        let mut storage = Storage::new(probe.clone()).unwrap();
+        let batch = records(3);
+        let group = group_of(&identity(1, "alice"), "g");
+        storage.write(Some(WriteOp::Merge(batch.clone()))).unwrap();
+        // The writer is inside the transaction, which holds the records.
+        while probe.applies.lock().unwrap().is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let read = storage
+            .read(FetchRead {
+                group,
+                ids: batch.iter().map(|r| r.record().id).collect(),
+                max_bytes: usize::MAX,
+            })
+            .unwrap();
+        // Give a reader that did not wait the time to answer too early.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        probe.release();
+        let mut served = None;
+        for _ in 0..2 {
+            if let Completion::Read { tag, result } = next(&mut storage) {
+                assert_eq!(tag, read);
+                served = Some(result.unwrap());
+            }
+        }
+        let served = served.unwrap();
+        assert_eq!(served.considered, 3);
+        assert_eq!(served.envelopes.len(), 3);
     }
 
     #[test]
@@ -583,13 +689,8 @@ mod tests {
         probe.inner.apply(&[WriteOp::Merge(batch.clone())]).unwrap();
         *probe.hold.lock().unwrap() = true;
         let mut storage = Storage::new(probe.clone()).unwrap();
-        // The writer is stuck in a transaction; a page read still completes.
-        storage
-            .write(Some(WriteOp::Expire {
-                now: T0,
-                keep: Vec::new(),
-            }))
-            .unwrap();
+        // A read waits only for the writes queued before it: one queued
+        // first completes while a later write holds the writer.
         let group = batch[0].record().group.clone();
         let ids: Vec<_> = batch.iter().take(3).map(|r| r.record().id).collect();
         let tag = storage
@@ -599,6 +700,15 @@ mod tests {
                 max_bytes: 1 << 20,
             })
             .unwrap();
+        storage
+            .write(Some(WriteOp::Expire {
+                now: T0,
+                keep: Vec::new(),
+            }))
+            .unwrap();
+        while probe.applies.lock().unwrap().is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         match next(&mut storage) {
             Completion::Read { tag: t, result } => {
                 assert_eq!(t, tag);

@@ -158,7 +158,12 @@ impl Behaviour {
                         return;
                     }
                 };
-                if self.serving.len() >= MAX_SERVING {
+                // What the session announced must be served: the read
+                // runs after every write queued so far (this round's merges
+                // included) is committed. Writes still waiting for room in
+                // the storage queue cannot be waited for that way: busy.
+                self.flush_merges();
+                if self.serving.len() >= MAX_SERVING || !self.write_outbox.is_empty() {
                     self.stats.refused_busy = self.stats.refused_busy.saturating_add(1);
                     self.refuse(channel, "busy: try again later".into());
                     return;

@@ -5,5 +5,6 @@ mod api;
 mod commands;
 mod edges;
 mod quickstart;
+mod restart;
 mod smoke;
 mod support;

@@ -46,13 +46,18 @@ pub(crate) fn isolated(command: &mut Command) -> &mut Command {
 /// `peergroup run` in `dir` on loopback (OS-chosen ports, no discovery),
 /// stdout piped.
 pub(crate) fn run_command(dir: &Path) -> Command {
+    run_command_on(dir, "/ip4/127.0.0.1/tcp/0")
+}
+
+/// [`run_command`] listening on `listen`.
+pub(crate) fn run_command_on(dir: &Path, listen: &str) -> Command {
     let mut command = Command::new(BIN);
     isolated(&mut command)
         .args(["run", "--data-dir"])
         .arg(dir)
         .args([
             "--listen",
-            "/ip4/127.0.0.1/tcp/0",
+            listen,
             "--no-mdns",
             "--no-kademlia",
             "--api-listen",
@@ -85,7 +90,35 @@ impl TestNode {
 
     /// A node in `dir` (kept after the node stops).
     pub(crate) fn start_in(dir: &Path) -> TestNode {
-        let mut child = run_command(dir).spawn().unwrap();
+        TestNode::spawn(dir, run_command(dir))
+    }
+
+    /// A node in `dir` listening on `listen` (a multiaddr).
+    pub(crate) fn start_on(dir: &Path, listen: &str) -> TestNode {
+        TestNode::spawn(dir, run_command_on(dir, listen))
+    }
+
+    /// The TCP port of its first listen address.
+    pub(crate) fn port(&self) -> u16 {
+        self.addr
+            .split('/')
+            .skip_while(|p| *p != "tcp")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no TCP port in {}", self.addr))
+    }
+
+    /// Kills the node with SIGKILL (nothing is committed on the way out).
+    pub(crate) fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts `command` (a `peergroup run` in `dir`) and reads its start-up lines.
+    pub(crate) fn spawn(dir: &Path, mut command: Command) -> TestNode {
+        let mut child = command.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut peer_id, mut addr, mut url) = (String::new(), String::new(), String::new());
         for line in lines.by_ref() {

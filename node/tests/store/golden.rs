@@ -92,8 +92,9 @@ fn the_schema_1_golden_file_migrates_with_its_contents() {
 
 /// `golden/schema-2.redb` was written by the schema-2 code: the records, the
 /// identity, and the state of a group that Bob joined (not ready yet).
-/// Regenerate it only when a new schema version adds a new golden file:
-/// `PEERGROUP_WRITE_GOLDEN=1 cargo test -p peergroup-node --test store golden`.
+/// It was written by `PEERGROUP_WRITE_GOLDEN=2 cargo test -p peergroup-node
+/// --test store golden` with the schema-2 build; never regenerate it with a
+/// later one (a later schema adds its own file).
 #[test]
 fn the_schema_2_golden_file_opens_with_its_contents() {
     let c = contents();
@@ -115,7 +116,7 @@ fn the_schema_2_golden_file_opens_with_its_contents() {
         keys: Vec::new(),
         password: None,
     };
-    if std::env::var_os("PEERGROUP_WRITE_GOLDEN").is_some() {
+    if std::env::var_os("PEERGROUP_WRITE_GOLDEN").is_some_and(|v| v == "2") {
         let _ = std::fs::remove_file(golden_path(2));
         let mut store = RedbStore::open(golden_path(2)).unwrap();
         store.merge(c.records.clone()).unwrap();
@@ -124,4 +125,40 @@ fn the_schema_2_golden_file_opens_with_its_contents() {
     }
     let (_dir, store) = open_golden(2, &c);
     assert_eq!(store.group_state(&c.group).unwrap().unwrap(), joined);
+}
+
+/// `golden/schema-3.redb` was written by the schema-3 code: what schema 2
+/// holds, plus a member the node remembers for its group (with where it
+/// listens) and its peer-time offset. Written by `PEERGROUP_WRITE_GOLDEN=3
+/// cargo test -p peergroup-node --test store golden` with the schema-3
+/// build; never regenerate it with a later one.
+#[test]
+fn the_schema_3_golden_file_opens_with_its_contents() {
+    use peergroup_node::storage::{Backend, KnownPeer, WriteOp};
+
+    let c = contents();
+    let peer: libp2p::PeerId = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+        .parse()
+        .unwrap();
+    let known = KnownPeer {
+        group: c.group.clone(),
+        peer,
+        addresses: vec!["/ip4/192.0.2.7/tcp/3587".parse().unwrap()],
+        seen: T0,
+    };
+    if std::env::var_os("PEERGROUP_WRITE_GOLDEN").is_some_and(|v| v == "3") {
+        let _ = std::fs::remove_file(golden_path(3));
+        let mut store = RedbStore::open(golden_path(3)).unwrap();
+        store.merge(c.records.clone()).unwrap();
+        store.put_identity(&c.alice).unwrap();
+        store
+            .apply(&[
+                WriteOp::SavePeer(Box::new(known.clone())),
+                WriteOp::SaveClockOffset(-50_000),
+            ])
+            .unwrap();
+    }
+    let (_dir, store) = open_golden(3, &c);
+    assert_eq!(store.known_peers().unwrap(), vec![known]);
+    assert_eq!(store.clock_offset().unwrap(), Some(-50_000));
 }

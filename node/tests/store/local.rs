@@ -198,7 +198,7 @@ fn a_newer_schema_is_refused_untouched() {
     match &err {
         OpenError::UnknownSchema {
             found, supported, ..
-        } => assert_eq!((*found, *supported), (99, 2)),
+        } => assert_eq!((*found, *supported), (99, 3)),
         other => panic!("expected UnknownSchema, got {other}"),
     }
     assert!(

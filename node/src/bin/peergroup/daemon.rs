@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context, Result};
 use peergroup_node::{Config, Handle, Node, control};
 
-use crate::config::Settings;
+use crate::config::{Settings, Source};
 
 /// How long a stopping node waits for API requests in flight.
 const API_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -20,16 +20,20 @@ pub(crate) const DEFAULT_IDENTITY: &str = "default";
 /// Runs a node until SIGINT or SIGTERM.
 pub(crate) fn run(settings: Settings, ephemeral: bool) -> Result<()> {
     let mut builder = Config::builder()
-        .listen(settings.listen.value.clone())
         .bootstrap(settings.bootstrap.value.clone())
         .mdns(settings.mdns.value)
         .kademlia(settings.kademlia.value);
+    // Only the default address may fall back to an OS-chosen port: an
+    // address the operator gave (file, environment, flag) is used as given,
+    // and one that cannot be had stops the node with the reason.
+    if settings.listen.source != Source::Default {
+        builder = builder.listen(settings.listen.value.clone());
+    }
     let data_dir = if ephemeral {
         None
     } else {
         let dir = settings.data_dir()?.to_path_buf();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        create_private_dir(&dir)?;
         builder = builder.data_dir(dir.clone());
         Some(dir)
     };
@@ -52,7 +56,11 @@ pub(crate) fn run(settings: Settings, ephemeral: bool) -> Result<()> {
         let (handle, mut events) = Node::spawn_with_metrics(config, &mut registry).await?;
         let identity = default_identity(&handle).await?;
 
-        let listener = bind_api(settings.api_listen.value).await?;
+        let listener = bind_api(
+            settings.api_listen.value,
+            settings.api_listen.source == Source::Default,
+        )
+        .await?;
         let api_addr = listener.local_addr().context("the control API's address")?;
         if !api_addr.ip().is_loopback() {
             tracing::warn!(%api_addr, "the control API listens beyond loopback: anyone who can reach it and has the token controls this node");
@@ -93,8 +101,11 @@ pub(crate) fn run(settings: Settings, ephemeral: bool) -> Result<()> {
 
         loop {
             tokio::select! {
+                // Every event at debug (`RUST_LOG=peergroup=debug`): at info
+                // a busy group floods the log (megabytes per thousand
+                // records); `peergroup events` follows them instead.
                 event = events.recv() => match event {
-                    Some(Ok(event)) => tracing::info!(?event, "event"),
+                    Some(Ok(event)) => tracing::debug!(?event, "event"),
                     Some(Err(missed)) => tracing::warn!(%missed, "event log fell behind"),
                     None => break,
                 },
@@ -118,6 +129,31 @@ pub(crate) fn run(settings: Settings, ephemeral: bool) -> Result<()> {
         handle.shutdown().await?;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// Creates the data directory (and its parents) with mode 0700 on Unix: it
+/// holds the secret keys of the node's identities and groups. An existing
+/// directory is left as it is, but one that others can read is warned about.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format_args!("{:o}", mode & 0o777), "the data directory is readable by other users; it holds secret keys (chmod 700 it)");
+        }
+    }
+    Ok(())
 }
 
 /// Prints a start-up line on stdout. A supervisor may close our stdout
@@ -176,14 +212,16 @@ async fn reconnect_groups(handle: &Handle) {
     }
 }
 
-/// Binds the control API. A taken default port falls back to one the OS
-/// chooses (several nodes on one host); the `api.url` file names it.
-async fn bind_api(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+/// Binds the control API. The default address (`fallback`: not set by the
+/// operator) falls back to a port the OS chooses when it is taken (several
+/// nodes on one host); the `api.url` file names it. An address the operator
+/// gave is used as given or the node stops, like the listen addresses.
+async fn bind_api(addr: SocketAddr, fallback: bool) -> Result<tokio::net::TcpListener> {
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => Ok(listener),
-        Err(e) if addr.port() == control::DEFAULT_API_PORT => {
+        Err(e) if fallback => {
             let fallback = SocketAddr::new(addr.ip(), 0);
-            tracing::info!(%addr, error = %e, "cannot listen on the API port, using an OS-chosen one");
+            tracing::warn!(%addr, error = %e, "cannot listen on the default API port, using an OS-chosen one");
             tokio::net::TcpListener::bind(fallback)
                 .await
                 .with_context(|| format!("cannot listen for the control API on {fallback}"))

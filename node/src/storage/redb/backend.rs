@@ -6,7 +6,7 @@ use peergroup_protocol::{
 };
 
 use super::{Failure, Merger, RawPage, RawRecords, RedbStore};
-use crate::storage::backend::{Applied, Backend, WriteOp};
+use crate::storage::backend::{Applied, Backend, KnownPeer, WriteOp};
 
 impl Backend for RedbStore {
     fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Applied>, StoreError> {
@@ -29,6 +29,18 @@ impl Backend for RedbStore {
                     }
                     WriteOp::ForgetGroup(group) => {
                         self.delete_group_in(&txn, group)?;
+                        Applied::Done
+                    }
+                    WriteOp::SavePeer(known) => {
+                        self.put_peer_in(&txn, known)?;
+                        Applied::Done
+                    }
+                    WriteOp::ForgetPeer(group, peer) => {
+                        self.remove_peer_in(&txn, group, peer)?;
+                        Applied::Done
+                    }
+                    WriteOp::SaveClockOffset(offset) => {
+                        self.put_clock_offset_in(&txn, *offset)?;
                         Applied::Done
                     }
                     WriteOp::SaveIdentity(identity) => {
@@ -105,5 +117,13 @@ impl Backend for RedbStore {
 
     fn groups(&self) -> Result<Vec<GroupState>, StoreError> {
         Ok(self.group_states()?)
+    }
+
+    fn known_peers(&self) -> Result<Vec<KnownPeer>, StoreError> {
+        Ok(RedbStore::known_peers(self)?)
+    }
+
+    fn clock_offset(&self) -> Result<Option<i64>, StoreError> {
+        Ok(RedbStore::clock_offset(self)?)
     }
 }

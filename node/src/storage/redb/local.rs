@@ -196,8 +196,8 @@ impl RedbStore {
         result.map_err(|f| f.at(&self.path))
     }
 
-    /// Deletes everything about `group` in one transaction: its state and
-    /// all its records. Returns whether the group had a state.
+    /// Deletes everything about `group` in one transaction: its state, all
+    /// its records and the members it remembers. Returns whether the group had a state.
     pub fn delete_group(&self, group: &PeerName) -> Result<bool, AccessError> {
         let result = (|| -> Result<bool, Failure> {
             let txn = self.begin_write()?;
@@ -219,6 +219,7 @@ impl RedbStore {
             .remove(group.as_str())?
             .is_some();
         self.remove_group_in(txn, group)?;
+        self.remove_group_peers_in(txn, group)?;
         Ok(existed)
     }
 }

@@ -21,14 +21,14 @@ use super::{
     error::Failure,
     read::envelope_hash,
     tables::{
-        CREDENTIALS, GROUP_STATES, GROUPS, IDENTITIES, META, RECORD_SUMMARIES, RECORDS,
-        RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, SCHEMA_VERSION_KEY, Summary, credential_key,
-        encode_group_state, group_prefix,
+        CREDENTIALS, GROUP_STATES, GROUPS, IDENTITIES, KNOWN_PEERS, META, NODE_STATE,
+        RECORD_SUMMARIES, RECORDS, RECORDS_BY_EXPIRY, RECORDS_BY_TYPE, SCHEMA_VERSION_KEY, Summary,
+        credential_key, encode_group_state, group_prefix,
     },
 };
 
 /// The schema version this build writes: the number of the last migration.
-pub(super) const SCHEMA_VERSION: u64 = 2;
+pub(super) const SCHEMA_VERSION: u64 = 3;
 
 /// What a migration did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +44,17 @@ type Migration = fn(&WriteTransaction) -> Result<Outcome, Failure>;
 
 /// Every migration, by number: entry `n - 1` brings a file from version
 /// `n - 1` to `n`. Append only; never renumber.
-const MIGRATIONS: [(u64, &str, Migration); 2] = [
+const MIGRATIONS: [(u64, &str, Migration); 3] = [
     (1, "initial", migration_001_initial),
     (
         2,
         "group-states-and-summaries",
         migration_002_group_states_and_summaries,
+    ),
+    (
+        3,
+        "known-peers-and-node-state",
+        migration_003_known_peers_and_node_state,
     ),
 ];
 
@@ -231,6 +236,27 @@ pub(super) fn migration_002_group_states_and_summaries(
     Ok(Outcome::Execute(changed.saturating_add(2)))
 }
 
+/// Migration 3: creates `known-peers-3` (the members each group was
+/// connected to, and where they listen) and `node-3` (the node's peer-time
+/// offset). Skips when both exist.
+pub(super) fn migration_003_known_peers_and_node_state(
+    txn: &WriteTransaction,
+) -> Result<Outcome, Failure> {
+    let names = [KNOWN_PEERS.name(), NODE_STATE.name()];
+    let existing = txn
+        .list_tables()?
+        .filter(|t| names.contains(&t.name()))
+        .count() as u64;
+    txn.open_table(KNOWN_PEERS)?;
+    txn.open_table(NODE_STATE)?;
+    let created = (names.len() as u64).saturating_sub(existing);
+    Ok(if created == 0 {
+        Outcome::Skip
+    } else {
+        Outcome::Execute(created)
+    })
+}
+
 /// Parses a schema-1 `groups-1` row: `u16 BE len(member) || member ||
 /// signed properties envelope`.
 fn parse_group_1(key: &str, value: &[u8]) -> Result<(PeerName, SignedProperties), Failure> {
@@ -384,6 +410,7 @@ mod tests {
             vec![
                 (1, "initial", Outcome::Execute(7)),
                 (2, "group-states-and-summaries", Outcome::Execute(2)),
+                (3, "known-peers-and-node-state", Outcome::Execute(2)),
             ]
         );
         assert_eq!(found_version(&txn).unwrap(), Found::Version(SCHEMA_VERSION));

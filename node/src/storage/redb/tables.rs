@@ -85,6 +85,27 @@ pub(super) const RECORD_SUMMARIES: TableDefinition<'_, &[u8], &[u8]> =
 /// same file (mode 0600).
 pub(super) const GROUP_STATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups-2");
 
+/// `known-peers-3`: the members this node was an authenticated neighbour
+/// of, per group, and where they listen, so that a node that starts again
+/// redials them without mDNS or Kademlia.
+///
+/// key: `G || libp2p peer id (multihash bytes)`; value: `last seen (u64 BE,
+/// ms since the epoch) || u8 count || count × (u16 BE len || multiaddr
+/// bytes)`. Not secret; at most 64 rows per group (the node forgets the
+/// oldest).
+pub(super) const KNOWN_PEERS: TableDefinition<'_, &[u8], &[u8]> =
+    TableDefinition::new("known-peers-3");
+
+/// `node-3`: the node's own small state, one row per item.
+///
+/// | key | value |
+/// | --- | --- |
+/// | `"peer-clock-offset"` | `i64 BE`: peer time minus the node's wall clock, ms, as it last stood |
+pub(super) const NODE_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("node-3");
+
+/// The [`NODE_STATE`] key of the peer-time offset.
+pub(super) const CLOCK_OFFSET_KEY: &str = "peer-clock-offset";
+
 /// Schema 1 (read by migration 2 only, then dropped): `groups-1`, the groups
 /// this node belongs to.
 ///
