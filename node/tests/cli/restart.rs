@@ -224,3 +224,44 @@ fn a_member_back_on_a_new_port_is_found_at_its_new_address() {
     carol.ok(&["record", "add", &group, "--data", "moved"]);
     converged(&[&alice, &bob, &carol], &group);
 }
+
+/// A node started as the README starts it keeps its events out of the
+/// INFO log (they are at debug; `peergroup events` follows them). Before,
+/// every event was an INFO line: 6.6 MB per node per 20,000 records.
+#[test]
+fn a_node_s_info_log_holds_no_events() {
+    use std::io::Read as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(BIN);
+    isolated(&mut command)
+        .args(["run", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--api-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut log = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        log.read_to_string(&mut text).unwrap();
+        text
+    });
+    child.stderr = None;
+    let node = TestNode::adopt(dir.path(), child);
+    let group = node.ok(&["group", "create", "quiet"]);
+    for n in 0..5 {
+        node.ok(&["record", "add", &group, "--data", &format!("record {n}")]);
+    }
+    assert!(node.stop());
+    let log = reader.join().unwrap();
+    assert!(log.contains("INFO"), "the node logged: {log}");
+    assert!(!log.contains("RecordChanged"), "{log}");
+}

@@ -118,7 +118,11 @@ impl TestNode {
 
     /// Starts `command` (a `peergroup run` in `dir`) and reads its start-up lines.
     pub(crate) fn spawn(dir: &Path, mut command: Command) -> TestNode {
-        let mut child = command.spawn().unwrap();
+        TestNode::adopt(dir, command.spawn().unwrap())
+    }
+
+    /// A node already started in `dir` (stdout piped): reads its start-up lines.
+    pub(crate) fn adopt(dir: &Path, mut child: Child) -> TestNode {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut peer_id, mut addr, mut url) = (String::new(), String::new(), String::new());
         for line in lines.by_ref() {
