@@ -164,11 +164,21 @@ fn two_nodes_with_default_ports_on_one_host_listen_apart_and_join() {
 fn a_taken_listen_address_is_an_error_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let first = TestNode::start();
-    let out = crate::support::run_command_on(dir.path(), &listen_on_port(first.port()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    // `timeout`: a node that starts anyway (the fault) must not hang the test.
+    let mut command = std::process::Command::new("timeout");
+    isolated(&mut command)
+        .args(["20", BIN, "run", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--listen",
+            &listen_on_port(first.port()),
+            "--no-mdns",
+            "--no-kademlia",
+            "--api-listen",
+            "127.0.0.1:0",
+        ]);
+    let out = command.output().unwrap();
+    assert_ne!(out.status.code(), Some(124), "the second node started");
     assert!(!out.status.success(), "the second node started");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
