@@ -32,7 +32,7 @@ use crate::{error::NodeError, groups::GroupSession, password::Joining, storage::
 /// `peergroup_protocol::create_invitation`) default to the inviter's whole
 /// remaining credential instead, which for a group's creator is about a
 /// thousand years.
-pub(crate) const DEFAULT_INVITATION_LIFETIME: std::time::Duration =
+pub const DEFAULT_INVITATION_LIFETIME: std::time::Duration =
     std::time::Duration::from_secs(365 * 24 * 3600);
 
 /// A group this node knows, as [`Behaviour::groups`] lists it.
@@ -400,7 +400,7 @@ impl Behaviour {
     /// is `subject` as `role`, valid until `expires`, which may not be
     /// beyond the end of this member's own credential (`InvalidTimePeriod`).
     ///
-    /// Default ([`None`]): a year from now (`DEFAULT_INVITATION_LIFETIME`),
+    /// Default ([`None`]): a year from now ([`DEFAULT_INVITATION_LIFETIME`]),
     /// or the end of this member's credential when that comes sooner.
     /// Windows defaults to the whole credential instead (about a thousand
     /// years for a group's creator); the invitation carries the invitee's

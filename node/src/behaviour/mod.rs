@@ -53,7 +53,7 @@ use rand::{RngExt as _, SeedableRng, rngs::StdRng};
 use self::inner::Inner;
 use self::inner::InnerEvent;
 pub use self::{
-    api::{GroupEntry, live_records},
+    api::{DEFAULT_INVITATION_LIFETIME, GroupEntry, live_records},
     clock::{Clock, ManualClock, SystemClock},
     event::{Event, OperationError, OperationId},
     inner::{IDENTIFY_PROTOCOL, KAD_PROTOCOL},

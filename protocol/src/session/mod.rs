@@ -57,8 +57,8 @@ pub use self::{
     io::{Acceptance, Fetched, Input, Origin, Output, SyncRequest},
     state::GroupState,
     sync::{
-        FETCH_BYTES, FETCH_IDS, FETCH_PIPELINE, MAX_FAILURES, MAX_ROUNDS, MAX_RUNS, SyncProgress,
-        SyncStatus,
+        FETCH_BYTES, FETCH_IDS, FETCH_PIPELINE, LastSync, MAX_FAILURES, MAX_ROUNDS, MAX_RUNS,
+        SyncProgress, SyncStatus,
     },
     validate::{FUTURE_TOLERANCE, MAX_HELD_PER_PEER, Reason},
 };
