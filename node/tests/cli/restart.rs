@@ -25,6 +25,18 @@ fn group_of_three(alice: &TestNode, bob: &TestNode, carol: &TestNode) -> String 
     group
 }
 
+/// Three nodes in data directories of their own (kept after they stop),
+/// in a group of three whose members all have a neighbour.
+fn connected_three() -> (Vec<tempfile::TempDir>, TestNode, TestNode, TestNode, String) {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let alice = TestNode::start_in(dirs[0].path());
+    let bob = TestNode::start_in(dirs[1].path());
+    let carol = TestNode::start_in(dirs[2].path());
+    let group = group_of_three(&alice, &bob, &carol);
+    all_connected(&[&alice, &bob, &carol], &group);
+    (dirs, alice, bob, carol, group)
+}
+
 /// The node's neighbours in `group`.
 fn connections(node: &TestNode, group: &str) -> usize {
     node.json(&["group", "connections", group])["Peers"]
@@ -63,11 +75,7 @@ fn listen_on_port(port: u16) -> String {
 /// node had a connection 80 s later.
 #[test]
 fn the_whole_group_restarted_without_discovery_reconnects_and_converges() {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let alice = TestNode::start_in(dirs[0].path());
-    let bob = TestNode::start_in(dirs[1].path());
-    let carol = TestNode::start_in(dirs[2].path());
-    let group = group_of_three(&alice, &bob, &carol);
+    let (dirs, alice, bob, carol, group) = connected_three();
     bob.ok(&["record", "add", &group, "--data", "before"]);
     converged(&[&alice, &bob, &carol], &group);
     let ports = [alice.port(), bob.port(), carol.port()];
@@ -92,12 +100,7 @@ fn the_whole_group_restarted_without_discovery_reconnects_and_converges() {
 /// stayed behind (614 of 2,002 records) until someone connected it by hand.
 #[test]
 fn a_member_killed_while_the_group_writes_catches_up_after_a_restart() {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let alice = TestNode::start_in(dirs[0].path());
-    let bob = TestNode::start_in(dirs[1].path());
-    let carol = TestNode::start_in(dirs[2].path());
-    let group = group_of_three(&alice, &bob, &carol);
-    all_connected(&[&alice, &bob, &carol], &group);
+    let (dirs, alice, bob, carol, group) = connected_three();
     let port = bob.port();
 
     let mut writer = isolated(&mut std::process::Command::new(BIN))
@@ -210,12 +213,7 @@ fn the_data_directory_is_created_private() {
 /// without mDNS or Kademlia.
 #[test]
 fn a_member_back_on_a_new_port_is_found_at_its_new_address() {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let alice = TestNode::start_in(dirs[0].path());
-    let bob = TestNode::start_in(dirs[1].path());
-    let carol = TestNode::start_in(dirs[2].path());
-    let group = group_of_three(&alice, &bob, &carol);
-    all_connected(&[&alice, &bob, &carol], &group);
+    let (dirs, alice, bob, carol, group) = connected_three();
     let old_port = alice.port();
     assert!(alice.stop());
 
