@@ -25,9 +25,14 @@ use super::{
 /// The store file's name inside a node's data directory.
 pub const FILE_NAME: &str = "peergroup.redb";
 
-/// redb's page cache, in bytes (64 MiB). redb's own default is 1 GiB; a node
-/// shares its machine, and the working set of a record database is small.
-const CACHE_SIZE: usize = 64 * 1024 * 1024;
+/// redb's page cache (read cache and write buffer together), in bytes
+/// (16 MiB). redb's own default is 1 GiB. The cache keeps every page a
+/// transaction writes, so it fills with the file, about 1.5 KB per record
+/// added, until it reaches this size: at 64 MiB it was the node's largest
+/// cost up to 40,000 records. Writes, joins and enumerations ran as fast
+/// with 16 MiB (BENCHMARKS.md, "Memory"); missed pages are read from the
+/// operating system's page cache.
+const CACHE_SIZE: usize = 16 * 1024 * 1024;
 
 /// The persistent [`Store`]: every group's records, the node's identities, its
 /// groups and its credentials, in one redb file.
