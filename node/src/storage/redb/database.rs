@@ -29,9 +29,9 @@ pub const FILE_NAME: &str = "peergroup.redb";
 /// (16 MiB). redb's own default is 1 GiB. The cache keeps every page a
 /// transaction writes, so it fills with the file, about 1.5 KB per record
 /// added, until it reaches this size: at 64 MiB it was the node's largest
-/// cost up to 40,000 records. Writes, joins and enumerations ran as fast
-/// with 16 MiB (BENCHMARKS.md, "Memory"); missed pages are read from the
-/// operating system's page cache.
+/// memory cost up to about 50,000 records (BENCHMARKS.md, "Memory as the
+/// store grows"). Pages it misses are read from the operating system's
+/// page cache.
 const CACHE_SIZE: usize = 16 * 1024 * 1024;
 
 /// The persistent [`Store`]: every group's records, the node's identities, its
