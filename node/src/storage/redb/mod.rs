@@ -47,6 +47,7 @@ mod error;
 mod local;
 mod merge;
 mod migrations;
+mod node_state;
 mod peers;
 mod read;
 mod tables;

@@ -1,6 +1,5 @@
-//! What a node that starts again needs to find its groups where it left
-//! them: the members it was connected to in each group and where they
-//! listen ([`KNOWN_PEERS`]), and its peer-time offset ([`NODE_STATE`]).
+//! The members a node was connected to in each group, and where they listen
+//! ([`KNOWN_PEERS`]): what a node that starts again redials first.
 
 use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{PeerName, Timestamp};
@@ -8,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{
     AccessError, Failure, RedbStore,
-    tables::{CLOCK_OFFSET_KEY, KNOWN_PEERS, NODE_STATE, group_prefix},
+    tables::{KNOWN_PEERS, group_prefix},
 };
 use crate::storage::backend::KnownPeer;
 
@@ -59,34 +58,6 @@ impl RedbStore {
             table.remove(key.as_slice())?;
         }
         Ok(())
-    }
-
-    /// Stores the peer-time offset inside `txn`.
-    pub(super) fn put_clock_offset_in(
-        &self,
-        txn: &WriteTransaction,
-        offset: i64,
-    ) -> Result<(), Failure> {
-        txn.open_table(NODE_STATE)?
-            .insert(CLOCK_OFFSET_KEY, offset.to_be_bytes().as_slice())?;
-        Ok(())
-    }
-
-    /// The peer-time offset last stored, ms.
-    pub fn clock_offset(&self) -> Result<Option<i64>, AccessError> {
-        let result = (|| -> Result<Option<i64>, Failure> {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(NODE_STATE)?;
-            let Some(value) = table.get(CLOCK_OFFSET_KEY)? else {
-                return Ok(None);
-            };
-            let bytes: [u8; 8] = value
-                .value()
-                .try_into()
-                .map_err(|_| Failure::Corrupt(format!("malformed {CLOCK_OFFSET_KEY} row")))?;
-            Ok(Some(i64::from_be_bytes(bytes)))
-        })();
-        result.map_err(|f| f.at(&self.path))
     }
 
     /// Every remembered member, in (group, peer) order.
