@@ -5,7 +5,7 @@
 //! The creator runs in a child process (this program with `creator`): it
 //! makes the group, adds N records through its `Handle` and waits. The parent
 //! is the joiner: it is invited, joins, and times `connect_by_address` (the
-//! first-connect copy, pages verified on every core and group-committed),
+//! first synchronization: reconciliation, then fetches verified on every core and group-committed),
 //! printing progress lines as records arrive. Then, in the same process, it
 //! times the baseline: the same envelopes (read back from its store)
 //! decoded, verified and merged into a fresh store in batches of 1,000

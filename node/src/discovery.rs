@@ -21,8 +21,9 @@ use peergroup_protocol::{PeerName, Timestamp};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    behaviour::{Behaviour, WriteFor},
+    behaviour::Behaviour,
     config::Config,
+    pipeline::WriteFor,
     storage::{KnownPeer, WriteOp},
 };
 
@@ -200,7 +201,7 @@ impl Behaviour {
     /// memory and in the store, with the addresses it listens on.
     pub(crate) fn remember_member(&mut self, group: &PeerName, peer: PeerId) {
         if let Some(old) = self.discovery.remember_member(group, peer) {
-            self.queue_write(
+            self.work.queue_write(
                 Some(WriteOp::ForgetPeer(group.clone(), old)),
                 WriteFor::Other,
             );
@@ -220,7 +221,8 @@ impl Behaviour {
             addresses,
             seen: self.wall_now(),
         };
-        self.queue_write(Some(WriteOp::SavePeer(Box::new(known))), WriteFor::Other);
+        self.work
+            .queue_write(Some(WriteOp::SavePeer(Box::new(known))), WriteFor::Other);
     }
 
     /// The address book's entry for `peer` changed: stores it again for the

@@ -20,13 +20,13 @@
 //!   public API), its [`Event`]s, [`OperationId`]s and [`Clock`]s.
 //! - `config`: [`Config`] and its builder, with every default documented.
 //! - [`auth`]: group authentication of every neighbour (`/peergroup/auth/1`):
-//!   its messages, and the handler.
+//!   its messages, and the glue.
 //! - [`password`]: password admission over the network (`/peergroup/password/1`).
 //! - `keystore`: local identities. `groups`: group name to session.
 //! - `gossip`: topics, gossipsub configuration, received messages, verdicts.
 //! - `verify`: the verify pool (signature checks on worker threads).
 //! - `discovery`: Kademlia providers, mDNS, bootstrap, the address book.
-//! - [`sync`]: the first-connect copy protocol's messages and its handler.
+//! - [`sync`]: synchronization (reconciliation and fetches): messages and glue.
 //! - [`storage`]: the storage worker and the [`storage::Backend`]s
 //!   ([`storage::RedbStore`] on disk, [`storage::MemoryBackend`]).
 //! - `node`: [`Node`], its event loop, [`Request`]/[`Response`] commands,
@@ -46,6 +46,7 @@ mod keystore;
 mod metrics;
 mod node;
 pub mod password;
+mod pipeline;
 pub mod storage;
 pub mod sync;
 mod verify;

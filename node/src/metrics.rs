@@ -24,7 +24,7 @@ mod enabled {
     use libp2p::metrics::Recorder;
     use peergroup_protocol::{
         PeerName,
-        session::{Acceptance, Reason, RecordChange},
+        session::{Reason, RecordChange},
     };
     use prometheus_client::{
         encoding::EncodeLabelSet,
@@ -204,18 +204,13 @@ mod enabled {
         }
 
         /// A gossip verdict; a message not accepted counts as rejected too.
-        pub(crate) fn verdict(&self, reason: &Reason) {
+        pub(crate) fn verdict(&self, verdict: &'static str, reason: &'static str) {
             if let Some(m) = &self.0 {
-                let verdict = match reason.acceptance() {
-                    Acceptance::Accept => "accept",
-                    Acceptance::Ignore => "ignore",
-                    Acceptance::Reject => "reject",
-                };
                 m.verdicts.get_or_create(&VerdictLabel { verdict }).inc();
                 if verdict != "accept" {
                     m.rejected
                         .get_or_create(&RejectLabels {
-                            reason: reason.name(),
+                            reason,
                             source: "gossip",
                         })
                         .inc();
@@ -289,7 +284,7 @@ mod enabled {
         pub(crate) fn ping(&self, _: &libp2p::ping::Event) {}
         pub(crate) fn swarm<E>(&self, _: &libp2p::swarm::SwarmEvent<E>) {}
         pub(crate) fn record_changed(&self, _: RecordChange) {}
-        pub(crate) fn verdict(&self, _: &Reason) {}
+        pub(crate) fn verdict(&self, _: &'static str, _: &'static str) {}
         pub(crate) fn sync_rejected(&self, _: &Reason) {}
         pub(crate) fn sync_ended(&self, _: bool, _: u64, _: u64) {}
         pub(crate) fn neighbors(&self, _: &PeerName, _: usize) {}

@@ -28,9 +28,9 @@
 //! and closes the connection; so does a subscriber that has not
 //! authenticated within [`AUTH_GRACE`].
 
-mod handler;
+mod glue;
 
-pub(crate) use self::handler::Auth;
+pub(crate) use self::glue::Auth;
 
 use std::time::Duration;
 

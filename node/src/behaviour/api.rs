@@ -60,7 +60,7 @@ impl Behaviour {
         let seed: [u8; 32] = self.rng.random();
         let identity = self.keystore.create(classifier, friendly_name, seed)?;
         let info = identity.info()?;
-        self.queue_write(
+        self.work.queue_write(
             Some(WriteOp::SaveIdentity(Box::new(identity))),
             WriteFor::Other,
         );
@@ -75,7 +75,7 @@ impl Behaviour {
     ) -> Result<Signed<IdentityInfo>, NodeError> {
         let info = identity.info()?;
         self.keystore.import(identity.clone())?;
-        self.queue_write(
+        self.work.queue_write(
             Some(WriteOp::SaveIdentity(Box::new(identity))),
             WriteFor::Other,
         );
@@ -102,7 +102,8 @@ impl Behaviour {
             return Err(Error::GroupsExist(format!("identity {name} still has groups")).into());
         }
         self.keystore.remove(name)?;
-        self.queue_write(Some(WriteOp::ForgetIdentity(name.clone())), WriteFor::Other);
+        self.work
+            .queue_write(Some(WriteOp::ForgetIdentity(name.clone())), WriteFor::Other);
         self.wake();
         Ok(())
     }
@@ -352,8 +353,9 @@ impl Behaviour {
             self.close(group)?;
         }
         self.groups.remove(group);
-        self.overlay.retain(|(g, _), _| g != group);
-        self.queue_write(Some(WriteOp::ForgetGroup(group.clone())), WriteFor::Other);
+        self.work.forget_group(group);
+        self.work
+            .queue_write(Some(WriteOp::ForgetGroup(group.clone())), WriteFor::Other);
         self.wake();
         Ok(())
     }
@@ -450,14 +452,9 @@ impl Behaviour {
         store: bool,
     ) -> Result<String, NodeError> {
         let now = self.now();
-        let backend = self.storage.backend().clone();
-        let overlay = &self.overlay;
+        let work = &self.work;
         let lookup = |id: &RecordId| {
-            if let Some(r) = overlay.get(&(group.clone(), *id)) {
-                return Ok(Some(r.clone()));
-            }
-            backend
-                .get(group, id)
+            work.current(group, id)
                 .map_err(|e| Error::ConnectionFailed(format!("the store failed: {e}")))
         };
         let text = self
@@ -487,7 +484,7 @@ impl Behaviour {
     /// attributes, expiration or data.
     pub fn update_record(&mut self, group: &PeerName, record: &Record) -> Result<(), NodeError> {
         self.groups.get(group)?.check_ready()?;
-        let current = self.current(group, &record.id)?;
+        let current = self.work.current(group, &record.id)?;
         let now = self.now();
         let result = self
             .groups
@@ -500,7 +497,7 @@ impl Behaviour {
     /// `PeerGroupDeleteRecord`: publishes the record's tombstone.
     pub fn delete_record(&mut self, group: &PeerName, id: &RecordId) -> Result<(), NodeError> {
         self.groups.get(group)?.check_ready()?;
-        let current = self.current(group, id)?;
+        let current = self.work.current(group, id)?;
         let now = self.now();
         let result = self.groups.get_mut(group)?.delete_record(current, now);
         self.drive(group, true);
@@ -510,36 +507,57 @@ impl Behaviour {
     /// `PeerGroupGetRecord`: a live record (one point read of the store).
     pub fn get_record(&self, group: &PeerName, id: &RecordId) -> Result<Record, NodeError> {
         self.groups.get(group)?.check_ready()?;
-        match self.current(group, id)? {
+        match self.work.current(group, id)? {
             Some(r) if !r.record().is_deleted() => Ok(r.record().clone()),
             _ => Err(Error::RecordNotFound.into()),
         }
     }
 
-    /// `PeerGroupEnumRecords`: the live records, optionally of one type. It
-    /// reads the whole group on the calling thread; a host that must not
-    /// stall its swarm enumerates through [`Behaviour::backend`] elsewhere
-    /// (the node does, with [`live_records`]).
+    /// `PeerGroupEnumRecords`: the live records, optionally of one type, in
+    /// id order. Like [`Behaviour::get_record`] it sees this node's own
+    /// writes at once, committed or not. It reads the whole group on the
+    /// calling thread; a host that must not stall its swarm enumerates
+    /// through [`Behaviour::backend`] elsewhere (the node does, with
+    /// [`live_records`], after a barrier).
     pub fn records(
         &self,
         group: &PeerName,
         record_type: Option<RecordType>,
     ) -> Result<Vec<Record>, NodeError> {
         self.groups.get(group)?.check_ready()?;
-        live_records(&*self.storage.backend().clone(), group, record_type)
+        let stored = live_records(&**self.work.backend(), group, record_type)?;
+        let mut pending = self
+            .work
+            .uncommitted(group)
+            .filter(|r| record_type.is_none_or(|t| r.record().record_type == t))
+            .peekable();
+        if pending.peek().is_none() {
+            return Ok(stored);
+        }
+        let mut by_id: std::collections::BTreeMap<RecordId, Record> =
+            stored.into_iter().map(|r| (r.id, r)).collect();
+        for record in pending {
+            let record = record.record();
+            if record.is_deleted() {
+                by_id.remove(&record.id);
+            } else {
+                by_id.insert(record.id, record.clone());
+            }
+        }
+        Ok(by_id.into_values().collect())
     }
 
     /// The digest of the group's stored database (equal digests: identical databases).
     pub fn digest(&self, group: &PeerName) -> Result<Digest, NodeError> {
         self.groups.get(group)?.check_open()?;
-        Ok(self.storage.backend().digest(group)?)
+        Ok(self.work.backend().digest(group)?)
     }
 
     /// An operation that completes once every write made before this call is
     /// durable (or failed): what makes a write "return Ok" durably.
     pub fn barrier(&mut self) -> OperationId {
         let operation = self.operation();
-        self.queue_write(None, WriteFor::Barrier(operation));
+        self.work.queue_write(None, WriteFor::Barrier(operation));
         self.wake();
         operation
     }

@@ -48,7 +48,7 @@ pub struct Inner {
     pub(crate) auth: request_response::cbor::Behaviour<auth::Request, auth::Response>,
     /// Password admission.
     pub(crate) password: request_response::cbor::Behaviour<password::Request, password::Response>,
-    /// The first-connect copy.
+    /// Synchronization: reconciliation and fetches.
     pub(crate) sync: request_response::cbor::Behaviour<sync::Request, sync::Response>,
     /// The global cloud.
     pub(crate) kademlia: Toggle<kad::Behaviour<kad::store::MemoryStore>>,

@@ -40,12 +40,11 @@ use libp2p::{
     PeerId,
     gossipsub::MessageId,
     identity::Keypair,
-    request_response::{OutboundRequestId, ResponseChannel},
     swarm::{THandlerInEvent, ToSwarm},
 };
 use peergroup_protocol::{
-    Error, GroupFlags, GroupKey, KeyCommitment, PeerClock, PeerName, RecordId, RecordType, Signed,
-    SignedProperties, SignedRecord, Timestamp,
+    Error, GroupFlags, GroupKey, KeyCommitment, PeerClock, PeerName, RecordType, Signed,
+    SignedRecord, Timestamp,
     session::{Input, Output, SessionConfig, Stored},
 };
 use rand::{RngExt as _, SeedableRng, rngs::StdRng};
@@ -67,14 +66,10 @@ use crate::{
     groups::{GroupSession, Groups},
     keystore::Keystore,
     password::Password,
-    storage::{Backend, MemoryBackend, RedbStore, Storage, WriteOp},
-    sync,
-    verify::VerifyPool,
+    pipeline::{Pipeline, WriteFor},
+    storage::{Backend, MemoryBackend, RedbStore, WriteOp},
+    sync::SyncRequests,
 };
-
-/// How many page reads may be in flight to serve other members' copies;
-/// past it, requests are refused ("busy") and the requester tries again.
-pub(crate) const MAX_SERVING: usize = 32;
 
 /// The longest the behaviour sleeps between checks of its clock, so that an
 /// injected clock that jumps is noticed (and a suspended machine that wakes).
@@ -93,71 +88,6 @@ pub enum BuildError {
     /// A worker thread could not start.
     #[error("cannot start a worker thread: {0}")]
     Thread(#[source] std::io::Error),
-}
-
-/// What a queued write is for, to act on its completion.
-#[derive(Debug)]
-pub(crate) enum WriteFor {
-    /// Records a session asked to merge; `local` ones sit in the read overlay.
-    Merge {
-        group: PeerName,
-        local: bool,
-        /// The sizes of the session's `Merge` outputs this write carries, in
-        /// order: each gets its own `Merged` answer.
-        splits: Vec<usize>,
-    },
-    /// A durability barrier.
-    Barrier(OperationId),
-    /// The expiry pass.
-    Expire,
-    /// Identities and group states: nothing to do on completion.
-    Other,
-}
-
-/// What a verification job is for.
-#[derive(Debug)]
-pub(crate) enum VerifyFor {
-    /// Gossip messages, one per envelope of the job.
-    Gossip(Vec<GossipRef>),
-    /// Chunk `index` of a synchronization fetch being assembled.
-    Fetch { fetch: u64, index: usize },
-}
-
-/// A gossip message waiting for its envelope's verification.
-#[derive(Debug)]
-pub(crate) struct GossipRef {
-    pub(crate) group: PeerName,
-    pub(crate) source: PeerId,
-    pub(crate) message: MessageId,
-}
-
-/// A session's `Merge` output waiting to be coalesced with others of the
-/// same poll round into one storage write.
-#[derive(Debug)]
-pub(crate) struct PendingMerge {
-    pub(crate) group: PeerName,
-    pub(crate) local: bool,
-    pub(crate) records: Vec<SignedRecord>,
-    pub(crate) splits: Vec<usize>,
-}
-
-/// Records fetched in a synchronization whose chunks are being verified.
-#[derive(Debug)]
-pub(crate) struct FetchAssembly {
-    pub(crate) group: PeerName,
-    pub(crate) peer: PeerId,
-    /// The session's tag of the request.
-    pub(crate) tag: u64,
-    pub(crate) properties: Option<Result<SignedProperties, Error>>,
-    pub(crate) chunks: Vec<Option<Vec<Result<SignedRecord, Error>>>>,
-    pub(crate) considered: usize,
-}
-
-/// A fetch read being served to another member.
-#[derive(Debug)]
-pub(crate) struct Serving {
-    pub(crate) channel: ResponseChannel<sync::Response>,
-    pub(crate) properties: Vec<u8>,
 }
 
 /// Counters of things that are dropped or late, for logs and metrics.
@@ -195,31 +125,17 @@ pub struct Behaviour {
     pub(crate) rng: StdRng,
     pub(crate) keystore: Keystore,
     pub(crate) groups: Groups,
-    pub(crate) storage: Storage,
-    pub(crate) verify: VerifyPool,
+    /// Storage and verification off the swarm task.
+    pub(crate) work: Pipeline,
     pub(crate) discovery: Discovery,
     pub(crate) auth: Auth,
     pub(crate) password: Password,
     /// Peer time: clock samples of the authenticated neighbours.
     pub(crate) peer_clock: PeerClock<PeerId>,
     pub(crate) connected: HashSet<PeerId>,
-    pub(crate) writes: HashMap<u64, WriteFor>,
-    pub(crate) write_outbox: VecDeque<(Option<WriteOp>, WriteFor)>,
-    pub(crate) verifying: HashMap<u64, VerifyFor>,
-    pub(crate) verify_outbox: VecDeque<(Vec<Vec<u8>>, VerifyFor)>,
-    /// Gossip envelopes received this poll round, verified as one job.
-    pub(crate) gossip_batch: Vec<(Vec<u8>, GossipRef)>,
-    /// Merges asked for this poll round, written as one job per group.
-    pub(crate) merge_batch: Vec<PendingMerge>,
-    pub(crate) fetches: HashMap<u64, FetchAssembly>,
-    pub(crate) next_fetch: u64,
-    /// Synchronization requests in flight: group, neighbour, the session's
-    /// tag, and whether it is a fetch.
-    pub(crate) requests: HashMap<OutboundRequestId, (PeerName, PeerId, u64, bool)>,
-    pub(crate) serving: HashMap<u64, Serving>,
+    /// Synchronization requests sent, fetches being verified and served.
+    pub(crate) sync: SyncRequests,
     pub(crate) connects: HashMap<PeerName, Vec<OperationId>>,
-    /// Local writes not yet committed, so that reads see them (read your writes).
-    pub(crate) overlay: HashMap<(PeerName, RecordId), SignedRecord>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) actions: VecDeque<ToSwarm<Event, THandlerInEvent<Inner>>>,
     pub(crate) timer: Option<(Timestamp, Delay)>,
@@ -236,7 +152,7 @@ impl std::fmt::Debug for Behaviour {
         f.debug_struct("Behaviour")
             .field("local_peer", &self.local_peer)
             .field("groups", &self.groups.names())
-            .field("storage", &self.storage)
+            .field("work", &self.work)
             .finish_non_exhaustive()
     }
 }
@@ -316,8 +232,7 @@ impl Behaviour {
         // Peer time as it stood before a restart (a clock that runs fast
         // stamps with the group's time, not its own).
         let peer_clock = PeerClock::restored(backend.clock_offset()?.unwrap_or(0));
-        let storage = Storage::new(backend).map_err(BuildError::Thread)?;
-        let verify = VerifyPool::new().map_err(BuildError::Thread)?;
+        let work = Pipeline::new(backend).map_err(BuildError::Thread)?;
         let now = clock.now();
         Ok(Behaviour {
             inner,
@@ -332,21 +247,10 @@ impl Behaviour {
             rng,
             keystore,
             groups,
-            storage,
-            verify,
+            work,
             connected: HashSet::new(),
-            writes: HashMap::new(),
-            write_outbox: VecDeque::new(),
-            verifying: HashMap::new(),
-            verify_outbox: VecDeque::new(),
-            gossip_batch: Vec::new(),
-            merge_batch: Vec::new(),
-            fetches: HashMap::new(),
-            next_fetch: 0,
-            requests: HashMap::new(),
-            serving: HashMap::new(),
+            sync: SyncRequests::default(),
             connects: HashMap::new(),
-            overlay: HashMap::new(),
             events: VecDeque::new(),
             actions: VecDeque::new(),
             timer: None,
@@ -379,14 +283,14 @@ impl Behaviour {
 
     /// Writes queued for the store and not committed yet.
     pub(crate) fn queued_writes(&self) -> usize {
-        self.storage.queued_writes()
+        self.work.queued_writes()
     }
 
     /// Whether work waits for room in the storage or verification queues.
     /// While it does, the behaviour reads nothing more from the network; a
     /// host should also stop taking new commands (the node does).
     pub fn is_backlogged(&self) -> bool {
-        !self.write_outbox.is_empty() || !self.verify_outbox.is_empty()
+        self.work.is_backlogged()
     }
 
     /// The store, for reads off the swarm task (the node answers
@@ -394,7 +298,7 @@ impl Behaviour {
     /// committed data only; the behaviour's own reads also see local writes
     /// still being committed.
     pub fn backend(&self) -> Arc<dyn Backend> {
-        self.storage.backend().clone()
+        self.work.backend().clone()
     }
 
     pub(crate) fn operation(&mut self) -> OperationId {
@@ -469,7 +373,12 @@ impl Behaviour {
                 source,
                 message,
                 reason,
-            } => self.report_verdict(group, source, &message, &reason),
+            } => self.report_verdict(
+                Some(group),
+                source,
+                &message,
+                crate::gossip::Verdict::Judged(&reason),
+            ),
             Output::SyncEnded {
                 peer,
                 completed,
@@ -497,18 +406,10 @@ impl Behaviour {
                     Error::NotAuthorized(format!("served invalid synchronization data: {reason}")),
                 );
             }
-            Output::Merge(records) => {
-                if local {
-                    for record in &records {
-                        let key = (group.clone(), record.record().id);
-                        self.overlay.insert(key, record.clone());
-                    }
-                }
-                self.queue_merge(group, local, records);
-            }
-            Output::Persist(state) => {
-                self.queue_write(Some(WriteOp::SaveGroup(state)), WriteFor::Other)
-            }
+            Output::Merge(records) => self.work.queue_merge(group, local, records),
+            Output::Persist(state) => self
+                .work
+                .queue_write(Some(WriteOp::SaveGroup(state)), WriteFor::Other),
             Output::SyncRequest { peer, tag, request } => {
                 self.request_sync(group, peer, tag, request);
             }
@@ -564,7 +465,8 @@ impl Behaviour {
                 })
                 .map(|(name, _)| name.clone())
                 .collect();
-            self.queue_write(Some(WriteOp::Expire { now, keep }), WriteFor::Expire);
+            self.work
+                .queue_write(Some(WriteOp::Expire { now, keep }), WriteFor::Expire);
             ran = true;
         }
         // Discovery keeps its deadlines by the wall clock.

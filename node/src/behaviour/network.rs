@@ -129,15 +129,8 @@ impl NetworkBehaviour for Behaviour {
             if let Some(action) = self.actions.pop_front() {
                 return Poll::Ready(action);
             }
-            if let Poll::Ready(Some(completion)) = self.storage.poll_completion(cx) {
-                self.on_completion(completion);
-                // Room in the worker's queue again.
-                self.retry_writes();
-                continue;
-            }
-            if let Poll::Ready(Some(verified)) = self.verify.poll_verified(cx) {
-                self.on_verified(verified);
-                self.retry_verify();
+            if let Poll::Ready(done) = self.work.poll(cx) {
+                self.on_work_done(done);
                 continue;
             }
             if self.poll_timers(cx) {
@@ -145,8 +138,7 @@ impl NetworkBehaviour for Behaviour {
             }
             if self.is_backlogged() {
                 // Completions free room and wake this task.
-                self.flush_gossip();
-                self.flush_merges();
+                self.work.flush();
                 return Poll::Pending;
             }
             match self.inner.poll(cx) {
@@ -162,8 +154,7 @@ impl NetworkBehaviour for Behaviour {
                 Poll::Pending => {}
             }
             // The end of a round: what it batched leaves the swarm task.
-            self.flush_gossip();
-            self.flush_merges();
+            self.work.flush();
             if self.events.is_empty() && self.actions.is_empty() {
                 return Poll::Pending;
             }

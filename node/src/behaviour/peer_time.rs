@@ -57,11 +57,11 @@ impl Behaviour {
             return;
         }
         // Kept across restarts (`PeerClock::restored`).
-        self.queue_write(
+        self.work.queue_write(
             Some(crate::storage::WriteOp::SaveClockOffset(
                 self.peer_clock.offset(),
             )),
-            super::WriteFor::Other,
+            crate::pipeline::WriteFor::Other,
         );
         if delta.unsigned_abs() >= 1_000 {
             tracing::info!(%peer, step_ms = delta, offset_ms = self.peer_clock.offset(), "peer time adjusted");

@@ -1,12 +1,14 @@
 //! Gossip: one gossipsub topic per group, its configuration, and routing of
-//! received messages (`handler`): every payload is sealed under the group's
+//! received messages (`glue`): every payload is sealed under the group's
 //! data key; it is opened, routed by its inner kind byte (`wire`), its
 //! signature checked off the swarm task (the verify pool), then the group's
 //! session judges, and the behaviour reports exactly one verdict per message.
 //! Peer scoring is on: unauthenticated subscribers and senders of invalid
 //! messages are graylisted.
 
-mod handler;
+mod glue;
+mod verdict;
+pub(crate) use self::verdict::Verdict;
 pub(crate) mod wire;
 
 use std::time::Duration;

@@ -29,9 +29,9 @@
 //! patient attacker down rather than stopping it: a group password should be
 //! long (the group's Argon2id costs do not help against online guesses).
 
-mod handler;
+mod glue;
 
-pub(crate) use self::handler::{Joining, Password};
+pub(crate) use self::glue::{Joining, Password};
 
 use std::time::Duration;
 

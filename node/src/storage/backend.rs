@@ -11,7 +11,7 @@ use peergroup_protocol::{
 };
 use sha2::{Digest as _, Sha256};
 
-use super::redb::{RawPage, RawRecords};
+use super::redb::RawRecords;
 
 /// One write of a batch that [`Backend::apply`] commits in one transaction.
 #[derive(Debug, Clone)]
@@ -94,17 +94,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         after: Option<RecordId>,
         limit: usize,
     ) -> Result<Vec<SignedRecord>, StoreError>;
-
-    /// Up to `limit` envelopes (about `max_bytes` at most) of `group` after
-    /// `after`, as stored: a page to serve.
-    fn envelopes(
-        &self,
-        group: &PeerName,
-        record_type: Option<RecordType>,
-        after: Option<RecordId>,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<RawPage, StoreError>;
 
     /// The envelopes of `ids` in `group` that are stored, in request order,
     /// until about `max_bytes` (at least one when any is stored): a fetch
@@ -228,36 +217,6 @@ impl Backend for MemoryBackend {
         limit: usize,
     ) -> Result<Vec<SignedRecord>, StoreError> {
         self.read().store.records(group, record_type, after, limit)
-    }
-
-    fn envelopes(
-        &self,
-        group: &PeerName,
-        record_type: Option<RecordType>,
-        after: Option<RecordId>,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<RawPage, StoreError> {
-        let records =
-            self.read()
-                .store
-                .records(group, record_type, after, limit.saturating_add(1))?;
-        let mut page = RawPage {
-            envelopes: Vec::new(),
-            last: after,
-            done: true,
-        };
-        let mut bytes = 0usize;
-        for record in records {
-            if page.envelopes.len() >= limit || (bytes >= max_bytes && !page.envelopes.is_empty()) {
-                page.done = false;
-                break;
-            }
-            bytes = bytes.saturating_add(record.as_bytes().len());
-            page.last = Some(record.record().id);
-            page.envelopes.push(record.into_bytes());
-        }
-        Ok(page)
     }
 
     fn envelopes_of(

@@ -41,7 +41,7 @@ use tokio::sync::mpsc as async_mpsc;
 
 pub use self::{
     backend::{Applied, Backend, KnownPeer, MemoryBackend, WriteOp},
-    redb::{AccessError, FILE_NAME, OpenError, RawPage, RawRecords, RedbStore, decode_records},
+    redb::{AccessError, FILE_NAME, OpenError, RawRecords, RedbStore, decode_records},
 };
 
 /// How many writes may wait for the writer. Each carries up to a page of
@@ -443,17 +443,6 @@ mod tests {
             limit: usize,
         ) -> Result<Vec<SignedRecord>, StoreError> {
             self.inner.records(group, record_type, after, limit)
-        }
-        fn envelopes(
-            &self,
-            group: &PeerName,
-            record_type: Option<RecordType>,
-            after: Option<RecordId>,
-            limit: usize,
-            max_bytes: usize,
-        ) -> Result<RawPage, StoreError> {
-            self.inner
-                .envelopes(group, record_type, after, limit, max_bytes)
         }
         fn envelopes_of(
             &self,

@@ -4,7 +4,8 @@
 //! the other lacks, then fetches bring them, in batches bounded by bytes.
 //! The session decides what to ask and what to make of the answers
 //! (`peergroup_protocol::session`, its `sync` module); this module holds the
-//! protocol id and the handler.
+//! protocol id, the request correlation (`requests`) and the glue that
+//! turns the session's requests into libp2p requests and answers (`glue`).
 //!
 //! Both ends are authenticated members of the group: requests go only to
 //! neighbours that proved their membership in the group authentication
@@ -20,7 +21,10 @@
 //! requester's proof into group authentication; 4 replaced the paged copy
 //! with reconciliation on every connection.
 
-mod handler;
+mod glue;
+mod requests;
+
+pub(crate) use self::requests::SyncRequests;
 
 use libp2p::StreamProtocol;
 pub use peergroup_protocol::messages::sync::{

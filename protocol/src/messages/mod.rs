@@ -1,5 +1,6 @@
 //! The request-response messages nodes exchange, as serde types: group
-//! authentication ([`auth`]), the first-connect copy ([`sync`]) and password
+//! authentication ([`auth`]), synchronization ([`sync`]: reconciliation and
+//! fetches) and password
 //! admission ([`password`]). They travel as CBOR through libp2p's
 //! request-response CBOR codec, which decodes with
 //! `cbor4ii::serde::from_slice` after a size check; [`decode`] does exactly

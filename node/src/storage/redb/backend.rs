@@ -5,7 +5,7 @@ use peergroup_protocol::{
     session::{GroupState, Version},
 };
 
-use super::{Failure, Merger, RawPage, RawRecords, RedbStore};
+use super::{Failure, Merger, RawRecords, RedbStore};
 use crate::storage::backend::{Applied, Backend, KnownPeer, WriteOp};
 
 impl Backend for RedbStore {
@@ -74,24 +74,6 @@ impl Backend for RedbStore {
         limit: usize,
     ) -> Result<Vec<SignedRecord>, StoreError> {
         Ok(self.list_records(group, record_type, after, limit)?)
-    }
-
-    fn envelopes(
-        &self,
-        group: &PeerName,
-        record_type: Option<RecordType>,
-        after: Option<RecordId>,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<RawPage, StoreError> {
-        Ok(RedbStore::envelopes(
-            self,
-            group,
-            record_type,
-            after,
-            limit,
-            max_bytes,
-        )?)
     }
 
     fn envelopes_of(

@@ -58,7 +58,7 @@ mod verify;
 pub use self::{
     database::{FILE_NAME, RedbStore},
     error::{AccessError, OpenError},
-    read::{RawPage, RawRecords},
+    read::RawRecords,
     verify::decode_records,
 };
 

@@ -182,56 +182,6 @@ impl RedbStore {
         Ok(())
     }
 
-    /// Up to `limit` envelopes (and at most about `max_bytes`) of `group`
-    /// after `after`, in id order, optionally of one type, as stored: for
-    /// serving a synchronization page, whose receiver verifies them. Each is
-    /// checked against its summary's checksum; nothing is decoded.
-    pub fn envelopes(
-        &self,
-        group: &PeerName,
-        record_type: Option<RecordType>,
-        after: Option<RecordId>,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<RawPage, AccessError> {
-        let mut page = RawPage {
-            envelopes: Vec::new(),
-            last: after,
-            done: true,
-        };
-        let mut bytes = 0usize;
-        let mut count = 0usize;
-        // One more than asked, to learn whether anything follows.
-        self.scan(
-            group,
-            record_type,
-            after,
-            limit.saturating_add(1),
-            |key, envelope, summary| {
-                if count >= limit || (bytes >= max_bytes && count > 0) {
-                    page.done = false;
-                    return Ok(false);
-                }
-                let (group_text, id) = parse_record_key(key)?;
-                let checked = summary
-                    .and_then(Summary::decode)
-                    .is_some_and(|s| s.version.hash == envelope_hash(envelope));
-                if !checked {
-                    return Err(Failure::Corrupt(format!(
-                        "record {id} of group {group_text} does not match its checksum"
-                    )));
-                }
-                bytes = bytes.saturating_add(envelope.len());
-                count = count.saturating_add(1);
-                page.envelopes.push(envelope.to_vec());
-                page.last = Some(id);
-                Ok(true)
-            },
-        )
-        .map_err(|f| f.at(&self.path))?;
-        Ok(page)
-    }
-
     /// The envelopes of `ids` in `group` that are stored, in request order,
     /// until about `max_bytes` (at least one when any is stored); each is
     /// checked against its summary's checksum, none is decoded. `considered`
@@ -361,18 +311,6 @@ impl RedbStore {
         })();
         result.map_err(|f| f.at(&self.path))
     }
-}
-
-/// A page of raw envelopes ([`RedbStore::envelopes`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawPage {
-    /// The envelopes, in id order.
-    pub envelopes: Vec<Vec<u8>>,
-    /// The id of the last record visited (the next page starts after it);
-    /// the request's `after` when the page is empty.
-    pub last: Option<RecordId>,
-    /// Whether nothing follows.
-    pub done: bool,
 }
 
 /// Envelopes read for a fetch ([`RedbStore::envelopes_of`]).

@@ -1,6 +1,6 @@
 //! A deterministic, seeded, virtual-time simulator of several group sessions
 //! (style rule 23b): gossip flooding with forwarding on Accept, the
-//! first-connect copy over request/response with timeouts, message loss,
+//! synchronization (reconciliation and fetches) over request/response with timeouts, message loss,
 //! reordering (random latency), partitions and restarts from the persisted
 //! state and the store. A run of thousands of messages takes milliseconds.
 //! The simulations themselves are in `runs`.

@@ -8,15 +8,19 @@ use libp2p::{
     request_response::{self, Message, OutboundFailure},
 };
 use peergroup_protocol::{
-    Error, PeerName, SignedProperties, SignedRecord,
-    session::{Fetched, Input, SyncRequest},
+    Error, PeerName, SignedProperties,
+    session::{Input, SyncRequest},
 };
 use serde_bytes::ByteBuf;
 
 use crate::{
-    behaviour::{Behaviour, FetchAssembly, MAX_SERVING, Serving, VerifyFor},
-    storage::{FetchRead, RawRecords, Rejected, StorageError},
-    sync::{MAX_FETCH_BYTES, Request, Response},
+    behaviour::Behaviour,
+    pipeline::VerifyFor,
+    storage::{FetchRead, RawRecords, StorageError},
+    sync::{
+        MAX_FETCH_BYTES, Request, Response,
+        requests::{FetchAssembly, Kind, Outbound, Serving},
+    },
     verify::CHUNK,
 };
 
@@ -55,9 +59,20 @@ impl Behaviour {
                 max_bytes: max_bytes.min(MAX_FETCH_BYTES),
             },
         };
-        let fetch = matches!(message, Request::Fetch { .. });
+        let kind = match message {
+            Request::Fetch { .. } => Kind::Fetch,
+            Request::Reconcile { .. } => Kind::Reconcile,
+        };
         let id = self.inner.sync.send_request(&peer, message);
-        self.requests.insert(id, (group.clone(), peer, tag, fetch));
+        self.sync.sent(
+            id,
+            Outbound {
+                group: group.clone(),
+                peer,
+                tag,
+                kind,
+            },
+        );
     }
 
     pub(crate) fn on_sync_event(&mut self, event: request_response::Event<Request, Response>) {
@@ -70,8 +85,8 @@ impl Behaviour {
                     request_id,
                     response,
                 } => {
-                    if let Some((group, peer, tag, fetch)) = self.requests.remove(&request_id) {
-                        self.on_response(group, peer, tag, fetch, response);
+                    if let Some(request) = self.sync.answered(&request_id) {
+                        self.on_response(request, response);
                     }
                 }
             },
@@ -82,7 +97,10 @@ impl Behaviour {
                 ..
             } => {
                 tracing::debug!(%peer, %error, "sync request failed");
-                if let Some((group, peer, tag, _)) = self.requests.remove(&request_id) {
+                if let Some(Outbound {
+                    group, peer, tag, ..
+                }) = self.sync.answered(&request_id)
+                {
                     let timed_out = matches!(error, OutboundFailure::Timeout);
                     self.handle(
                         &group,
@@ -162,8 +180,8 @@ impl Behaviour {
                 // runs after every write queued so far (this round's merges
                 // included) is committed. Writes still waiting for room in
                 // the storage queue cannot be waited for that way: busy.
-                self.flush_merges();
-                if self.serving.len() >= MAX_SERVING || !self.write_outbox.is_empty() {
+                self.work.flush_merges();
+                if !self.sync.can_serve() || self.work.writes_waiting() {
                     self.stats.refused_busy = self.stats.refused_busy.saturating_add(1);
                     self.refuse(channel, "busy: try again later".into());
                     return;
@@ -173,17 +191,15 @@ impl Behaviour {
                     ids,
                     max_bytes: max_bytes.min(MAX_FETCH_BYTES) as usize,
                 };
-                match self.storage.read(read) {
-                    Ok(tag) => {
-                        self.serving.insert(
-                            tag,
-                            Serving {
-                                channel,
-                                properties,
-                            },
-                        );
-                    }
-                    Err(Rejected::Full(_) | Rejected::Closed(_)) => {
+                match self.work.read(read) {
+                    Some(tag) => self.sync.serve(
+                        tag,
+                        Serving {
+                            channel,
+                            properties,
+                        },
+                    ),
+                    None => {
                         self.stats.refused_busy = self.stats.refused_busy.saturating_add(1);
                         self.refuse(channel, "busy: try again later".into());
                     }
@@ -208,7 +224,7 @@ impl Behaviour {
         let Some(Serving {
             channel,
             properties,
-        }) = self.serving.remove(&tag)
+        }) = self.sync.served(tag)
         else {
             return;
         };
@@ -232,14 +248,14 @@ impl Behaviour {
 
     /// A response to one of our requests: reconciliation answers go to the
     /// session; fetched records to the verify pool in chunks first.
-    fn on_response(
-        &mut self,
-        group: PeerName,
-        peer: PeerId,
-        tag: u64,
-        fetch: bool,
-        response: Response,
-    ) {
+    fn on_response(&mut self, request: Outbound, response: Response) {
+        let Outbound {
+            ref group,
+            peer,
+            tag,
+            kind,
+        } = request;
+        let group = group.clone();
         if !self.auth.is_member(&group, &peer) {
             // Its authentication ended (expired, failed) while the answer
             // was on its way: nothing it sends counts.
@@ -254,13 +270,13 @@ impl Behaviour {
             );
             return;
         }
-        let (properties, records, considered) = match (response, fetch) {
+        let (properties, records, considered) = match (response, kind) {
             (
                 Response::Reconciled {
                     properties,
                     answers,
                 },
-                false,
+                Kind::Reconcile,
             ) => {
                 let properties = Some(SignedProperties::from_bytes(&properties));
                 self.handle(
@@ -280,7 +296,7 @@ impl Behaviour {
                     records,
                     considered,
                 },
-                true,
+                Kind::Fetch,
             ) => (properties, records, considered),
             (Response::Reconciled { .. } | Response::Records { .. }, _) => {
                 tracing::debug!(%peer, %group, "a synchronization answer of the wrong kind");
@@ -312,58 +328,16 @@ impl Behaviour {
         let properties = Some(SignedProperties::from_bytes(&properties));
         let envelopes: Vec<Vec<u8>> = records.into_iter().map(ByteBuf::into_vec).collect();
         let chunks: Vec<Vec<Vec<u8>>> = envelopes.chunks(CHUNK).map(<[_]>::to_vec).collect();
-        self.next_fetch = self.next_fetch.wrapping_add(1);
-        let fetch = self.next_fetch;
-        let assembly = FetchAssembly {
-            group: group.clone(),
-            peer,
-            tag,
-            properties,
-            chunks: vec![None; chunks.len()],
-            considered: considered as usize,
-        };
+        let assembly = FetchAssembly::new(&request, properties, chunks.len(), considered as usize);
         if chunks.is_empty() {
-            self.fetch_verified(assembly);
+            let (group, fetched) = assembly.into_fetched();
+            self.handle(&group, Input::Fetched(fetched));
             return;
         }
-        self.fetches.insert(fetch, assembly);
+        let fetch = self.sync.assemble(assembly);
         for (index, chunk) in chunks.into_iter().enumerate() {
-            self.queue_verify(chunk, VerifyFor::Fetch { fetch, index });
+            self.work
+                .queue_verify(chunk, VerifyFor::Fetch { fetch, index });
         }
-    }
-
-    /// One verified chunk of a fetch; the fetch goes to its session once all are in.
-    pub(crate) fn on_fetch_chunk(
-        &mut self,
-        fetch: u64,
-        index: usize,
-        results: Vec<Result<SignedRecord, Error>>,
-    ) {
-        let Some(assembly) = self.fetches.get_mut(&fetch) else {
-            return;
-        };
-        if let Some(slot) = assembly.chunks.get_mut(index) {
-            *slot = Some(results);
-        }
-        if assembly.chunks.iter().any(Option::is_none) {
-            return;
-        }
-        if let Some(assembly) = self.fetches.remove(&fetch) {
-            self.fetch_verified(assembly);
-        }
-    }
-
-    fn fetch_verified(&mut self, assembly: FetchAssembly) {
-        let records = assembly.chunks.into_iter().flatten().flatten().collect();
-        self.handle(
-            &assembly.group,
-            Input::Fetched(Fetched {
-                peer: assembly.peer,
-                tag: assembly.tag,
-                properties: assembly.properties,
-                records,
-                considered: assembly.considered,
-            }),
-        );
     }
 }

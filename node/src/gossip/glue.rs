@@ -1,6 +1,6 @@
 //! Received gossip: routing messages to their group's session (through the
 //! verify pool for records), neighbours coming and going, and the one place
-//! that reports verdicts to gossipsub.
+//! that reports verdicts to gossipsub (`verdict`).
 
 use libp2p::{
     PeerId,
@@ -8,17 +8,19 @@ use libp2p::{
 };
 use peergroup_protocol::{
     PeerName,
-    session::{Acceptance, Input, Origin, Reason},
+    session::{Input, Origin},
 };
 
 use rand::RngExt as _;
 
 use crate::{
-    behaviour::{Behaviour, GossipRef},
+    behaviour::Behaviour,
     gossip::{
         topic_of,
+        verdict::{Verdict, acceptance_name},
         wire::{Wire, unseal},
     },
+    pipeline::GossipRef,
 };
 
 impl Behaviour {
@@ -53,20 +55,12 @@ impl Behaviour {
     ) {
         let Some(group) = self.groups.by_topic(&message.topic).cloned() else {
             // Not a group of this node (any more): nothing to judge it by.
-            self.inner.gossipsub.report_message_validation_result(
-                &message_id,
-                &source,
-                MessageAcceptance::Ignore,
-            );
+            self.report_verdict(None, source, &message_id, Verdict::UnknownTopic);
             return;
         };
         if !self.groups.get(&group).is_ok_and(|s| s.is_online()) {
             // Closed here a moment ago: messages in flight are nobody's fault.
-            self.inner.gossipsub.report_message_validation_result(
-                &message_id,
-                &source,
-                MessageAcceptance::Ignore,
-            );
+            self.report_verdict(Some(&group), source, &message_id, Verdict::Offline);
             return;
         }
         if !self.auth.is_member(&group, &source) {
@@ -82,7 +76,7 @@ impl Behaviour {
             Err(e) => Wire::Invalid(e),
         };
         match wire {
-            Wire::Record(envelope) => self.queue_gossip(
+            Wire::Record(envelope) => self.work.queue_gossip(
                 envelope,
                 GossipRef {
                     group,
@@ -114,15 +108,8 @@ impl Behaviour {
     /// the connection closes). Nothing of it reaches the session.
     fn gossip_from_stranger(&mut self, group: &PeerName, source: PeerId, message: &MessageId) {
         let pending = self.auth.is_pending(group, &source);
-        let acceptance = if pending {
-            MessageAcceptance::Ignore
-        } else {
-            MessageAcceptance::Reject
-        };
         self.stats.gossip_from_strangers = self.stats.gossip_from_strangers.saturating_add(1);
-        self.inner
-            .gossipsub
-            .report_message_validation_result(message, &source, acceptance);
+        self.report_verdict(Some(group), source, message, Verdict::Stranger { pending });
         if !pending {
             self.auth_failed(
                 group,
@@ -134,38 +121,39 @@ impl Behaviour {
         }
     }
 
-    /// Reports a session's verdict to gossipsub: the only call site of
-    /// `report_message_validation_result` for judged messages.
+    /// Reports a verdict to gossipsub: the only call site of
+    /// `report_message_validation_result`, with a metric per reason.
     pub(crate) fn report_verdict(
         &mut self,
-        group: &PeerName,
+        group: Option<&PeerName>,
         source: PeerId,
         message: &MessageId,
-        reason: &Reason,
+        verdict: Verdict<'_>,
     ) {
-        self.metrics.verdict(reason);
-        let acceptance = match reason.acceptance() {
-            Acceptance::Accept => MessageAcceptance::Accept,
-            Acceptance::Ignore => MessageAcceptance::Ignore,
-            Acceptance::Reject => MessageAcceptance::Reject,
+        let acceptance = verdict.acceptance();
+        self.metrics
+            .verdict(acceptance_name(&acceptance), verdict.name());
+        let reason = match verdict {
+            Verdict::Judged(reason) => reason.to_string(),
+            other => other.name().to_owned(),
         };
         match acceptance {
             MessageAcceptance::Reject => {
-                tracing::debug!(%group, peer = %source, %reason, "gossip message rejected")
+                tracing::debug!(?group, peer = %source, %reason, "gossip message rejected")
             }
             MessageAcceptance::Ignore | MessageAcceptance::Accept => {
-                tracing::trace!(%group, peer = %source, %reason, "gossip verdict")
+                tracing::trace!(?group, peer = %source, %reason, "gossip verdict")
             }
         }
         let known = self
             .inner
             .gossipsub
             .report_message_validation_result(message, &source, acceptance);
-        if !known {
+        if !known && matches!(verdict, Verdict::Judged(_)) {
             // The message left gossipsub's cache before its verdict (a held
             // record released late): it is not forwarded, nor penalized.
             self.stats.late_verdicts = self.stats.late_verdicts.saturating_add(1);
-            tracing::debug!(%group, peer = %source, %reason, "verdict for a message gossipsub no longer holds");
+            tracing::debug!(?group, peer = %source, %reason, "verdict for a message gossipsub no longer holds");
         }
     }
 
@@ -199,5 +187,12 @@ impl Behaviour {
             }
             Err(e) => tracing::warn!(%group, error = %e, "publish failed"),
         }
+    }
+}
+
+impl Behaviour {
+    /// Gossip the verify queue had no room for: ignored (it was not judged).
+    pub(crate) fn report_busy(&mut self, group: &PeerName, source: PeerId, message: &MessageId) {
+        self.report_verdict(Some(group), source, message, Verdict::Busy);
     }
 }

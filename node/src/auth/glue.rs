@@ -599,6 +599,7 @@ impl Behaviour {
     /// by `membership`, when it is newer than the one it presented.
     fn newer_chain(&self, group: &PeerName, membership: &Membership) -> Option<ByteBuf> {
         let stored = self
+            .work
             .current(group, &RecordId::membership(&membership.subject))
             .ok()??;
         if stored.record().is_deleted() {
