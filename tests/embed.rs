@@ -396,3 +396,38 @@ async fn an_invitation_without_an_expiry_lasts_a_year() {
         "beyond the inviter's credential"
     );
 }
+
+/// Issue 16: an application reads its own writes at once, before they are
+/// committed (the swarm is not even polled here), through `get_record` and
+/// `records` alike: an add, an update and a delete.
+#[tokio::test]
+async fn own_writes_are_read_back_by_get_record_and_records_alike() {
+    let mut alice = app();
+    let pg = &mut alice.behaviour_mut().peergroup;
+    let me = pg
+        .create_identity("alice", "")
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = pg.create_group(&GroupSpec::new(&me, "own writes")).unwrap();
+    let kind = RecordType::from_u128(0x6f776e00_0000_4000_8000_000000000001);
+    let expires = pg.now().saturating_add(Duration::from_secs(3600));
+    let mut new = NewRecord::new(kind, expires);
+    new.data = b"first".to_vec();
+    let id = pg.add_record(&group, new).unwrap();
+    let listed = |pg: &Behaviour| -> Vec<Record> { pg.records(&group, Some(kind)).unwrap() };
+    assert_eq!(pg.get_record(&group, &id).unwrap().data, b"first");
+    assert_eq!(listed(pg).len(), 1, "records() sees the uncommitted add");
+    assert_eq!(listed(pg)[0].data, b"first");
+
+    let mut record = pg.get_record(&group, &id).unwrap();
+    record.data = b"second".to_vec();
+    pg.update_record(&group, &record).unwrap();
+    assert_eq!(pg.get_record(&group, &id).unwrap().data, b"second");
+    assert_eq!(listed(pg)[0].data, b"second", "records() sees the update");
+
+    pg.delete_record(&group, &id).unwrap();
+    assert!(pg.get_record(&group, &id).is_err());
+    assert!(listed(pg).is_empty(), "records() sees the delete");
+}
