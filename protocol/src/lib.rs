@@ -27,6 +27,7 @@
 //! - `invitation`: invitations and their one-line text form.
 //! - `password`: password groups: the policy, the Argon2id password secret
 //!   and the admission exchange (SPAKE2 with key confirmation).
+//! - [`admission`]: password admission as a state machine: checks, backoff, minting.
 //! - `authorize`: the authorization rules, membership records, and the
 //!   [`Authorizer`] state machine with deferred validation.
 //! - [`session`]: the per-group [`Session`] state machine
@@ -52,6 +53,7 @@
     )
 )]
 
+pub mod admission;
 mod authorize;
 pub mod bytes_text;
 mod credential;
