@@ -1,69 +1,58 @@
-//! The node's groups: group name to session, and the topic index that routes
-//! gossip to them.
+//! The node's groups: the protocol's groups router
+//! (`peergroup_protocol::groups::Groups`) over libp2p peer ids and
+//! gossipsub message ids, and the gossip topic that names a group.
 
-use std::collections::{BTreeMap, HashMap};
+use libp2p::{
+    PeerId,
+    gossipsub::{MessageId, TopicHash},
+};
+use peergroup_protocol::{GROUP_TAG_LEN, Session};
 
-use libp2p::{PeerId, gossipsub::MessageId, gossipsub::TopicHash};
-use peergroup_protocol::{Error, PeerName, Session};
-
-use crate::gossip::topic_of;
-
-/// A group's session in the node: peers are libp2p peer ids, gossip
-/// messages gossipsub's message ids.
+/// A group's session in the node.
 pub(crate) type GroupSession = Session<PeerId, MessageId>;
 
-/// Every group this node knows, open or closed.
-#[derive(Debug, Default)]
-pub(crate) struct Groups {
-    sessions: BTreeMap<PeerName, GroupSession>,
-    topics: HashMap<TopicHash, PeerName>,
+/// Every group this node knows, open or closed, and who is a neighbour in
+/// which.
+pub(crate) type Groups = peergroup_protocol::groups::Groups<PeerId, MessageId>;
+
+/// The group tag a topic names (`crate::gossip::topic_of`), if it is a
+/// peergroup topic.
+pub(crate) fn tag_of_topic(topic: &TopicHash) -> Option<[u8; GROUP_TAG_LEN]> {
+    let hex = topic
+        .as_str()
+        .strip_prefix("/peergroup/2/")?
+        .strip_suffix("/sealed")?;
+    if hex.len() != GROUP_TAG_LEN * 2 {
+        return None;
+    }
+    let mut tag = [0u8; GROUP_TAG_LEN];
+    for (i, byte) in tag.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(tag)
 }
 
-impl Groups {
-    /// Adds a group's session.
-    pub(crate) fn insert(&mut self, session: GroupSession) {
-        let name = session.name().clone();
-        self.topics.insert(topic_of(&name).hash(), name.clone());
-        self.sessions.insert(name, session);
-    }
+#[cfg(test)]
+mod tests {
+    use peergroup_protocol::{PeerName, group_tag};
 
-    /// Removes a group's session.
-    pub(crate) fn remove(&mut self, name: &PeerName) -> Option<GroupSession> {
-        self.topics.remove(&topic_of(name).hash());
-        self.sessions.remove(name)
-    }
+    use super::*;
+    use crate::gossip::topic_of;
 
-    /// Whether `name` is a known group.
-    pub(crate) fn contains(&self, name: &PeerName) -> bool {
-        self.sessions.contains_key(name)
-    }
-
-    /// The session of `name`, or `InvalidGroup`.
-    pub(crate) fn get(&self, name: &PeerName) -> Result<&GroupSession, Error> {
-        self.sessions
-            .get(name)
-            .ok_or_else(|| Error::InvalidGroup(format!("unknown group {name}")))
-    }
-
-    /// The session of `name`, or `InvalidGroup`.
-    pub(crate) fn get_mut(&mut self, name: &PeerName) -> Result<&mut GroupSession, Error> {
-        self.sessions
-            .get_mut(name)
-            .ok_or_else(|| Error::InvalidGroup(format!("unknown group {name}")))
-    }
-
-    /// The group whose topic is `topic`.
-    pub(crate) fn by_topic(&self, topic: &TopicHash) -> Option<&PeerName> {
-        self.topics.get(topic)
-    }
-
-    /// Every group, in name order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&PeerName, &GroupSession)> {
-        self.sessions.iter()
-    }
-
-    /// Every group name, in order (owned, for loops that mutate sessions).
-    pub(crate) fn names(&self) -> Vec<PeerName> {
-        self.sessions.keys().cloned().collect()
+    #[test]
+    fn a_group_topic_names_its_tag_and_nothing_else_parses() {
+        let group = PeerName::parse("0.topics").unwrap();
+        assert_eq!(
+            tag_of_topic(&topic_of(&group).hash()),
+            Some(group_tag(&group))
+        );
+        for other in [
+            "",
+            "/peergroup/2//sealed",
+            "/peergroup/2/zz/sealed",
+            "/other/1",
+        ] {
+            assert_eq!(tag_of_topic(&TopicHash::from_raw(other)), None, "{other}");
+        }
     }
 }

@@ -28,11 +28,14 @@
 //! - `password`: password groups: the policy, the Argon2id password secret
 //!   and the admission exchange (SPAKE2 with key confirmation).
 //! - [`admission`]: password admission as a state machine: checks, backoff, minting.
+//! - [`auth`]: the group-authentication exchange's state (graces, nonces,
+//!   clock samples); [`groups`]: the router over a node's sessions that
+//!   drives it and decides who is a neighbour and when to disconnect.
 //! - `authorize`: the authorization rules, membership records, and the
 //!   [`Authorizer`] state machine with deferred validation.
 //! - [`session`]: the per-group [`Session`] state machine
-//!   (`handle(input, now)` → outputs): lifecycle, readiness, the first-connect
-//!   copy, held records and the one validation function for every origin.
+//!   (`handle(input, now)` → outputs): lifecycle, readiness, synchronization
+//!   (reconciliation and fetches), held records and the one validation function for every origin.
 //! - `seal`: group data keys ([`GroupKey`]), sealed envelopes and keys
 //!   wrapped for one member ([`WrappedKey`]).
 //! - `time`: [`Timestamp`].
@@ -40,7 +43,7 @@
 //! - [`reconcile`]: range-based set reconciliation (which records one
 //!   member has that another lacks), used by every sync.
 //! - [`messages`]: the request-response messages nodes exchange (group
-//!   authentication, the first-connect copy, password admission).
+//!   authentication, synchronization, password admission).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![cfg_attr(
     not(test),
@@ -54,12 +57,14 @@
 )]
 
 pub mod admission;
+pub mod auth;
 mod authorize;
 pub mod bytes_text;
 mod credential;
 mod error;
 mod group;
 mod group_auth;
+pub mod groups;
 mod identity;
 mod invitation;
 pub mod messages;

@@ -1,4 +1,6 @@
-//! The behaviour's wall clock, injectable so that tests control time.
+//! The behaviour's clocks, injectable so that tests control time: the wall
+//! clock records and credentials are stamped and checked with, and the
+//! monotonic clock every timeout runs on.
 
 use std::{
     fmt,
@@ -6,17 +8,23 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use peergroup_protocol::Timestamp;
 
-/// A source of wall-clock time (milliseconds since the Unix epoch, UTC):
-/// what records and credentials are stamped and checked with. The behaviour
-/// also schedules its timers by it.
+/// A source of time: the wall clock (milliseconds since the Unix epoch,
+/// UTC), which records and credentials are stamped and checked with, and a
+/// monotonic clock, which every timeout runs on (a wall clock that steps,
+/// or peer time adopting a neighbour's, never moves a timeout).
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
-    /// Now.
+    /// Now, by the wall clock.
     fn now(&self) -> Timestamp;
+
+    /// Now, by the monotonic clock. Default: [`Instant::now`].
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// The operating system's clock (the default).
@@ -34,28 +42,49 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to: for tests. Clones share the time.
+/// [`ManualClock::advance`] moves both clocks (time passes);
+/// [`ManualClock::set`] steps the wall clock alone (someone set the
+/// system's time), as a real clock can.
 #[derive(Debug, Clone)]
-pub struct ManualClock(Arc<AtomicU64>);
+pub struct ManualClock(Arc<Times>);
+
+#[derive(Debug)]
+struct Times {
+    wall: AtomicU64,
+    /// Milliseconds the monotonic clock moved since `origin`.
+    elapsed: AtomicU64,
+    origin: Instant,
+}
 
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: Timestamp) -> ManualClock {
-        ManualClock(Arc::new(AtomicU64::new(start.as_millis())))
+        ManualClock(Arc::new(Times {
+            wall: AtomicU64::new(start.as_millis()),
+            elapsed: AtomicU64::new(0),
+            origin: Instant::now(),
+        }))
     }
 
-    /// Moves the clock forward by `ms` milliseconds.
+    /// Time passes: both clocks move forward by `ms` milliseconds.
     pub fn advance(&self, ms: u64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+        self.0.wall.fetch_add(ms, Ordering::SeqCst);
+        self.0.elapsed.fetch_add(ms, Ordering::SeqCst);
     }
 
-    /// Sets the clock.
+    /// Steps the wall clock to `now`; the monotonic clock does not move.
     pub fn set(&self, now: Timestamp) {
-        self.0.store(now.as_millis(), Ordering::SeqCst);
+        self.0.wall.store(now.as_millis(), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+        Timestamp::from_millis(self.0.wall.load(Ordering::SeqCst))
+    }
+
+    fn instant(&self) -> Instant {
+        let elapsed = Duration::from_millis(self.0.elapsed.load(Ordering::SeqCst));
+        self.0.origin.checked_add(elapsed).unwrap_or(self.0.origin)
     }
 }

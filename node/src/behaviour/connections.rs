@@ -5,43 +5,28 @@ use libp2p::{
     PeerId,
     swarm::{CloseConnection, ToSwarm},
 };
-use peergroup_protocol::{PeerName, session::Input};
 
 use super::Behaviour;
 
 impl Behaviour {
-    /// The groups in which `peer` is a neighbour.
-    fn groups_of_neighbor(&self, peer: &PeerId) -> Vec<PeerName> {
-        self.groups
-            .names()
-            .into_iter()
-            .filter(|group| {
-                self.groups
-                    .get(group)
-                    .is_ok_and(|s| s.neighbors().any(|p| p == peer))
-            })
-            .collect()
-    }
-
     /// A further connection to a connected peer: the older one may have died
     /// silently (its ping has not failed yet), and the peer redialed. Every
     /// group it is a neighbour in reconciles with it again, as on a first
     /// connection; without this, what was lost on the dead link waited for
     /// anti-entropy.
     pub(super) fn on_peer_reconnected(&mut self, peer: PeerId) {
-        for group in self.groups_of_neighbor(&peer) {
-            self.handle(&group, Input::Reconnected(peer));
-        }
+        let now = self.clocks();
+        self.groups.reconnected(&peer, now);
+        self.drive_all();
     }
 
     /// The last connection to `peer` closed.
     pub(super) fn on_peer_gone(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
-        self.auth_peer_gone(&peer);
+        let now = self.clocks();
+        self.groups.peer_gone(&peer, now);
+        self.drive_all();
         self.password_peer_gone(&peer);
-        for group in self.groups_of_neighbor(&peer) {
-            self.handle(&group, Input::NeighborDown(peer));
-        }
     }
 
     /// A failed ping closes its connection (see

@@ -31,7 +31,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     task::{Context, Waker},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::FutureExt;
@@ -40,11 +40,11 @@ use libp2p::{
     PeerId,
     gossipsub::MessageId,
     identity::Keypair,
-    swarm::{THandlerInEvent, ToSwarm},
+    swarm::{CloseConnection, THandlerInEvent, ToSwarm},
 };
 use peergroup_protocol::{
-    Error, GroupFlags, GroupKey, KeyCommitment, PeerClock, PeerName, RecordType, Signed,
-    SignedRecord, Timestamp,
+    Error, GroupFlags, GroupKey, KeyCommitment, PeerName, RecordType, Signed, SignedRecord,
+    groups::Output as RouterOutput,
     session::{Input, Output, SessionConfig, Stored},
 };
 use rand::{RngExt as _, SeedableRng, rngs::StdRng};
@@ -58,7 +58,7 @@ pub use self::{
     inner::{IDENTIFY_PROTOCOL, KAD_PROTOCOL},
 };
 use crate::{
-    auth::Auth,
+    auth::AuthRequests,
     config::Config,
     discovery::Discovery,
     error::NodeError,
@@ -124,22 +124,26 @@ pub struct Behaviour {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: StdRng,
     pub(crate) keystore: Keystore,
+    /// The sessions, group authentication, neighbours and peer time
+    /// (`peergroup_protocol::groups`).
     pub(crate) groups: Groups,
     /// Storage and verification off the swarm task.
     pub(crate) work: Pipeline,
     pub(crate) discovery: Discovery,
-    pub(crate) auth: Auth,
+    /// Authentication requests in flight, gossip score checks.
+    pub(crate) auth: AuthRequests,
     pub(crate) password: Password,
-    /// Peer time: clock samples of the authenticated neighbours.
-    pub(crate) peer_clock: PeerClock<PeerId>,
     pub(crate) connected: HashSet<PeerId>,
     /// Synchronization requests sent, fetches being verified and served.
     pub(crate) sync: SyncRequests,
     pub(crate) connects: HashMap<PeerName, Vec<OperationId>>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) actions: VecDeque<ToSwarm<Event, THandlerInEvent<Inner>>>,
-    pub(crate) timer: Option<(Timestamp, Delay)>,
-    pub(crate) next_expiry: Timestamp,
+    /// The one timer: when the behaviour next has something due
+    /// (monotonic), and the sleep until then.
+    pub(crate) timer: Option<(Instant, Delay)>,
+    /// When the expiry pass next runs (monotonic).
+    pub(crate) next_expiry: Instant,
     pub(crate) next_op: u64,
     pub(crate) waker: Option<Waker>,
     pub(crate) stats: Stats,
@@ -192,7 +196,12 @@ impl Behaviour {
             }
         };
         let keystore = Keystore::new(backend.identities()?);
-        let mut groups = Groups::default();
+        // Peer time as it stood before a restart (a clock that runs fast
+        // stamps with the group's time, not its own).
+        let mut groups = Groups::new(
+            key.public().to_peer_id().to_bytes(),
+            backend.clock_offset()?.unwrap_or(0),
+        );
         let session_config = session_config(&config);
         for mut state in backend.groups()? {
             let name = state.group().clone();
@@ -229,19 +238,18 @@ impl Behaviour {
         }
         let mut discovery = Discovery::new(&config);
         discovery.restore(backend.known_peers()?);
-        // Peer time as it stood before a restart (a clock that runs fast
-        // stamps with the group's time, not its own).
-        let peer_clock = PeerClock::restored(backend.clock_offset()?.unwrap_or(0));
         let work = Pipeline::new(backend).map_err(BuildError::Thread)?;
-        let now = clock.now();
+        let next_expiry = clock
+            .instant()
+            .checked_add(config.expiry_interval)
+            .unwrap_or_else(|| clock.instant());
         Ok(Behaviour {
             inner,
             local_peer: key.public().to_peer_id(),
             discovery,
-            auth: Auth::default(),
+            auth: AuthRequests::default(),
             password: Password::default(),
-            peer_clock,
-            next_expiry: now.saturating_add(config.expiry_interval),
+            next_expiry,
             config,
             clock,
             rng,
@@ -314,16 +322,16 @@ impl Behaviour {
 
     // ----- sessions ------------------------------------------------------------
 
-    /// Feeds `input` to `group`'s session and executes its outputs.
+    /// Feeds `input` to `group`'s session and executes what follows.
     pub(crate) fn handle(&mut self, group: &PeerName, input: Input<PeerId, MessageId>) {
-        let now = self.now();
-        if let Ok(session) = self.groups.get_mut(group) {
-            session.handle(input, now);
-        }
-        self.drive(group, false);
+        let now = self.clocks();
+        self.groups.handle(group, input, now);
+        self.drive_all();
     }
 
-    /// Executes `group`'s pending outputs; `local`: they follow a local write.
+    /// Executes `group`'s pending outputs (`local`: they follow a local
+    /// write, whose records reads must see at once), then everything else
+    /// the groups router has.
     pub(crate) fn drive(&mut self, group: &PeerName, local: bool) {
         while let Some(output) = self
             .groups
@@ -333,7 +341,81 @@ impl Behaviour {
         {
             self.execute(group, output, local);
         }
+        self.drive_all();
+    }
+
+    /// Executes the groups router's outputs until it has none.
+    pub(crate) fn drive_all(&mut self) {
+        while let Some(output) = self.groups.poll_output() {
+            self.execute_router(output);
+        }
         self.wake();
+    }
+
+    fn execute_router(&mut self, output: RouterOutput<PeerId, MessageId>) {
+        match output {
+            RouterOutput::Session { group, output } => self.execute(&group, output, false),
+            RouterOutput::AuthRequest {
+                exchange,
+                peer,
+                request,
+            } => self
+                .auth
+                .send(&mut self.inner.auth, &peer, exchange, request),
+            RouterOutput::Authenticated {
+                group,
+                peer,
+                member,
+            } => {
+                tracing::debug!(%group, %peer, %member, "neighbour authenticated");
+                self.remember_member(&group, peer);
+            }
+            RouterOutput::AuthenticationFailed {
+                group,
+                peer,
+                reason,
+            } => {
+                self.metrics.authentication_failed();
+                tracing::warn!(%group, %peer, %reason, "group authentication failed");
+                self.stats.authentication_failures =
+                    self.stats.authentication_failures.saturating_add(1);
+                self.events.push_back(Event::AuthenticationFailed {
+                    group,
+                    peer,
+                    reason,
+                });
+            }
+            RouterOutput::CredentialExpired { group, peer } => {
+                tracing::debug!(%group, %peer, "a neighbour's credential expired");
+                self.events.push_back(Event::AuthenticationFailed {
+                    group,
+                    peer,
+                    reason: Error::InvalidTimePeriod("the neighbour's credential expired".into()),
+                });
+            }
+            RouterOutput::Graylist { peer, graylisted } => {
+                let score = if graylisted {
+                    crate::auth::UNAUTHENTICATED_SCORE
+                } else {
+                    0.0
+                };
+                self.inner.gossipsub.set_application_score(&peer, score);
+            }
+            RouterOutput::Disconnect(peer) => self.actions.push_back(ToSwarm::CloseConnection {
+                peer_id: peer,
+                connection: CloseConnection::All,
+            }),
+            RouterOutput::ClockAdjusted { offset_ms, step_ms } => {
+                // Kept across restarts (`PeerClock::restored`).
+                self.work
+                    .queue_write(Some(WriteOp::SaveClockOffset(offset_ms)), WriteFor::Other);
+                if step_ms.unsigned_abs() >= 1_000 {
+                    tracing::info!(step_ms, offset_ms, "peer time adjusted");
+                } else {
+                    tracing::debug!(step_ms, offset_ms, "peer time adjusted");
+                }
+            }
+        }
     }
 
     fn execute(&mut self, group: &PeerName, output: Output<PeerId, MessageId>, local: bool) {
@@ -360,13 +442,13 @@ impl Behaviour {
                     .filter(|(_, topics)| topics.contains(&&hash))
                     .map(|(peer, _)| *peer)
                     .collect();
+                let now = self.clocks();
                 for peer in subscribed {
-                    self.peer_subscribed(group, peer);
+                    self.groups.subscribed(group, &peer, now, &mut self.rng);
                 }
             }
             Output::Unsubscribe => {
                 self.inner.gossipsub.unsubscribe(&topic_of(group));
-                self.auth_group_closed(group);
             }
             Output::Publish(bytes) => self.publish(group, bytes),
             Output::Verdict {
@@ -400,10 +482,12 @@ impl Behaviour {
                 // nothing invalid it sent was stored.
                 self.stats.misbehaved = self.stats.misbehaved.saturating_add(1);
                 tracing::warn!(%group, %peer, %reason, "a neighbour served data no honest member sends: cutting it off");
-                self.auth_failed(
+                let now = self.clocks();
+                self.groups.cut_off(
                     group,
-                    peer,
+                    &peer,
                     Error::NotAuthorized(format!("served invalid synchronization data: {reason}")),
+                    now,
                 );
             }
             Output::Merge(records) => self.work.queue_merge(group, local, records),
@@ -430,27 +514,43 @@ impl Behaviour {
 
     // ----- timers ------------------------------------------------------------------
 
-    /// Runs what is due and arms the timer for what comes next. Returns
-    /// whether anything ran.
+    /// Runs what is due and arms the one timer for what comes next: the
+    /// earliest deadline of the groups router (sessions, authentication
+    /// graces, credential expiries), the gossip score check, password
+    /// admission, discovery and the expiry pass, all on the monotonic
+    /// clock. Returns whether anything ran.
     pub(super) fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
-        let now = self.now();
+        let now = self.clocks();
         let mut ran = false;
-        for group in self.groups.names() {
-            let due = self
-                .groups
-                .get(&group)
-                .ok()
-                .and_then(GroupSession::poll_timeout)
-                .is_some_and(|t| t <= now);
-            if due {
-                self.handle(&group, Input::Timeout);
-                ran = true;
-            }
+        if self
+            .groups
+            .poll_timeout(now)
+            .is_some_and(|at| at <= now.instant)
+        {
+            self.groups.handle_timeout(now, &mut self.rng);
+            self.drive_all();
+            ran = true;
         }
-        self.check_auth_deadlines(now);
-        self.check_password_deadlines(now);
-        if now >= self.next_expiry {
-            self.next_expiry = now.saturating_add(self.config.expiry_interval);
+        let graylisted = self
+            .auth
+            .graylisted(&self.inner.gossipsub, &self.groups, now.instant);
+        for (peer, score, groups) in graylisted {
+            tracing::warn!(%peer, score, "graylisted by its gossip: disconnecting");
+            self.stats.graylisted = self.stats.graylisted.saturating_add(1);
+            for group in groups {
+                let reason = crate::auth::graylisted_reason(score);
+                self.groups.cut_off(&group, &peer, reason, now);
+            }
+            self.drive_all();
+            ran = true;
+        }
+        let peer_now = self.now();
+        self.check_password_deadlines(peer_now);
+        if now.instant >= self.next_expiry {
+            self.next_expiry = now
+                .instant
+                .checked_add(self.config.expiry_interval)
+                .unwrap_or(now.instant);
             // `PEER_DEFER_EXPIRATION` (reference 3.4): an offline group's
             // records do not expire until it is connected again.
             let keep = self
@@ -465,22 +565,35 @@ impl Behaviour {
                 })
                 .map(|(name, _)| name.clone())
                 .collect();
-            self.work
-                .queue_write(Some(WriteOp::Expire { now, keep }), WriteFor::Expire);
+            self.work.queue_write(
+                Some(WriteOp::Expire {
+                    now: peer_now,
+                    keep,
+                }),
+                WriteFor::Expire,
+            );
             ran = true;
         }
         // Discovery keeps its deadlines by the wall clock.
-        let discovery = self
-            .discovery_timers()
-            .map(|at| self.universal_to_peer_time(at));
-        let next = self
-            .groups
-            .iter()
-            .filter_map(|(_, s)| s.poll_timeout())
-            .chain(discovery)
-            .fold(self.next_expiry, Timestamp::min);
+        let discovery = self.discovery_timers().map(|at| {
+            now.instant
+                .checked_add(Duration::from_millis(
+                    at.as_millis().saturating_sub(now.wall.as_millis()),
+                ))
+                .unwrap_or(now.instant)
+        });
+        let next = [
+            self.groups.poll_timeout(now),
+            self.auth.poll_timeout(),
+            discovery,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_expiry, Instant::min);
         if self.timer.as_ref().is_none_or(|(at, _)| *at != next) {
-            let sleep = next.saturating_since(now).min(MAX_TIMER_SLEEP);
+            let sleep = next
+                .saturating_duration_since(now.instant)
+                .min(MAX_TIMER_SLEEP);
             self.timer = Some((next, Delay::new(sleep)));
         }
         if let Some((_, delay)) = self.timer.as_mut()
@@ -503,7 +616,17 @@ impl Behaviour {
         }
         match event {
             InnerEvent::Gossipsub(e) => self.on_gossip_event(e),
-            InnerEvent::Auth(e) => self.on_auth_event(e),
+            InnerEvent::Auth(e) => {
+                let now = self.clocks();
+                self.auth.on_event(
+                    e,
+                    &mut self.inner.auth,
+                    &mut self.groups,
+                    now,
+                    &mut self.rng,
+                );
+                self.drive_all();
+            }
             InnerEvent::Password(e) => self.on_password_event(e),
             InnerEvent::Sync(e) => self.on_sync_event(e),
             InnerEvent::Kademlia(e) => self.on_kad_event(e),

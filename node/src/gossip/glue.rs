@@ -32,15 +32,19 @@ impl Behaviour {
                 message,
             } => self.on_gossip_message(propagation_source, message_id, message),
             gossipsub::Event::Subscribed { peer_id, topic } => {
-                if let Some(group) = self.groups.by_topic(&topic).cloned() {
-                    self.peer_subscribed(&group, peer_id);
+                if let Some(group) = self.group_of_topic(&topic) {
+                    let now = self.clocks();
+                    self.groups.subscribed(&group, &peer_id, now, &mut self.rng);
+                    self.drive_all();
                 } else {
                     self.password_peer_subscribed(&topic);
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
-                if let Some(group) = self.groups.by_topic(&topic).cloned() {
-                    self.peer_unsubscribed(&group, peer_id);
+                if let Some(group) = self.group_of_topic(&topic) {
+                    let now = self.clocks();
+                    self.groups.unsubscribed(&group, &peer_id, now);
+                    self.drive_all();
                 }
             }
             gossipsub::Event::GossipsubNotSupported { .. } | gossipsub::Event::SlowPeer { .. } => {}
@@ -53,7 +57,7 @@ impl Behaviour {
         message_id: MessageId,
         message: gossipsub::Message,
     ) {
-        let Some(group) = self.groups.by_topic(&message.topic).cloned() else {
+        let Some(group) = self.group_of_topic(&message.topic) else {
             // Not a group of this node (any more): nothing to judge it by.
             self.report_verdict(None, source, &message_id, Verdict::UnknownTopic);
             return;
@@ -63,7 +67,7 @@ impl Behaviour {
             self.report_verdict(Some(&group), source, &message_id, Verdict::Offline);
             return;
         }
-        if !self.auth.is_member(&group, &source) {
+        if !self.groups.is_neighbor(&group, &source) {
             self.gossip_from_stranger(&group, source, &message_id);
             return;
         }
@@ -107,17 +111,20 @@ impl Behaviour {
     /// which costs its topic score, and treated as a failed authentication:
     /// the connection closes). Nothing of it reaches the session.
     fn gossip_from_stranger(&mut self, group: &PeerName, source: PeerId, message: &MessageId) {
-        let pending = self.auth.is_pending(group, &source);
+        let pending = self.groups.is_pending(group, &source);
         self.stats.gossip_from_strangers = self.stats.gossip_from_strangers.saturating_add(1);
         self.report_verdict(Some(group), source, message, Verdict::Stranger { pending });
         if !pending {
-            self.auth_failed(
+            let now = self.clocks();
+            self.groups.cut_off(
                 group,
-                source,
+                &source,
                 peergroup_protocol::Error::NotAuthorized(
                     "published to the group without authenticating".into(),
                 ),
+                now,
             );
+            self.drive_all();
         }
     }
 
@@ -194,5 +201,13 @@ impl Behaviour {
     /// Gossip the verify queue had no room for: ignored (it was not judged).
     pub(crate) fn report_busy(&mut self, group: &PeerName, source: PeerId, message: &MessageId) {
         self.report_verdict(Some(group), source, message, Verdict::Busy);
+    }
+}
+
+impl Behaviour {
+    /// The group (known here, online or not) whose topic is `topic`.
+    fn group_of_topic(&self, topic: &gossipsub::TopicHash) -> Option<PeerName> {
+        let tag = crate::groups::tag_of_topic(topic)?;
+        self.groups.named_by(&tag).cloned()
     }
 }

@@ -487,7 +487,7 @@ impl Behaviour {
                 message,
                 nonce,
             } => {
-                let Some(group) = self.group_by_tag(&tag) else {
+                let Some(group) = self.groups.by_tag(&tag).cloned() else {
                     self.refuse_password(channel, "no such group here".into(), None);
                     return;
                 };
@@ -537,7 +537,7 @@ impl Behaviour {
                 }
             }
             Request::Confirm { tag, confirmation } => {
-                let Some(group) = self.group_by_tag(&tag) else {
+                let Some(group) = self.groups.by_tag(&tag).cloned() else {
                     self.refuse_password(channel, "no such group here".into(), None);
                     return;
                 };
@@ -686,7 +686,14 @@ impl Behaviour {
             mine.not_after,
         )?;
         let bytes = chain.to_bytes()?;
-        let key = self.wrap_current_key(group, &joiner.key);
+        let ephemeral: [u8; 32] = self.rng.random();
+        let key = session
+            .wrap_current_key(&joiner.key, ephemeral)
+            .and_then(|wrapped| {
+                wrapped
+                    .map_err(|e| tracing::warn!(%group, error = %e, "cannot wrap the group key"))
+                    .ok()
+            });
         Ok((bytes, key))
     }
 

@@ -34,7 +34,7 @@ impl Behaviour {
         tag: u64,
         request: SyncRequest,
     ) {
-        if !self.auth.is_member(group, &peer) {
+        if !self.groups.is_neighbor(group, &peer) {
             // The session asks only neighbours, which are authenticated; one
             // whose credential lapsed since is asked nothing.
             self.handle(
@@ -129,7 +129,7 @@ impl Behaviour {
         let group = match &request {
             Request::Reconcile { group, .. } | Request::Fetch { group, .. } => group.clone(),
         };
-        let member = self.auth.is_member(&group, &peer);
+        let member = self.groups.is_neighbor(&group, &peer);
         let now = self.now();
         let checked = self.groups.get(&group).and_then(|session| {
             session.check_ready()?;
@@ -256,7 +256,7 @@ impl Behaviour {
             kind,
         } = request;
         let group = group.clone();
-        if !self.auth.is_member(&group, &peer) {
+        if !self.groups.is_neighbor(&group, &peer) {
             // Its authentication ended (expired, failed) while the answer
             // was on its way: nothing it sends counts.
             self.handle(

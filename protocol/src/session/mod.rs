@@ -4,7 +4,7 @@
 //! A [`Session`] owns the group's [`GroupState`] (properties, local member,
 //! credential chain, readiness), its [`Authorizer`] with held (deferred)
 //! records, its lifecycle (closed, open, online; reference 3.2), its
-//! neighbours, the connect deadline, the first-connect copy and the index of
+//! neighbours, the connect deadline, synchronization and the index of
 //! the record versions it knows. It never touches a socket, a disk, a clock
 //! or an RNG: the host feeds it [`Input`]s with the current time
 //! ([`Session::handle`]), calls its local API (add, update, delete records,
@@ -28,6 +28,7 @@ mod api;
 mod event;
 mod io;
 mod lifecycle;
+mod neighbors;
 mod outcomes;
 mod state;
 mod sync;
@@ -197,10 +198,12 @@ pub struct Session<P, M> {
     held_by_peer: HashMap<Holder<P>, usize>,
     /// Which peer sent each held record, by envelope hash.
     held_sources: HashMap<[u8; 32], Holder<P>>,
-    /// The member identity each neighbour authenticated as (the host says,
-    /// [`Session::neighbor_member`]): hold quotas count per member, so one
-    /// member cannot multiply its share by connecting from many peers.
-    neighbor_members: HashMap<P, PeerName>,
+    /// The member identity each neighbour authenticated as, and until when
+    /// its credential is valid ([`Session::neighbor_member`],
+    /// [`Session::neighbor_authenticated`]): hold quotas count per member,
+    /// so one member cannot multiply its share by connecting from many
+    /// peers; a neighbour stops being one when its credential expires.
+    neighbor_members: HashMap<P, (PeerName, Timestamp)>,
     /// When held records are next checked for expiry ([`crate::HOLD_TTL`]).
     next_hold_check: Timestamp,
     /// The tag of the last synchronization request sent (unique across
@@ -208,6 +211,10 @@ pub struct Session<P, M> {
     next_sync_tag: u64,
     /// The local member's membership record, as last seen.
     own_membership: Option<SignedRecord>,
+    /// Every member's newest membership record, as accepted (stored or
+    /// about to be): the credential chains the group database holds, which
+    /// group authentication hands to members whose own is older.
+    membership_records: HashMap<PeerName, SignedRecord>,
     /// Records accepted since the last [`Output::Merge`].
     to_merge: Vec<SignedRecord>,
     /// [`Output::Merge`] batches not yet answered by the store.
@@ -263,6 +270,7 @@ where
             next_hold_check: Timestamp::EPOCH,
             next_sync_tag: 0,
             own_membership: None,
+            membership_records: HashMap::new(),
             to_merge: Vec::new(),
             merges_in_flight: 0,
             outputs: VecDeque::new(),
@@ -345,6 +353,7 @@ where
             if record.record().id == own {
                 session.own_membership = Some(record.clone());
             }
+            session.note_membership_record(&record);
             // What was stored was accepted before; offering it again only
             // teaches the authorizer the chains it carries. Nothing is merged.
             session.authorizer.handle(record);
@@ -593,12 +602,13 @@ where
     /// (before or with [`Input::NeighborUp`]): its held records count
     /// against that member's share.
     pub fn neighbor_member(&mut self, peer: P, member: PeerName) {
-        self.neighbor_members.insert(peer, member);
+        self.neighbor_members
+            .insert(peer, (member, Timestamp::from_millis(u64::MAX)));
     }
 
     fn holder(&self, peer: &P) -> Holder<P> {
         match self.neighbor_members.get(peer) {
-            Some(member) => Holder::Member(member.clone()),
+            Some((member, _)) => Holder::Member(member.clone()),
             None => Holder::Peer(peer.clone()),
         }
     }

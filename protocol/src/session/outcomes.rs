@@ -91,6 +91,7 @@ where
     /// admin's newer credential for it (`PEER_GROUP_STORE_CREDENTIALS`),
     /// which it adopts and persists.
     pub(super) fn note_membership(&mut self, record: &SignedRecord) {
+        self.note_membership_record(record);
         let r = record.record();
         if r.record_type != RecordType::MEMBERSHIP || r.creator != self.state.member {
             return;

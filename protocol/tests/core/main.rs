@@ -3,6 +3,7 @@
 mod authorization;
 mod envelope;
 mod group;
+mod groups;
 mod identity;
 mod invitation;
 mod membership;
