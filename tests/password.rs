@@ -192,6 +192,79 @@ async fn a_wrong_password_is_refused_counted_and_slowed_down() {
     assert!(joiner.handle.status(&group).await.unwrap().ready);
 }
 
+/// Issue 16: a member's backoff and open checks run on the monotonic clock.
+/// A wrong guess makes the guesser wait 5 s; the member's wall clock (and
+/// with it its peer time) then steps 10 minutes ahead, as when it adopts a
+/// neighbour's time: the guesser is still refused at once (before, the step
+/// ended the wait, and timed out the check as another failed guess). Once
+/// 5 s pass on the member's clock, the right password gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_of_the_members_clock_does_not_shorten_a_guessers_wait() {
+    use std::sync::Arc;
+
+    use peergroup::node::{Clock, ManualClock};
+
+    let clock = ManualClock::new(crate::support::now());
+    let (handle, events) = node(pw_config().clock(Arc::new(clock.clone()))).await;
+    let identity = handle
+        .create_identity("creator", "")
+        .await
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = handle
+        .create_password_group(GroupSpec::new(&identity, "pw"), PASSWORD, Role::Member)
+        .await
+        .unwrap();
+    handle.connect(&group).await.unwrap();
+    let creator = Member {
+        handle,
+        identity,
+        events,
+    };
+    let invitation = creator
+        .handle
+        .create_password_invitation(&group)
+        .await
+        .unwrap();
+    let addrs = creator.handle.listen_addrs().await.unwrap();
+    let joiner = joiner().await;
+    let wrong = joiner
+        .handle
+        .password_join(
+            &joiner.identity,
+            &invitation,
+            "not the password",
+            addrs.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong.peer(), Some(Error::NotAuthorized(_))),
+        "{wrong}"
+    );
+
+    clock.set(clock.now().saturating_add_secs(600));
+    let again = joiner
+        .handle
+        .password_join(&joiner.identity, &invitation, PASSWORD, addrs.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        again.to_string().contains("too many password attempts"),
+        "the step ended the wait: {again}"
+    );
+
+    clock.advance(5_000);
+    let joined = joiner
+        .handle
+        .password_join(&joiner.identity, &invitation, PASSWORD, addrs)
+        .await
+        .unwrap();
+    assert_eq!(joined, group);
+}
+
 /// An admin invited with a credential receives the password's secret when
 /// it authenticates with the creator, and admits password joiners while the
 /// creator is gone.

@@ -12,14 +12,16 @@ use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{
     Digest, Error, GroupKey, GroupProperties, GroupSpec, Identity, IdentityInfo, InvitationInfo,
     Membership, NewRecord, PasswordPolicy, PasswordSecret, PeerName, Record, RecordId, RecordType,
-    Role, Scheme, Signed, Timestamp, check_password,
+    Role, Scheme, Signed, Timestamp,
+    admission::JoinStart,
+    check_password,
     session::{Lifecycle, Status, SyncStatus},
 };
 use rand::RngExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::{Behaviour, OperationId, WriteFor, session_config};
-use crate::{error::NodeError, groups::GroupSession, password::Joining, storage::WriteOp};
+use crate::{error::NodeError, groups::GroupSession, storage::WriteOp};
 
 /// How long an invitation is valid when [`Behaviour::create_invitation`]
 /// (and so the node's `Handle`, control API and CLI) is given no expiry: a
@@ -228,7 +230,7 @@ impl Behaviour {
             );
         }
         let me = self.keystore.get(identity)?.clone();
-        if self.groups.get(&info.group).is_ok() || self.password.joins.contains_key(&info.group) {
+        if self.groups.get(&info.group).is_ok() || self.password.is_joining(&info.group) {
             return Err(Error::GroupInUse(format!(
                 "group {} is already here or being joined",
                 info.group
@@ -243,18 +245,78 @@ impl Behaviour {
             .ok_or_else(|| Error::InvalidArg("the group admits no passwords".into()))?;
         let secret = PasswordSecret::derive(password, &policy)?;
         let operation = self.operation();
-        let deadline = self.now().saturating_add(self.config.connect_timeout);
+        let now = self.clocks();
         let group = info.group.clone();
-        self.password.joins.insert(
-            group.clone(),
-            Joining::new(operation, me, info.properties, secret, deadline),
-        );
+        // The members at hand: connected peers subscribed to the group's
+        // topic. More are told to the machine as they subscribe.
+        let topic = crate::gossip::topic_of(&group).hash();
+        let candidates: Vec<(PeerId, Vec<u8>)> = self
+            .inner
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&topic))
+            .map(|(peer, _)| (*peer, peer.to_bytes()))
+            .collect();
+        let start = JoinStart {
+            operation: operation.0,
+            identity: me,
+            properties: info.properties,
+            secret,
+            // The join fails after the connect timeout, on the monotonic
+            // clock: a step of the wall clock or of peer time moves nothing.
+            deadline: now
+                .instant
+                .checked_add(self.config.connect_timeout)
+                .unwrap_or(now.instant),
+        };
+        self.password
+            .join(start, candidates, now.instant, &mut self.rng)?;
         for addr in addresses {
             self.dial_address(addr);
         }
         self.find_members(&group);
-        self.password_try_next(&group);
+        self.drive_password();
         Ok(operation)
+    }
+
+    /// A member admitted this node to `group` by password: join with the
+    /// credential it minted, keep the key and the password's secret, and
+    /// connect (authentication and the first synchronization follow; the
+    /// join's `operation` completes with that connect).
+    #[allow(clippy::too_many_arguments)] // what the admission hands over
+    pub(super) fn password_admitted(
+        &mut self,
+        group: &PeerName,
+        operation: OperationId,
+        identity: peergroup_protocol::Identity,
+        properties: peergroup_protocol::SignedProperties,
+        secret: PasswordSecret,
+        chain: peergroup_protocol::CredentialChain,
+        key: Option<GroupKey>,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        let mut session =
+            GroupSession::join(properties, identity, chain, session_config(&self.config))?;
+        if let Some(key) = key {
+            session.learn_key(key)?;
+        }
+        session.remember_password(secret);
+        self.groups.insert(session);
+        self.connects
+            .entry(group.clone())
+            .or_default()
+            .push(operation);
+        if let Err(e) = self
+            .groups
+            .get_mut(group)
+            .and_then(|session| session.connect(now))
+        {
+            self.connects.remove(group);
+            self.groups.remove(group);
+            return Err(e);
+        }
+        self.drive(group, false);
+        Ok(())
     }
 
     /// `PeerGroupJoin`: joins with a credential invitation as `identity`; the

@@ -26,7 +26,8 @@ impl Behaviour {
         let now = self.clocks();
         self.groups.peer_gone(&peer, now);
         self.drive_all();
-        self.password_peer_gone(&peer);
+        self.password.peer_gone(&peer, now.instant, &mut self.rng);
+        self.drive_password();
     }
 
     /// A failed ping closes its connection (see

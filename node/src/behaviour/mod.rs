@@ -44,6 +44,7 @@ use libp2p::{
 };
 use peergroup_protocol::{
     Error, GroupFlags, GroupKey, KeyCommitment, PeerName, RecordType, Signed, SignedRecord,
+    admission::{Admission, Output as AdmissionOutput},
     groups::Output as RouterOutput,
     session::{Input, Output, SessionConfig, Stored},
 };
@@ -65,7 +66,7 @@ use crate::{
     gossip::topic_of,
     groups::{GroupSession, Groups},
     keystore::Keystore,
-    password::Password,
+    password::PasswordRequests,
     pipeline::{Pipeline, WriteFor},
     storage::{Backend, MemoryBackend, RedbStore, WriteOp},
     sync::SyncRequests,
@@ -132,7 +133,10 @@ pub struct Behaviour {
     pub(crate) discovery: Discovery,
     /// Authentication requests in flight, gossip score checks.
     pub(crate) auth: AuthRequests,
-    pub(crate) password: Password,
+    /// Password admission (`peergroup_protocol::admission`), both roles.
+    pub(crate) password: Admission<PeerId>,
+    /// Which join each password request belongs to.
+    pub(crate) password_requests: PasswordRequests,
     pub(crate) connected: HashSet<PeerId>,
     /// Synchronization requests sent, fetches being verified and served.
     pub(crate) sync: SyncRequests,
@@ -248,7 +252,8 @@ impl Behaviour {
             local_peer: key.public().to_peer_id(),
             discovery,
             auth: AuthRequests::default(),
-            password: Password::default(),
+            password: Admission::new(key.public().to_peer_id().to_bytes()),
+            password_requests: PasswordRequests::default(),
             next_expiry,
             config,
             clock,
@@ -512,6 +517,81 @@ impl Behaviour {
         }
     }
 
+    /// Executes password admission's outputs until it has none.
+    pub(crate) fn drive_password(&mut self) {
+        while let Some(output) = self.password.poll_output() {
+            match output {
+                AdmissionOutput::Send {
+                    group,
+                    peer,
+                    request,
+                } => self
+                    .password_requests
+                    .send(&mut self.inner.password, group, peer, request),
+                AdmissionOutput::Admitted {
+                    group,
+                    operation,
+                    peer,
+                    identity,
+                    properties,
+                    secret,
+                    chain,
+                    key,
+                } => {
+                    let operation = OperationId(operation);
+                    let joined = self.password_admitted(
+                        &group, operation, identity, properties, secret, chain, key,
+                    );
+                    match joined {
+                        Ok(()) => tracing::info!(%group, %peer, "admitted by password"),
+                        Err(error) => self.password_join_failed(&group, operation, error),
+                    }
+                }
+                AdmissionOutput::JoinFailed {
+                    group,
+                    operation,
+                    error,
+                } => self.password_join_failed(&group, OperationId(operation), error),
+                AdmissionOutput::AuthenticationFailed {
+                    group,
+                    peer,
+                    reason,
+                } => self.events.push_back(Event::AuthenticationFailed {
+                    group,
+                    peer,
+                    reason,
+                }),
+                AdmissionOutput::AttemptFailed {
+                    group,
+                    peer,
+                    reason,
+                } => {
+                    tracing::warn!(%group, %peer, %reason, "password check failed");
+                    self.stats.password_failures = self.stats.password_failures.saturating_add(1);
+                    self.events.push_back(Event::AuthenticationFailed {
+                        group,
+                        peer,
+                        reason,
+                    });
+                }
+                AdmissionOutput::AdmittedJoiner {
+                    group,
+                    peer,
+                    joiner,
+                } => tracing::info!(%group, %peer, %joiner, "admitted a password joiner"),
+            }
+        }
+        self.wake();
+    }
+
+    fn password_join_failed(&mut self, group: &PeerName, operation: OperationId, error: Error) {
+        tracing::warn!(%group, %error, "password join failed");
+        self.events.push_back(Event::OperationCompleted {
+            operation,
+            result: Err(OperationError::Peer(error)),
+        });
+    }
+
     // ----- timers ------------------------------------------------------------------
 
     /// Runs what is due and arms the one timer for what comes next: the
@@ -545,7 +625,15 @@ impl Behaviour {
             ran = true;
         }
         let peer_now = self.now();
-        self.check_password_deadlines(peer_now);
+        if self
+            .password
+            .poll_timeout()
+            .is_some_and(|at| at <= now.instant)
+        {
+            self.password.handle_timeout(now.instant, &mut self.rng);
+            self.drive_password();
+            ran = true;
+        }
         if now.instant >= self.next_expiry {
             self.next_expiry = now
                 .instant
@@ -585,6 +673,7 @@ impl Behaviour {
         let next = [
             self.groups.poll_timeout(now),
             self.auth.poll_timeout(),
+            self.password.poll_timeout(),
             discovery,
         ]
         .into_iter()
@@ -627,7 +716,20 @@ impl Behaviour {
                 );
                 self.drive_all();
             }
-            InnerEvent::Password(e) => self.on_password_event(e),
+            InnerEvent::Password(e) => {
+                let now = self.clocks();
+                let peer_time = self.now();
+                self.password_requests.on_event(
+                    e,
+                    &mut self.inner.password,
+                    &mut self.password,
+                    &self.groups,
+                    now.instant,
+                    peer_time,
+                    &mut self.rng,
+                );
+                self.drive_password();
+            }
             InnerEvent::Sync(e) => self.on_sync_event(e),
             InnerEvent::Kademlia(e) => self.on_kad_event(e),
             InnerEvent::Mdns(e) => self.on_mdns_event(e),

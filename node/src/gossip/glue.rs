@@ -37,7 +37,24 @@ impl Behaviour {
                     self.groups.subscribed(&group, &peer_id, now, &mut self.rng);
                     self.drive_all();
                 } else {
-                    self.password_peer_subscribed(&topic);
+                    // A password join of that group may have a member to ask.
+                    let now = self.clocks();
+                    let joining: Vec<PeerName> = self
+                        .password
+                        .joining()
+                        .filter(|g| topic_of(g).hash() == topic)
+                        .cloned()
+                        .collect();
+                    for group in joining {
+                        self.password.candidate(
+                            &group,
+                            peer_id,
+                            peer_id.to_bytes(),
+                            now.instant,
+                            &mut self.rng,
+                        );
+                    }
+                    self.drive_password();
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {

@@ -4,59 +4,122 @@
 //! A joiner holding a password invitation and the password connects to the
 //! group's members (the addresses it was given, Kademlia providers, mDNS)
 //! and asks one that can grant the group's password role, and holds the
-//! password's secret, to check the password with a PAKE
-//! (`peergroup_protocol::PasswordJoin` / `PasswordCheck`: SPAKE2 on
+//! password's secret, to check the password with a PAKE (SPAKE2 on
 //! `Argon2id(password, salt)` with key confirmation, bound to both peer ids
 //! and the joiner's identity). On success the member mints the joiner's
 //! credential for the password role and hands over the group key wrapped
-//! for the joiner; the joiner then joins and connects like any member
-//! (group authentication, first copy). The password never crosses the wire,
-//! and neither an eavesdropper nor a responder that does not know the
-//! password can test guesses offline (see the protocol crate's `password`
-//! module).
+//! for the joiner; the joiner then joins and connects like any member. The
+//! password never crosses the wire, and neither an eavesdropper nor a
+//! responder that does not know the password can test guesses offline.
+//!
+//! Every decision (whom to ask, when to give up, whom to slow down: each
+//! exchange a peer starts is one online guess, answered after
+//! [`FIRST_BACKOFF`] doubling up to [`MAX_BACKOFF`]) is the protocol
+//! crate's sans-I/O machine (`peergroup_protocol::admission`), whose
+//! deadlines run on the monotonic clock. This module carries its requests
+//! and answers ([`PasswordRequests`]).
 //!
 //! Who can check: the creator (which set the password), members that joined
 //! with it, and members that can grant the password role, which receive the
 //! secret wrapped for them when they authenticate with a holder (see
 //! `auth`). Members that cannot grant the role never hold it.
-//!
-//! Every exchange a peer starts is one online guess: the member counts it
-//! and makes that peer wait [`FIRST_BACKOFF`] after its first attempt,
-//! doubling with every further attempt up to [`MAX_BACKOFF`]; a successful
-//! admission clears the count. A guess that fails raises
-//! `Event::AuthenticationFailed` on the member, and on the joiner, which
-//! stores nothing. Peer ids are free to make, so the bound per peer slows a
-//! patient attacker down rather than stopping it: a group password should be
-//! long (the group's Argon2id costs do not help against online guesses).
 
-mod glue;
+use std::{collections::HashMap, time::Instant};
 
-pub(crate) use self::glue::{Joining, Password};
-
-use std::time::Duration;
-
-use libp2p::StreamProtocol;
+use libp2p::{
+    PeerId, StreamProtocol,
+    request_response::{self, Message, OutboundRequestId},
+};
+pub(crate) use peergroup_protocol::admission::PASSWORD_TIMEOUT;
+pub use peergroup_protocol::admission::{FIRST_BACKOFF, MAX_BACKOFF};
 pub use peergroup_protocol::messages::password::{MAX_MESSAGE_BYTES, Request, Response};
+use peergroup_protocol::{
+    PeerName, Timestamp,
+    admission::{Admission, tag_of},
+};
+use rand::rngs::StdRng;
+
+use crate::groups::Groups;
 
 /// The protocol id.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/password/1");
 
-/// How long a peer waits after its first attempt; each further attempt
-/// doubles it (5 s, 10 s, 20 s, ... 10 minutes: about a dozen guesses in
-/// the first hour from one peer, then 6 an hour).
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// The password request-response behaviour.
+pub(crate) type Transport = request_response::cbor::Behaviour<Request, Response>;
 
-/// The longest wait between two attempts of one peer.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// Which join each request this node sent belongs to.
+#[derive(Debug, Default)]
+pub(crate) struct PasswordRequests {
+    requests: HashMap<OutboundRequestId, (PeerName, PeerId)>,
+}
 
-/// How long one exchange may wait for each answer; a started check the
-/// joiner never confirms counts as a failed attempt after it.
-pub(crate) const PASSWORD_TIMEOUT: Duration = Duration::from_secs(10);
+impl PasswordRequests {
+    /// Sends the machine's `request` for `group`'s join to `peer`.
+    pub(crate) fn send(
+        &mut self,
+        transport: &mut Transport,
+        group: PeerName,
+        peer: PeerId,
+        request: Request,
+    ) {
+        let id = transport.send_request(&peer, request);
+        self.requests.insert(id, (group, peer));
+    }
 
-/// How long a joiner that asked every member at hand, and was told its
-/// password is wrong (or to wait), waits for another member to connect
-/// before the join fails.
-pub(crate) const MISMATCH_GRACE: Duration = Duration::from_secs(2);
-
-/// The most checks a member keeps open at once; more are refused (busy).
-pub(crate) const MAX_OPEN_CHECKS: usize = 1024;
+    /// Hands a request, answer or failure of the password protocol to the
+    /// admission machine; requests are answered at once.
+    #[allow(clippy::too_many_arguments)] // the borrowed parts of the behaviour it needs
+    pub(crate) fn on_event(
+        &mut self,
+        event: request_response::Event<Request, Response>,
+        transport: &mut Transport,
+        admission: &mut Admission<PeerId>,
+        groups: &Groups,
+        now: Instant,
+        peer_time: Timestamp,
+        rng: &mut StdRng,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                Message::Request {
+                    request, channel, ..
+                } => {
+                    let group = groups
+                        .by_tag(tag_of(&request))
+                        .and_then(|name| groups.get(name).ok())
+                        .map(|session| (session.state(), session.identity()));
+                    let response = admission.answer(
+                        peer,
+                        &peer.to_bytes(),
+                        request,
+                        group,
+                        peer_time,
+                        now,
+                        rng,
+                    );
+                    if transport.send_response(channel, response).is_err() {
+                        tracing::debug!("password answer not sent: the peer is gone");
+                    }
+                }
+                Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((group, peer)) = self.requests.remove(&request_id) {
+                        admission.on_response(&group, &peer, response, peer_time, now, rng);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some((group, peer)) = self.requests.remove(&request_id) {
+                    tracing::debug!(%group, %peer, %error, "password exchange failed");
+                    admission.on_failure(&group, &peer, error.to_string(), now, rng);
+                }
+            }
+            request_response::Event::InboundFailure { .. }
+            | request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
