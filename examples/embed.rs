@@ -34,12 +34,14 @@ struct App {
 }
 
 fn swarm() -> Result<Swarm<App>> {
+    // Protocol settings only: the swarm below listens, and the application
+    // runs its own ping, so peergroup's is off.
     let config = Config::builder()
-        .listen(["/ip4/127.0.0.1/tcp/0".parse()?])
         .mdns(false)
         .kademlia(false)
+        .ping(false)
         .heartbeat(Duration::from_millis(200))
-        .build()?;
+        .build_behaviour()?;
     let key = libp2p::identity::Keypair::generate_ed25519();
     let app = App {
         peergroup: Behaviour::new(&key, config)?,

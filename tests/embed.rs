@@ -91,12 +91,11 @@ fn app() -> Swarm<App> {
         .with_test_writer()
         .try_init();
     let config = Config::builder()
-        .listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
         .mdns(false)
         .kademlia(false)
         .identify(false)
         .heartbeat(Duration::from_millis(100))
-        .build()
+        .build_behaviour()
         .unwrap();
     let key = libp2p::identity::Keypair::generate_ed25519();
     let app = App {

@@ -1,4 +1,10 @@
-//! The node's [`Config`], built with [`ConfigBuilder`]; every default is documented.
+//! Configuration, built with [`ConfigBuilder`]; every default is documented.
+//!
+//! Two types, one builder: [`BehaviourConfig`] holds the protocol settings
+//! an application embedding [`crate::Behaviour`] chooses
+//! ([`ConfigBuilder::build_behaviour`]); [`Config`] adds what only the
+//! ready-made [`crate::Node`] uses: where to listen and its transport key
+//! ([`ConfigBuilder::build`]).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -26,24 +32,38 @@ pub enum ConfigError {
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// A node-only setting was given for an embedded behaviour, which would
+    /// ignore it (the application's swarm listens and holds the key).
+    #[error("{0} is a setting of the node, not of an embedded behaviour")]
+    NodeOnly(&'static str),
 }
 
-/// Node configuration. Build it with [`Config::builder`].
+/// The node's configuration: the behaviour's protocol settings, plus where
+/// to listen and the transport key. Build it with [`Config::builder`].
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub(crate) behaviour: BehaviourConfig,
     pub(crate) listen: Vec<Multiaddr>,
     /// Whether `listen` is the default (never set): only then may a taken
     /// port fall back to one the OS chooses.
     pub(crate) default_listen: bool,
+    pub(crate) transport_seed: Option<[u8; 32]>,
+}
+
+/// The protocol settings of [`crate::Behaviour`]: what an application that
+/// embeds it configures. Build it with [`Config::builder`] and
+/// [`ConfigBuilder::build_behaviour`]; a [`Config`] converts into one.
+#[derive(Debug, Clone)]
+pub struct BehaviourConfig {
     pub(crate) bootstrap: Vec<Multiaddr>,
     pub(crate) mdns: bool,
     pub(crate) kademlia: bool,
     pub(crate) identify: bool,
+    pub(crate) ping: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) anti_entropy_interval: Duration,
     pub(crate) expiry_interval: Duration,
     pub(crate) heartbeat: Duration,
-    pub(crate) transport_seed: Option<[u8; 32]>,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng_seed: Option<u64>,
@@ -53,21 +73,30 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            behaviour: BehaviourConfig::default(),
             listen: vec![
                 Multiaddr::empty()
                     .with(Protocol::Ip4([0, 0, 0, 0].into()))
                     .with(Protocol::Tcp(DEFAULT_PORT)),
             ],
             default_listen: true,
+            transport_seed: None,
+        }
+    }
+}
+
+impl Default for BehaviourConfig {
+    fn default() -> Self {
+        BehaviourConfig {
             bootstrap: Vec::new(),
             mdns: true,
             kademlia: true,
             identify: true,
+            ping: true,
             connect_timeout: Duration::from_secs(30),
             anti_entropy_interval: peergroup_protocol::session::DEFAULT_ANTI_ENTROPY_INTERVAL,
             expiry_interval: Duration::from_secs(15),
             heartbeat: Duration::from_secs(1),
-            transport_seed: None,
             data_dir: None,
             clock: Arc::new(SystemClock),
             rng_seed: None,
@@ -89,7 +118,20 @@ impl Config {
 
     /// The data directory, if the node persists anything.
     pub fn data_dir(&self) -> Option<&PathBuf> {
-        self.data_dir.as_ref()
+        self.behaviour.data_dir.as_ref()
+    }
+
+    /// The behaviour's protocol settings.
+    pub fn behaviour(&self) -> &BehaviourConfig {
+        &self.behaviour
+    }
+}
+
+impl From<Config> for BehaviourConfig {
+    /// The protocol settings of a node's configuration (its listen
+    /// addresses and transport key are the host's business).
+    fn from(config: Config) -> BehaviourConfig {
+        config.behaviour
     }
 }
 
@@ -111,19 +153,19 @@ impl ConfigBuilder {
 
     /// Kademlia bootstrap peers, each ending with `/p2p/<peer id>`. Default: none.
     pub fn bootstrap(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
-        self.0.bootstrap = addrs.into_iter().collect();
+        self.0.behaviour.bootstrap = addrs.into_iter().collect();
         self
     }
 
     /// Whether to discover link-local peers with mDNS (the link-local cloud). Default: on.
     pub fn mdns(mut self, on: bool) -> Self {
-        self.0.mdns = on;
+        self.0.behaviour.mdns = on;
         self
     }
 
     /// Whether to run Kademlia (the global cloud). Default: on.
     pub fn kademlia(mut self, on: bool) -> Self {
-        self.0.kademlia = on;
+        self.0.behaviour.kademlia = on;
         self
     }
 
@@ -131,7 +173,7 @@ impl ConfigBuilder {
     /// peers that dial us. Default: on. An application with its own identify
     /// turns it off.
     pub fn identify(mut self, on: bool) -> Self {
-        self.0.identify = on;
+        self.0.behaviour.identify = on;
         self
     }
 
@@ -139,7 +181,7 @@ impl ConfigBuilder {
     /// copy its database before failing with `NoMembersFound`. Default: 30 s
     /// (the timeout Windows recommends for `PeerGroupConnect`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.0.connect_timeout = timeout;
+        self.0.behaviour.connect_timeout = timeout;
         self
     }
 
@@ -147,20 +189,30 @@ impl ConfigBuilder {
     /// (anti-entropy), on top of reconciling with every new neighbour.
     /// Default: 30 s.
     pub fn anti_entropy_interval(mut self, interval: Duration) -> Self {
-        self.0.anti_entropy_interval = interval;
+        self.0.behaviour.anti_entropy_interval = interval;
         self
     }
 
     /// How often expired records are removed. Default: 15 s (the shortest
     /// interval of the Windows record expiration timer).
     pub fn expiry_interval(mut self, interval: Duration) -> Self {
-        self.0.expiry_interval = interval;
+        self.0.behaviour.expiry_interval = interval;
         self
     }
 
     /// The gossipsub heartbeat. Default: 1 s (gossipsub's own default).
     pub fn heartbeat(mut self, interval: Duration) -> Self {
-        self.0.heartbeat = interval;
+        self.0.behaviour.heartbeat = interval;
+        self
+    }
+
+    /// Whether to ping every connection every 5 s and close one whose ping
+    /// fails (a link that died without a TCP reset is otherwise kept for
+    /// as long as TCP retransmits, about 15 minutes). Default: on. An
+    /// application that runs its own ping, or its own liveness checks,
+    /// turns it off.
+    pub fn ping(mut self, on: bool) -> Self {
+        self.0.behaviour.ping = on;
         self
     }
 
@@ -176,21 +228,21 @@ impl ConfigBuilder {
 
     /// The data directory. Default: none (everything in memory).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.0.data_dir = Some(dir.into());
+        self.0.behaviour.data_dir = Some(dir.into());
         self
     }
 
     /// The wall clock. Default: the system clock. Tests inject a
     /// [`crate::ManualClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.0.clock = clock;
+        self.0.behaviour.clock = clock;
         self
     }
 
     /// Seeds the behaviour's random number generator (identity keys, record
     /// ids), for reproducible tests. Default: seeded from the operating system.
     pub fn rng_seed(mut self, seed: u64) -> Self {
-        self.0.rng_seed = Some(seed);
+        self.0.behaviour.rng_seed = Some(seed);
         self
     }
 
@@ -200,16 +252,42 @@ impl ConfigBuilder {
     /// the costs travel in the group's properties, and every joiner and
     /// password change pays them once.
     pub fn password_kdf(mut self, kdf: KdfParams) -> Self {
-        self.0.password_kdf = kdf;
+        self.0.behaviour.password_kdf = kdf;
         self
     }
 
-    /// Validates and returns the configuration.
+    /// Validates and returns the node's configuration. Errors: no listen
+    /// address, a bootstrap address without its peer id, a zero duration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let c = self.0;
         if c.listen.is_empty() {
             return Err(ConfigError::NoListenAddress);
         }
+        c.behaviour.validate()?;
+        Ok(c)
+    }
+
+    /// Validates and returns the protocol settings for an embedded
+    /// [`crate::Behaviour`]. Errors: as [`ConfigBuilder::build`], and
+    /// `NodeOnly` for a listen address or transport seed, which an embedded
+    /// behaviour would ignore (the application's swarm listens and holds
+    /// the key).
+    pub fn build_behaviour(self) -> Result<BehaviourConfig, ConfigError> {
+        let c = self.0;
+        if !c.default_listen {
+            return Err(ConfigError::NodeOnly("listen"));
+        }
+        if c.transport_seed.is_some() {
+            return Err(ConfigError::NodeOnly("transport_seed"));
+        }
+        c.behaviour.validate()?;
+        Ok(c.behaviour)
+    }
+}
+
+impl BehaviourConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(bad) = c
             .bootstrap
             .iter()
@@ -227,6 +305,37 @@ impl ConfigBuilder {
                 return Err(ConfigError::ZeroDuration(name));
             }
         }
-        Ok(c)
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_behaviour_takes_protocol_settings_only() {
+        let behaviour = Config::builder()
+            .mdns(false)
+            .ping(false)
+            .build_behaviour()
+            .unwrap();
+        assert!(!behaviour.mdns && !behaviour.ping);
+        let listen = Config::builder()
+            .listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+            .build_behaviour();
+        assert_eq!(listen.unwrap_err(), ConfigError::NodeOnly("listen"));
+        let seed = Config::builder().transport_seed([1; 32]).build_behaviour();
+        assert_eq!(seed.unwrap_err(), ConfigError::NodeOnly("transport_seed"));
+        // A node's configuration carries the same protocol settings.
+        let node = Config::builder().mdns(false).build().unwrap();
+        assert!(!BehaviourConfig::from(node).mdns);
+        assert_eq!(
+            Config::builder()
+                .heartbeat(Duration::ZERO)
+                .build_behaviour()
+                .unwrap_err(),
+            ConfigError::ZeroDuration("heartbeat")
+        );
     }
 }

@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{
     behaviour::Behaviour,
-    config::Config,
+    config::BehaviourConfig,
     pipeline::WriteFor,
     storage::{KnownPeer, WriteOp},
 };
@@ -82,7 +82,7 @@ pub(crate) struct Discovery {
 }
 
 impl Discovery {
-    pub(crate) fn new(config: &Config) -> Discovery {
+    pub(crate) fn new(config: &BehaviourConfig) -> Discovery {
         Discovery {
             bootstrap: config
                 .bootstrap

@@ -59,7 +59,7 @@ pub use self::{
         IDENTIFY_PROTOCOL, KAD_PROTOCOL, ManualClock, OperationError, OperationId, Stats,
         SystemClock, live_records,
     },
-    config::{Config, ConfigBuilder, ConfigError, DEFAULT_PORT},
+    config::{BehaviourConfig, Config, ConfigBuilder, ConfigError, DEFAULT_PORT},
     discovery::provider_key,
     error::Error,
     gossip::{GOSSIP_PROTOCOL_PREFIX, MAX_TRANSMIT_SIZE, topic_of},

@@ -142,6 +142,11 @@ impl Pipeline {
         })
     }
 
+    /// Closes the storage queues (see [`crate::storage::Storage::close`]).
+    pub(crate) fn close(&mut self) -> crate::storage::Closing {
+        self.storage.close()
+    }
+
     /// The store (committed data only; see [`Pipeline::current`]).
     pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
         self.storage.backend()

@@ -5,9 +5,10 @@
 use std::{
     fmt,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    task::Waker,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -24,6 +25,14 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Now, by the monotonic clock. Default: [`Instant::now`].
     fn instant(&self) -> Instant {
         Instant::now()
+    }
+
+    /// Asks to wake `waker` when the clock is moved by hand. The behaviour
+    /// sleeps until its earliest deadline by the monotonic clock; a clock
+    /// that a test moves must wake it. Default: nothing (real clocks move
+    /// on their own).
+    fn wake_on_change(&self, waker: &Waker) {
+        let _ = waker;
     }
 }
 
@@ -54,6 +63,8 @@ struct Times {
     /// Milliseconds the monotonic clock moved since `origin`.
     elapsed: AtomicU64,
     origin: Instant,
+    /// Who to wake when the clock moves (every behaviour on this clock).
+    wakers: Mutex<Vec<Waker>>,
 }
 
 impl ManualClock {
@@ -63,18 +74,31 @@ impl ManualClock {
             wall: AtomicU64::new(start.as_millis()),
             elapsed: AtomicU64::new(0),
             origin: Instant::now(),
+            wakers: Mutex::new(Vec::new()),
         }))
+    }
+
+    fn wake_all(&self) {
+        let wakers = match self.0.wakers.lock() {
+            Ok(mut wakers) => std::mem::take(&mut *wakers),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     /// Time passes: both clocks move forward by `ms` milliseconds.
     pub fn advance(&self, ms: u64) {
         self.0.wall.fetch_add(ms, Ordering::SeqCst);
         self.0.elapsed.fetch_add(ms, Ordering::SeqCst);
+        self.wake_all();
     }
 
     /// Steps the wall clock to `now`; the monotonic clock does not move.
     pub fn set(&self, now: Timestamp) {
         self.0.wall.store(now.as_millis(), Ordering::SeqCst);
+        self.wake_all();
     }
 }
 
@@ -86,5 +110,15 @@ impl Clock for ManualClock {
     fn instant(&self) -> Instant {
         let elapsed = Duration::from_millis(self.0.elapsed.load(Ordering::SeqCst));
         self.0.origin.checked_add(elapsed).unwrap_or(self.0.origin)
+    }
+
+    fn wake_on_change(&self, waker: &Waker) {
+        let mut wakers = match self.0.wakers.lock() {
+            Ok(wakers) => wakers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
     }
 }

@@ -10,7 +10,7 @@ use libp2p::{
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
-use crate::{auth, behaviour::BuildError, config::Config, gossip, password, sync};
+use crate::{auth, behaviour::BuildError, config::BehaviourConfig, gossip, password, sync};
 
 /// The Kademlia protocol id.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/kad/1.0.0");
@@ -56,12 +56,13 @@ pub struct Inner {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     /// Tells Kademlia the listen addresses of peers that dialed us.
     pub(crate) identify: Toggle<identify::Behaviour>,
-    /// Finds connections that died silently ([`PING_INTERVAL`]).
-    pub(crate) ping: ping::Behaviour,
+    /// Finds connections that died silently ([`PING_INTERVAL`]); optional
+    /// (`ConfigBuilder::ping`).
+    pub(crate) ping: Toggle<ping::Behaviour>,
 }
 
 impl Inner {
-    pub(crate) fn new(key: &PublicKey, config: &Config) -> Result<Inner, BuildError> {
+    pub(crate) fn new(key: &PublicKey, config: &BehaviourConfig) -> Result<Inner, BuildError> {
         let peer_id = PeerId::from_public_key(key);
         let codec = request_response::cbor::codec::Codec::default()
             .set_request_size_maximum(sync::MAX_REQUEST_BYTES)
@@ -132,11 +133,16 @@ impl Inner {
             kademlia: kademlia.into(),
             mdns: mdns.into(),
             identify: identify.into(),
-            ping: ping::Behaviour::new(
-                ping::Config::new()
-                    .with_interval(PING_INTERVAL)
-                    .with_timeout(PING_TIMEOUT),
-            ),
+            ping: config
+                .ping
+                .then(|| {
+                    ping::Behaviour::new(
+                        ping::Config::new()
+                            .with_interval(PING_INTERVAL)
+                            .with_timeout(PING_TIMEOUT),
+                    )
+                })
+                .into(),
         })
     }
 }

@@ -60,7 +60,7 @@ pub use self::{
 };
 use crate::{
     auth::AuthRequests,
-    config::Config,
+    config::BehaviourConfig,
     discovery::Discovery,
     error::NodeError,
     gossip::topic_of,
@@ -71,10 +71,6 @@ use crate::{
     storage::{Backend, MemoryBackend, RedbStore, WriteOp},
     sync::SyncRequests,
 };
-
-/// The longest the behaviour sleeps between checks of its clock, so that an
-/// injected clock that jumps is noticed (and a suspended machine that wakes).
-const MAX_TIMER_SLEEP: Duration = Duration::from_millis(250);
 
 /// Why the behaviour could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +117,7 @@ pub struct Stats {
 pub struct Behaviour {
     pub(crate) inner: Inner,
     pub(crate) local_peer: PeerId,
-    pub(crate) config: Config,
+    pub(crate) config: BehaviourConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: StdRng,
     pub(crate) keystore: Keystore,
@@ -174,7 +170,8 @@ impl Behaviour {
     /// Errors: an unusable data directory or database file
     /// ([`NodeError::Open`], naming the file), a store whose rows do not
     /// verify, or a behaviour that cannot start.
-    pub fn new(key: &Keypair, config: Config) -> Result<Behaviour, NodeError> {
+    pub fn new(key: &Keypair, config: impl Into<BehaviourConfig>) -> Result<Behaviour, NodeError> {
+        let config = config.into();
         let backend: Arc<dyn Backend> = match &config.data_dir {
             Some(dir) => Arc::new(RedbStore::open_in_dir(dir)?),
             None => Arc::new(MemoryBackend::new()),
@@ -186,9 +183,10 @@ impl Behaviour {
     /// directory in `config` is not opened again).
     pub fn with_backend(
         key: &Keypair,
-        config: Config,
+        config: impl Into<BehaviourConfig>,
         backend: Arc<dyn Backend>,
     ) -> Result<Behaviour, NodeError> {
+        let config = config.into();
         let inner = Inner::new(&key.public(), &config)?;
         let clock = config.clock.clone();
         let mut rng = match config.rng_seed {
@@ -272,6 +270,17 @@ impl Behaviour {
             stats: Stats::default(),
             metrics: crate::metrics::Metrics::default(),
         })
+    }
+
+    /// Closes the storage worker's queues: the returned handle's
+    /// [`Closing::wait`](crate::storage::Closing::wait) blocks until every
+    /// write made so far is committed and the store is released (call it on
+    /// a thread that may block). Dropping the behaviour also lets the
+    /// worker finish, but without waiting for it: dropping never blocks.
+    /// Writes made after it fail (`Event::StoreFailed`).
+    pub fn close_store(&mut self) -> crate::storage::Closing {
+        self.work.flush();
+        self.work.close()
     }
 
     /// The node's libp2p peer id.
@@ -679,10 +688,11 @@ impl Behaviour {
         .into_iter()
         .flatten()
         .fold(self.next_expiry, Instant::min);
+        // One timer: sleep until the earliest deadline (an injected clock
+        // that a test moves wakes the behaviour itself).
+        self.clock.wake_on_change(cx.waker());
         if self.timer.as_ref().is_none_or(|(at, _)| *at != next) {
-            let sleep = next
-                .saturating_duration_since(now.instant)
-                .min(MAX_TIMER_SLEEP);
+            let sleep = next.saturating_duration_since(now.instant);
             self.timer = Some((next, Delay::new(sleep)));
         }
         if let Some((_, delay)) = self.timer.as_mut()
@@ -740,7 +750,7 @@ impl Behaviour {
 }
 
 /// The session tunables the node's configuration sets.
-pub(crate) fn session_config(config: &Config) -> SessionConfig {
+pub(crate) fn session_config(config: &BehaviourConfig) -> SessionConfig {
     SessionConfig {
         connect_timeout: config.connect_timeout,
         anti_entropy_interval: config.anti_entropy_interval,

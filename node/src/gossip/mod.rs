@@ -17,7 +17,7 @@ use libp2p::gossipsub::{self, IdentTopic};
 use peergroup_protocol::PeerName;
 use sha2::{Digest, Sha256};
 
-use crate::{behaviour::BuildError, config::Config};
+use crate::{behaviour::BuildError, config::BehaviourConfig};
 
 /// The gossipsub protocol id prefix.
 pub const GOSSIP_PROTOCOL_PREFIX: &str = "/peergroup/gossip";
@@ -79,7 +79,7 @@ pub(crate) fn topic_score_params() -> gossipsub::TopicScoreParams {
 }
 
 /// The gossipsub behaviour of a node.
-pub(crate) fn behaviour(config: &Config) -> Result<gossipsub::Behaviour, BuildError> {
+pub(crate) fn behaviour(config: &BehaviourConfig) -> Result<gossipsub::Behaviour, BuildError> {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .protocol_id_prefix(GOSSIP_PROTOCOL_PREFIX)
         // Records carry their own signatures; signing gossip messages too

@@ -76,7 +76,7 @@ impl Node {
         config: Config,
         prepare: impl FnOnce(&mut Behaviour),
     ) -> Result<(Handle, Subscription), Error> {
-        let key = match (&config.transport_seed, &config.data_dir) {
+        let key = match (&config.transport_seed, &config.behaviour.data_dir) {
             (Some(seed), _) => identity::Keypair::ed25519_from_bytes(*seed)
                 .map_err(|e| Error::Transport(e.to_string()))?,
             (None, Some(dir)) => key::load_or_create(dir)?,
@@ -254,8 +254,11 @@ impl Host {
         }
         // Release the sockets and the database file before `shutdown`
         // returns (the storage worker commits what is queued first), so
-        // that a node can be started again on the same data at once.
+        // that a node can be started again on the same data at once. The
+        // wait runs on a blocking thread, not on this task.
+        let closing = self.swarm.behaviour_mut().close_store();
         drop(self);
+        let _ = tokio::task::spawn_blocking(move || closing.wait()).await;
         if let Some(reply) = stopped {
             let _ = reply.send(());
         }

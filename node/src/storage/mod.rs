@@ -22,7 +22,9 @@
 //!   the job and stops reading the network until there is room.
 //!
 //! On drop, the queues close and the threads finish what is queued (every
-//! write queued is committed) before the drop returns.
+//! write queued is committed) on their own: dropping never blocks.
+//! [`Storage::close`] hands over the threads for whoever must wait for
+//! that (the node, on shutdown, on a blocking thread).
 
 mod backend;
 mod redb;
@@ -286,16 +288,42 @@ impl Storage {
     }
 }
 
-impl Drop for Storage {
-    fn drop(&mut self) {
-        // Closing the queues ends the threads once they have done what is
-        // queued; the writer commits every queued write before it stops.
+impl Storage {
+    /// Closes the queues and hands over the threads: [`Closing::wait`]
+    /// returns once every queued write is committed and the store released
+    /// (its file closed, if no one else holds the backend). Call `wait` on a
+    /// thread that may block.
+    pub fn close(&mut self) -> Closing {
         self.writes = None;
         self.reads = None;
         self.done.close();
-        for thread in self.threads.drain(..) {
+        Closing(std::mem::take(&mut self.threads))
+    }
+}
+
+/// The storage threads of a closed [`Storage`]. See [`Storage::close`].
+#[derive(Debug)]
+#[must_use = "wait() is what waits for the queued writes"]
+pub struct Closing(Vec<JoinHandle<()>>);
+
+impl Closing {
+    /// Blocks until the storage threads ended: every write queued before
+    /// [`Storage::close`] is committed (or failed).
+    pub fn wait(self) {
+        for thread in self.0 {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Storage {
+    /// Closes the queues without waiting: the writer still commits every
+    /// queued write before it stops, on its own thread. Dropping never
+    /// blocks (a behaviour dropped on an async task must not wait for a
+    /// commit); whoever needs the writes durable and the file released
+    /// first calls [`Storage::close`] and waits.
+    fn drop(&mut self) {
+        drop(self.close());
     }
 }
 
@@ -652,7 +680,7 @@ mod tests {
     }
 
     #[test]
-    fn dropping_the_storage_commits_what_is_queued() {
+    fn closing_the_storage_commits_what_is_queued_and_releases_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let batch = records(300);
         {
@@ -661,6 +689,7 @@ mod tests {
             for chunk in batch.chunks(10) {
                 storage.write(Some(WriteOp::Merge(chunk.to_vec()))).unwrap();
             }
+            storage.close().wait();
         }
         let store = RedbStore::open_in_dir(dir.path()).unwrap();
         assert_eq!(store.verify_records().unwrap(), 300);
