@@ -12,7 +12,7 @@ use libp2p::{Multiaddr, multiaddr::Protocol};
 use peergroup_protocol::KdfParams;
 use thiserror::Error;
 
-use crate::behaviour::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 
 /// The Windows grouping port; the default listen port. When it is taken (and
 /// the listen addresses were left at their default) the node falls back to

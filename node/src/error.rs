@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use peergroup_protocol::StoreError;
 use thiserror::Error as ThisError;
 
-use crate::{
-    behaviour::{BuildError, OperationError},
-    config::ConfigError,
-    storage::OpenError,
-};
+use crate::{config::ConfigError, event::OperationError, storage::OpenError};
 
 /// A node operation's failure.
 #[derive(Debug, ThisError)]
@@ -92,4 +88,19 @@ pub(crate) fn serialize_peer_error<S: serde::Serializer>(
     out.serialize_field("code", &error.code())?;
     out.serialize_field("message", &error.to_string())?;
     out.end()
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Gossipsub rejected its configuration.
+    #[error("gossipsub configuration: {0}")]
+    Gossipsub(String),
+    /// mDNS could not start (no usable network interface watcher).
+    #[error("mDNS could not start: {0}")]
+    Mdns(#[source] std::io::Error),
+    /// A worker thread could not start.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(#[source] std::io::Error),
 }

@@ -16,30 +16,42 @@
 //!
 //! # Layout
 //!
-//! - `behaviour`: [`Behaviour`] (the `NetworkBehaviour`, poll order, the
-//!   public API), its [`Event`]s, [`OperationId`]s and [`Clock`]s.
-//! - `config`: [`Config`] and its builder, with every default documented.
-//! - [`auth`]: group authentication of every neighbour (`/peergroup/auth/1`):
-//!   its messages, and the glue.
-//! - [`password`]: password admission over the network (`/peergroup/password/1`).
-//! - `keystore`: local identities. `groups`: group name to session.
-//! - `gossip`: topics, gossipsub configuration, received messages, verdicts.
-//! - `verify`: the verify pool (signature checks on worker threads).
+//! The behaviour composes components that own their state; only
+//! `behaviour/` moves data between them (nothing below imports it):
+//!
+//! - `behaviour`: [`Behaviour`], the composition: the `NetworkBehaviour`,
+//!   its poll order, the one timer, the public API, and the routing of each
+//!   component's outputs (`discovery`, `gossip`, `sync`, `work`,
+//!   `connections` files there).
+//! - `groups`: the protocol's groups router (sessions, group
+//!   authentication, neighbours, peer time) over libp2p types.
+//! - [`auth`], [`password`]: carriers of the authentication and password
+//!   admission requests (`/peergroup/auth/1`, `/peergroup/password/1`); the
+//!   decisions are the protocol crate's (`groups`, `admission`).
+//! - [`sync`]: synchronization's messages and request correlation.
+//! - `pipeline`: storage and verification off the swarm task, and the read
+//!   overlay of local writes.
+//! - `gossip`: topics, gossipsub configuration, the wire, verdicts.
 //! - `discovery`: Kademlia providers, mDNS, bootstrap, the address book.
-//! - [`sync`]: synchronization (reconciliation and fetches): messages and glue.
+//! - `verify`: the verify pool. `keystore`: local identities.
 //! - [`storage`]: the storage worker and the [`storage::Backend`]s
 //!   ([`storage::RedbStore`] on disk, [`storage::MemoryBackend`]).
+//! - `config`: [`Config`] (the node's) and [`BehaviourConfig`] (an
+//!   embedder's), one builder, every default documented.
+//! - `clock`: [`Clock`]s. `event`: [`Event`]s and [`OperationId`]s.
 //! - `node`: [`Node`], its event loop, [`Request`]/[`Response`] commands,
 //!   the [`Handle`] and filtered [`Subscription`]s.
 //! - `error`: [`Error`].
 
 pub mod auth;
 mod behaviour;
+mod clock;
 mod config;
 #[cfg(feature = "control")]
 pub mod control;
 mod discovery;
 mod error;
+mod event;
 mod gossip;
 mod groups;
 mod keystore;

@@ -23,7 +23,7 @@ use libp2p::{PeerId, gossipsub::MessageId};
 use peergroup_protocol::{Error, PeerName, RecordId, SignedRecord};
 
 use crate::{
-    behaviour::OperationId,
+    event::OperationId,
     storage::{
         Applied, Backend, Completion, FetchRead, RawRecords, Rejected, Storage, StorageError,
         WriteOp,

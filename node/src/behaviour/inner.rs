@@ -10,7 +10,7 @@ use libp2p::{
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
-use crate::{auth, behaviour::BuildError, config::BehaviourConfig, gossip, password, sync};
+use crate::{auth, config::BehaviourConfig, error::BuildError, gossip, password, sync};
 
 /// The Kademlia protocol id.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/peergroup/kad/1.0.0");

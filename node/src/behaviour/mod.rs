@@ -19,12 +19,13 @@
 //! node from reading more from the network instead of growing without bound.
 
 mod api;
-mod clock;
 mod connections;
-mod event;
+mod discovery;
+mod gossip;
 mod inner;
 mod network;
 mod peer_time;
+mod sync;
 mod work;
 
 use std::{
@@ -54,8 +55,6 @@ use self::inner::Inner;
 use self::inner::InnerEvent;
 pub use self::{
     api::{DEFAULT_INVITATION_LIFETIME, GroupEntry, live_records},
-    clock::{Clock, ManualClock, SystemClock},
-    event::{Event, OperationError, OperationId},
     inner::{IDENTIFY_PROTOCOL, KAD_PROTOCOL},
 };
 use crate::{
@@ -71,21 +70,11 @@ use crate::{
     storage::{Backend, MemoryBackend, RedbStore, WriteOp},
     sync::SyncRequests,
 };
-
-/// Why the behaviour could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// Gossipsub rejected its configuration.
-    #[error("gossipsub configuration: {0}")]
-    Gossipsub(String),
-    /// mDNS could not start (no usable network interface watcher).
-    #[error("mDNS could not start: {0}")]
-    Mdns(#[source] std::io::Error),
-    /// A worker thread could not start.
-    #[error("cannot start a worker thread: {0}")]
-    Thread(#[source] std::io::Error),
-}
+pub use crate::{
+    clock::{Clock, ManualClock, SystemClock},
+    error::BuildError,
+    event::{Event, OperationError, OperationId},
+};
 
 /// Counters of things that are dropped or late, for logs and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

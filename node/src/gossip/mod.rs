@@ -1,13 +1,12 @@
 //! Gossip: one gossipsub topic per group, its configuration, and routing of
-//! received messages (`glue`): every payload is sealed under the group's
+//! received messages (`crate::behaviour`'s `gossip`): every payload is sealed under the group's
 //! data key; it is opened, routed by its inner kind byte (`wire`), its
 //! signature checked off the swarm task (the verify pool), then the group's
 //! session judges, and the behaviour reports exactly one verdict per message.
 //! Peer scoring is on: unauthenticated subscribers and senders of invalid
 //! messages are graylisted.
 
-mod glue;
-mod verdict;
+pub(crate) mod verdict;
 pub(crate) use self::verdict::Verdict;
 pub(crate) mod wire;
 
@@ -17,7 +16,7 @@ use libp2p::gossipsub::{self, IdentTopic};
 use peergroup_protocol::PeerName;
 use sha2::{Digest, Sha256};
 
-use crate::{behaviour::BuildError, config::BehaviourConfig};
+use crate::{config::BehaviourConfig, error::BuildError};
 
 /// The gossipsub protocol id prefix.
 pub const GOSSIP_PROTOCOL_PREFIX: &str = "/peergroup/gossip";

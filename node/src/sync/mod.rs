@@ -4,8 +4,8 @@
 //! the other lacks, then fetches bring them, in batches bounded by bytes.
 //! The session decides what to ask and what to make of the answers
 //! (`peergroup_protocol::session`, its `sync` module); this module holds the
-//! protocol id, the request correlation (`requests`) and the glue that
-//! turns the session's requests into libp2p requests and answers (`glue`).
+//! protocol id, the request correlation (`requests`) while `crate::behaviour`'s `sync`
+//! turns the session's requests into libp2p requests and answers.
 //!
 //! Both ends are authenticated members of the group: requests go only to
 //! neighbours that proved their membership in the group authentication
@@ -21,8 +21,7 @@
 //! requester's proof into group authentication; 4 replaced the paged copy
 //! with reconciliation on every connection.
 
-mod glue;
-mod requests;
+pub(crate) mod requests;
 
 pub(crate) use self::requests::SyncRequests;
 
