@@ -5,8 +5,8 @@
 
 use anyhow::Result;
 use peergroup::protocol::{
-    AttributeValue, Attributes, GroupSpec, Identity, Keypair, MemoryStore, NewRecord, Record,
-    RecordId, RecordType, SignedRecord, Store, Timestamp,
+    AttributeValue, Attributes, GroupSpec, Identity, Keypair, MemoryStore, NewRecord, ReadStore,
+    Record, RecordId, RecordType, SignedRecord, Store, Timestamp,
 };
 
 fn main() -> Result<()> {

@@ -2,7 +2,7 @@
 //! as bytes between replicas, as gossip will carry them.
 
 use peergroup::protocol::{
-    Error, MemoryStore, SignedRecord, Store, VerifyError,
+    Error, MemoryStore, ReadStore, SignedRecord, Store, VerifyError,
     testing::{T0, add, delete, group_of, identity, rid, sign_as, update},
 };
 

@@ -21,7 +21,7 @@
 //!   connection's transcript, and group tags.
 //! - `record`: [`Record`] and the add / update / delete rules; the merge
 //!   order is `Ord for SignedRecord`.
-//! - `store`: the [`Store`] trait and [`MemoryStore`].
+//! - `store`: the [`ReadStore`] and [`Store`] traits and [`MemoryStore`].
 //! - `credential`: [`Role`]s, [`Credential`]s and [`CredentialChain`]s (the
 //!   GMC model), issuing and renewing credentials.
 //! - `invitation`: invitations and their one-line text form.
@@ -128,7 +128,8 @@ pub use self::{
         envelope_kind,
     },
     store::{
-        Change, Digest, DigestBuilder, MemoryStore, Merged, Store, StoreError, merge_decision,
+        Change, Digest, DigestBuilder, MemoryStore, Merged, ReadStore, Store, StoreError,
+        merge_decision,
     },
     time::Timestamp,
 };

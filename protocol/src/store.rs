@@ -140,18 +140,15 @@ impl DigestBuilder {
     }
 }
 
-/// How many records [`Store::digest`]'s default implementation reads at a time.
+/// How many records [`ReadStore::digest`]'s default implementation reads at a time.
 const DIGEST_PAGE: usize = 1024;
 
-/// A record database: one per node, holding every group's records.
-pub trait Store {
+/// The read side of a record database: what every reader of a store
+/// needs, whether it owns the store ([`Store`]) or shares it across threads
+/// (the node's storage backend, which extends this trait).
+pub trait ReadStore {
     /// The stored copy of a record (live or tombstone).
     fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError>;
-
-    /// Merges a batch atomically (all or nothing): each incoming record replaces
-    /// the stored copy of its (group, id) if it is greater in the merge order.
-    /// Returns one [`Merged`] per input, in input order.
-    fn merge(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, StoreError>;
 
     /// Up to `limit` records of `group` with ids above `after`, in id order,
     /// optionally only those of `record_type`. Tombstones are included.
@@ -162,14 +159,6 @@ pub trait Store {
         after: Option<RecordId>,
         limit: usize,
     ) -> Result<Vec<SignedRecord>, StoreError>;
-
-    /// Removes every record (and tombstone) that expired at `now`, in every
-    /// group. Reports [`Change::Expired`] for the live records it removed;
-    /// tombstones go silently (their deletion was reported when they arrived).
-    fn expire(&mut self, now: Timestamp) -> Result<Vec<Merged>, StoreError>;
-
-    /// Removes all of `group`'s records; returns how many there were.
-    fn remove_group(&mut self, group: &PeerName) -> Result<u64, StoreError>;
 
     /// The digest of `group`'s records.
     fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
@@ -186,6 +175,23 @@ pub trait Store {
             }
         }
     }
+}
+
+/// A record database: one per node, holding every group's records. Its
+/// reads are [`ReadStore`]'s.
+pub trait Store: ReadStore {
+    /// Merges a batch atomically (all or nothing): each incoming record replaces
+    /// the stored copy of its (group, id) if it is greater in the merge order.
+    /// Returns one [`Merged`] per input, in input order.
+    fn merge(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, StoreError>;
+
+    /// Removes every record (and tombstone) that expired at `now`, in every
+    /// group. Reports [`Change::Expired`] for the live records it removed;
+    /// tombstones go silently (their deletion was reported when they arrived).
+    fn expire(&mut self, now: Timestamp) -> Result<Vec<Merged>, StoreError>;
+
+    /// Removes all of `group`'s records; returns how many there were.
+    fn remove_group(&mut self, group: &PeerName) -> Result<u64, StoreError>;
 }
 
 /// Decides one merge: what happens when `incoming` meets `stored`.
@@ -235,22 +241,9 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
+impl ReadStore for MemoryStore {
     fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
         Ok(self.records.get(&(group.clone(), *id)).cloned())
-    }
-
-    fn merge(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, StoreError> {
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            let key = (incoming.record().group.clone(), incoming.record().id);
-            let change = merge_decision(self.records.get(&key), &incoming);
-            outcomes.push(merged(&incoming, change));
-            if change != Change::Stale {
-                self.records.insert(key, incoming);
-            }
-        }
-        Ok(outcomes)
     }
 
     fn records(
@@ -270,6 +263,21 @@ impl Store for MemoryStore {
             .take(limit)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+}
+
+impl Store for MemoryStore {
+    fn merge(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, StoreError> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            let key = (incoming.record().group.clone(), incoming.record().id);
+            let change = merge_decision(self.records.get(&key), &incoming);
+            outcomes.push(merged(&incoming, change));
+            if change != Change::Stale {
+                self.records.insert(key, incoming);
+            }
+        }
+        Ok(outcomes)
     }
 
     fn expire(&mut self, now: Timestamp) -> Result<Vec<Merged>, StoreError> {

@@ -1,6 +1,7 @@
 //! [`Backend`]: the record database and what else a node keeps, as the
 //! storage worker writes it and readers read it, from any thread.
 
+use peergroup_protocol::ReadStore;
 use std::{collections::BTreeMap, sync::RwLock};
 
 use libp2p::{Multiaddr, PeerId};
@@ -73,27 +74,17 @@ pub enum Applied {
 }
 
 /// A node's persistent state, shared by the storage worker (writes) and
-/// readers (reads) on any thread: a [`super::RedbStore`] with a data
+/// readers (reads) on any thread. Its record reads are the protocol's
+/// [`ReadStore`] (the shared store test suite runs them against the
+/// [`super::RedbStore`] the node uses); the rest is the node's own state: a [`super::RedbStore`] with a data
 /// directory, a [`MemoryBackend`] without.
 ///
 /// Every method may be called concurrently; writes are serialized by the
 /// backend, and a read sees a committed state.
-pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+pub trait Backend: ReadStore + Send + Sync + std::fmt::Debug + 'static {
     /// Applies `ops` in order in one durable transaction: all or nothing.
     /// Returns one [`Applied`] per op.
     fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Applied>, StoreError>;
-
-    /// The stored copy of a record (live or tombstone).
-    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError>;
-
-    /// Up to `limit` records of `group` after `after`, in id order, optionally of one type.
-    fn records(
-        &self,
-        group: &PeerName,
-        record_type: Option<RecordType>,
-        after: Option<RecordId>,
-        limit: usize,
-    ) -> Result<Vec<SignedRecord>, StoreError>;
 
     /// The envelopes of `ids` in `group` that are stored, in request order,
     /// until about `max_bytes` (at least one when any is stored): a fetch
@@ -107,9 +98,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every record id of `group` with its version and envelope hash.
     fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError>;
-
-    /// The digest of `group`'s records.
-    fn digest(&self, group: &PeerName) -> Result<Digest, StoreError>;
 
     /// Every local identity.
     fn identities(&self) -> Result<Vec<Identity>, StoreError>;
@@ -149,6 +137,26 @@ impl MemoryBackend {
         // A panic while holding the lock leaves consistent data (every write
         // below completes or panics before mutating): keep serving it.
         self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ReadStore for MemoryBackend {
+    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+        self.read().store.get(group, id)
+    }
+
+    fn records(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<SignedRecord>, StoreError> {
+        self.read().store.records(group, record_type, after, limit)
+    }
+
+    fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
+        self.read().store.digest(group)
     }
 }
 
@@ -205,20 +213,6 @@ impl Backend for MemoryBackend {
         Ok(out)
     }
 
-    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
-        self.read().store.get(group, id)
-    }
-
-    fn records(
-        &self,
-        group: &PeerName,
-        record_type: Option<RecordType>,
-        after: Option<RecordId>,
-        limit: usize,
-    ) -> Result<Vec<SignedRecord>, StoreError> {
-        self.read().store.records(group, record_type, after, limit)
-    }
-
     fn envelopes_of(
         &self,
         group: &PeerName,
@@ -258,10 +252,6 @@ impl Backend for MemoryBackend {
                 )
             })
             .collect())
-    }
-
-    fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
-        self.read().store.digest(group)
     }
 
     fn identities(&self) -> Result<Vec<Identity>, StoreError> {

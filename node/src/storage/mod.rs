@@ -422,7 +422,7 @@ mod tests {
 
     use futures::task::noop_waker_ref;
     use peergroup_protocol::{
-        Change, Digest, Identity, RecordType, SignedRecord,
+        Change, Digest, Identity, ReadStore, RecordType, SignedRecord,
         session::{GroupState, Version},
         testing::{T0, add, group_of, identity},
     };
@@ -447,6 +447,24 @@ mod tests {
         }
     }
 
+    impl ReadStore for Probe {
+        fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+            self.inner.get(group, id)
+        }
+        fn records(
+            &self,
+            group: &PeerName,
+            record_type: Option<RecordType>,
+            after: Option<RecordId>,
+            limit: usize,
+        ) -> Result<Vec<SignedRecord>, StoreError> {
+            self.inner.records(group, record_type, after, limit)
+        }
+        fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
+            self.inner.digest(group)
+        }
+    }
+
     impl Backend for Probe {
         fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Applied>, StoreError> {
             self.applies.lock().unwrap().push(ops.len());
@@ -460,18 +478,6 @@ mod tests {
             }
             self.inner.apply(ops)
         }
-        fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
-            self.inner.get(group, id)
-        }
-        fn records(
-            &self,
-            group: &PeerName,
-            record_type: Option<RecordType>,
-            after: Option<RecordId>,
-            limit: usize,
-        ) -> Result<Vec<SignedRecord>, StoreError> {
-            self.inner.records(group, record_type, after, limit)
-        }
         fn envelopes_of(
             &self,
             group: &PeerName,
@@ -482,9 +488,6 @@ mod tests {
         }
         fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {
             self.inner.versions(group)
-        }
-        fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
-            self.inner.digest(group)
         }
         fn identities(&self) -> Result<Vec<Identity>, StoreError> {
             self.inner.identities()

@@ -33,7 +33,7 @@ use std::{
 
 use peergroup_node::storage::RedbStore;
 use peergroup_protocol::{
-    Identity, MemoryStore, PeerName, SignedRecord, Store,
+    Identity, MemoryStore, PeerName, ReadStore, SignedRecord, Store,
     testing::{T0, add, group_of, identity, rid},
 };
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use peergroup_node::storage::RedbStore;
 use peergroup_protocol::{
-    CredentialChain, GroupSpec, Identity, PeerName, Role, SignedProperties, SignedRecord, Store,
-    issue_credential,
+    CredentialChain, GroupSpec, Identity, PeerName, ReadStore, Role, SignedProperties,
+    SignedRecord, Store, issue_credential,
     session::GroupState,
     testing::{T0, add, delete, group_of, identity, update},
 };

@@ -3,7 +3,7 @@
 
 use peergroup_node::storage::{AccessError, FILE_NAME, OpenError, RedbStore};
 use peergroup_protocol::{
-    CredentialChain, GroupSpec, Identity, Role, Store, issue_credential,
+    CredentialChain, GroupSpec, Identity, ReadStore, Role, Store, issue_credential,
     session::GroupState,
     testing::{T0, add, identity, rid},
 };

@@ -1,7 +1,7 @@
 //! What survives closing and reopening the file.
 
 use peergroup_protocol::{
-    Change, MemoryStore, SignedRecord, Store, Timestamp,
+    Change, MemoryStore, ReadStore, SignedRecord, Store, Timestamp,
     testing::{T0, add, delete, group_of, identity, rid, update},
 };
 

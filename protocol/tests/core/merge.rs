@@ -1,7 +1,7 @@
 //! The merge order: any arrival order of the same signed updates gives the same store.
 
 use peergroup_protocol::{
-    Change, Identity, MemoryStore, PeerName, SignedRecord, Store,
+    Change, Identity, MemoryStore, PeerName, ReadStore, SignedRecord, Store,
     testing::{T0, add, delete, group_of, identity, rid, update},
 };
 use proptest::prelude::*;

@@ -1135,7 +1135,7 @@ fn a_reconnected_neighbour_is_reconciled_with_again() {
 /// copy, and every order still ends with one digest.
 #[test]
 fn records_stamped_in_the_future_wait_for_peer_time_in_every_arrival_order() {
-    use peergroup_protocol::{MemoryStore, Store, session::FUTURE_TOLERANCE};
+    use peergroup_protocol::{MemoryStore, ReadStore, Store, session::FUTURE_TOLERANCE};
 
     let f = Fixture::new();
     let admin = identity(3, "slow-admin");

@@ -1,7 +1,7 @@
 //! [`Backend`] for [`RedbStore`]: a batch of writes is one durable transaction.
 
 use peergroup_protocol::{
-    Digest, Identity, PeerName, RecordId, RecordType, SignedRecord, Store, StoreError,
+    Identity, PeerName, RecordId, StoreError,
     session::{GroupState, Version},
 };
 
@@ -62,20 +62,6 @@ impl Backend for RedbStore {
         result.map_err(|f| StoreError::from(f.at(&self.path)))
     }
 
-    fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
-        Ok(self.get_record(group, id)?)
-    }
-
-    fn records(
-        &self,
-        group: &PeerName,
-        record_type: Option<RecordType>,
-        after: Option<RecordId>,
-        limit: usize,
-    ) -> Result<Vec<SignedRecord>, StoreError> {
-        Ok(self.list_records(group, record_type, after, limit)?)
-    }
-
     fn envelopes_of(
         &self,
         group: &PeerName,
@@ -87,10 +73,6 @@ impl Backend for RedbStore {
 
     fn versions(&self, group: &PeerName) -> Result<Vec<(RecordId, Version)>, StoreError> {
         Ok(RedbStore::versions(self, group)?)
-    }
-
-    fn digest(&self, group: &PeerName) -> Result<Digest, StoreError> {
-        Store::digest(self, group)
     }
 
     fn identities(&self) -> Result<Vec<Identity>, StoreError> {

@@ -1,5 +1,6 @@
 //! [`RedbStore`]: opening the file and the record database ([`Store`]).
 
+use peergroup_protocol::ReadStore;
 use std::{
     fs::{self, File, OpenOptions},
     ops::Bound,
@@ -363,13 +364,9 @@ impl RedbStore {
     }
 }
 
-impl Store for RedbStore {
+impl ReadStore for RedbStore {
     fn get(&self, group: &PeerName, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
         Ok(self.get_record(group, id)?)
-    }
-
-    fn merge(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, StoreError> {
-        Ok(self.merge_records(batch)?)
     }
 
     fn records(
@@ -380,6 +377,12 @@ impl Store for RedbStore {
         limit: usize,
     ) -> Result<Vec<SignedRecord>, StoreError> {
         Ok(self.list_records(group, record_type, after, limit)?)
+    }
+}
+
+impl Store for RedbStore {
+    fn merge(&mut self, batch: Vec<SignedRecord>) -> Result<Vec<Merged>, StoreError> {
+        Ok(self.merge_records(batch)?)
     }
 
     fn expire(&mut self, now: Timestamp) -> Result<Vec<Merged>, StoreError> {

@@ -60,7 +60,7 @@ impl RedbStore {
         self.decode_record(bytes, summary, group, &id)
     }
 
-    /// The stored copy of a record (see [`Store::get`]).
+    /// The stored copy of a record (see [`ReadStore::get`](peergroup_protocol::ReadStore::get)).
     pub fn get_record(
         &self,
         group: &PeerName,
@@ -85,7 +85,7 @@ impl RedbStore {
         result.map_err(|f| f.at(&self.path))
     }
 
-    /// Up to `limit` records of `group` after `after`, in id order (see [`Store::records`]).
+    /// Up to `limit` records of `group` after `after`, in id order (see [`ReadStore::records`](peergroup_protocol::ReadStore::records)).
     pub fn list_records(
         &self,
         group: &PeerName,

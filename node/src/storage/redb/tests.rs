@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use peergroup_protocol::{
-    CredentialChain, GroupSpec, Store, StoreError,
+    CredentialChain, GroupSpec, ReadStore, Store, StoreError,
     session::GroupState,
     testing::{T0, add, identity, rid, tamper},
 };

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use peergroup_protocol::{
     CredentialChain, DecodeError, Error, GroupSpec, Identity, InvitationInfo, Kind, MemoryStore,
-    NewRecord, RecordType, Role, Signed, SignedProperties, SignedRecord, Store, Timestamp,
-    create_invitation,
+    NewRecord, ReadStore, RecordType, Role, Signed, SignedProperties, SignedRecord, Store,
+    Timestamp, create_invitation,
     reconcile::Answer,
     session::{
         Acceptance, Event, Fetched, GroupState, Input, Origin, Output, Session, SessionConfig,

@@ -1,7 +1,7 @@
 //! Simulations over many seeds: convergence, readiness, restarts.
 
 use peergroup_protocol::{
-    Role, Store,
+    ReadStore, Role,
     session::{Input, Origin, Output},
     testing::NOTE,
 };
