@@ -43,7 +43,23 @@ pub enum OperationError {
 /// It serializes (for the control API's event stream) as an object tagged
 /// by `type`, the variant's name; errors serialize as
 /// `{"name": "PEER_E_…", "code": HRESULT, "message": "…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Its kinds, for filters, are [`EventKind`], derived from this one
+/// definition (as are their names, [`EventKind::name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(EventKind),
+    vis(pub),
+    derive(
+        Hash,
+        Serialize,
+        Deserialize,
+        strum::VariantArray,
+        strum::IntoStaticStr
+    ),
+    doc = "The kinds of [`Event`], for filters: one per variant, by the variant's name.",
+    non_exhaustive
+)]
 #[serde(tag = "type")]
 #[non_exhaustive]
 pub enum Event {
@@ -204,5 +220,45 @@ impl From<session::Event<PeerId>> for Event {
                 estimated_total,
             },
         }
+    }
+}
+
+impl Event {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        EventKind::from(self)
+    }
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [EventKind] = <EventKind as strum::VariantArray>::VARIANTS;
+
+    /// The kind's name: its variant's, as the control API's `kind` filter
+    /// and the event stream's `type` field give it.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_derived_from_events_and_named_as_serde_names_them() {
+        assert_eq!(EventKind::ALL.len(), 10);
+        for kind in EventKind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, serde_json::Value::String(kind.name().to_owned()));
+            let back: EventKind = serde_json::from_value(json).unwrap();
+            assert_eq!(back, *kind);
+        }
+        let event = Event::StoreFailed {
+            reason: "disk".into(),
+        };
+        assert_eq!(event.kind(), EventKind::StoreFailed);
+        let tagged = serde_json::to_value(&event).unwrap();
+        assert_eq!(tagged["type"], event.kind().name());
     }
 }

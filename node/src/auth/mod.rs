@@ -15,12 +15,12 @@
 //! group's topic; whichever completes first makes the peer an authenticated
 //! neighbour on both sides. Until then the peer's gossip is ignored (its
 //! gossipsub application score is below the graylist threshold,
-//! [`UNAUTHENTICATED_SCORE`]) and nothing of the group is sent to it. A
+//! `UNAUTHENTICATED_SCORE`) and nothing of the group is sent to it. A
 //! failed exchange raises `Event::AuthenticationFailed` and closes the
 //! connection unless the peer is a neighbour in another group; so does a
 //! subscriber that has not authenticated within [`AUTH_GRACE`], and a
 //! neighbour whose own gossip pushed its score below the graylist
-//! threshold ([`AuthRequests::graylisted`]).
+//! threshold (`AuthRequests::graylisted`).
 
 use std::{
     collections::{HashMap, HashSet},

@@ -210,7 +210,7 @@ impl Behaviour {
     /// identity's credential; the group is then joined and connected, and
     /// the returned operation completes as [`Behaviour::connect_by_address`]'s
     /// does (ready after the first copy). A wrong password completes it with
-    /// `NotAuthorized` (and an [`Event::AuthenticationFailed`] per member
+    /// `NotAuthorized` (and an [`Event::AuthenticationFailed`](crate::Event::AuthenticationFailed) per member
     /// that checked); nothing is stored. No member able to check within the
     /// connect timeout: `NoMembersFound`. At once: `InvalidArg` for a
     /// credential invitation, `GroupInUse` for a group already here or being
@@ -367,7 +367,7 @@ impl Behaviour {
     /// at once for a group that synchronized before (or its creator); for a
     /// new member after its first copy; or with `NoMembersFound` /
     /// `NoMemberConnections` after the connect timeout (a
-    /// [`Event::ConnectionFailed`] is raised too). A closed or unknown group
+    /// [`Event::ConnectionFailed`](crate::Event::ConnectionFailed) is raised too). A closed or unknown group
     /// is `InvalidGroup` at once, and nothing is dialed.
     pub fn connect_by_address(
         &mut self,

@@ -230,11 +230,21 @@ async fn metrics_text(State(api): State<Api>) -> Result<HttpResponse, ApiError> 
 
 /// Parses an [`EventKind`] from its name, as the `kind` filter gives it.
 pub fn parse_event_kind(name: &str) -> Result<EventKind, ApiError> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| {
-        ApiError::bad_request(format!(
-            "unknown event kind {name:?} (one of StatusChanged, PropertiesChanged, \
-             RecordChanged, MemberChanged, NeighborConnection, ConnectionFailed, \
-             SyncProgress, AuthenticationFailed, StoreFailed)"
-        ))
-    })
+    EventKind::ALL
+        .iter()
+        .copied()
+        .find(|kind| kind.name() == name)
+        .ok_or_else(|| {
+            // The stream carries every kind but `OperationCompleted` (the
+            // node consumes those itself): the hint names those.
+            let names: Vec<&str> = EventKind::ALL
+                .iter()
+                .filter(|kind| **kind != EventKind::OperationCompleted)
+                .map(|kind| kind.name())
+                .collect();
+            ApiError::bad_request(format!(
+                "unknown event kind {name:?} (one of {})",
+                names.join(", ")
+            ))
+        })
 }

@@ -10,54 +10,11 @@ use peergroup_protocol::{PeerName, RecordType};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::behaviour::Event;
+use crate::event::Event;
+pub use crate::event::EventKind;
 
 /// How many events the ring keeps for slow subscribers.
 pub const EVENT_CAPACITY: usize = 4096;
-
-/// The kinds of [`Event`], for filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum EventKind {
-    /// [`Event::StatusChanged`].
-    StatusChanged,
-    /// [`Event::PropertiesChanged`].
-    PropertiesChanged,
-    /// [`Event::RecordChanged`].
-    RecordChanged,
-    /// [`Event::MemberChanged`].
-    MemberChanged,
-    /// [`Event::NeighborConnection`].
-    NeighborConnection,
-    /// [`Event::ConnectionFailed`].
-    ConnectionFailed,
-    /// [`Event::SyncProgress`].
-    SyncProgress,
-    /// [`Event::AuthenticationFailed`].
-    AuthenticationFailed,
-    /// [`Event::OperationCompleted`] (the node consumes these itself).
-    OperationCompleted,
-    /// [`Event::StoreFailed`].
-    StoreFailed,
-}
-
-impl Event {
-    /// The event's kind.
-    pub fn kind(&self) -> EventKind {
-        match self {
-            Event::StatusChanged { .. } => EventKind::StatusChanged,
-            Event::PropertiesChanged { .. } => EventKind::PropertiesChanged,
-            Event::RecordChanged { .. } => EventKind::RecordChanged,
-            Event::MemberChanged { .. } => EventKind::MemberChanged,
-            Event::NeighborConnection { .. } => EventKind::NeighborConnection,
-            Event::ConnectionFailed { .. } => EventKind::ConnectionFailed,
-            Event::SyncProgress { .. } => EventKind::SyncProgress,
-            Event::AuthenticationFailed { .. } => EventKind::AuthenticationFailed,
-            Event::OperationCompleted { .. } => EventKind::OperationCompleted,
-            Event::StoreFailed { .. } => EventKind::StoreFailed,
-        }
-    }
-}
 
 /// Which events a subscription wants (`PEER_GROUP_EVENT_REGISTRATION`).
 /// The default wants everything.

@@ -17,7 +17,7 @@
 //! [`FIRST_BACKOFF`] doubling up to [`MAX_BACKOFF`]) is the protocol
 //! crate's sans-I/O machine (`peergroup_protocol::admission`), whose
 //! deadlines run on the monotonic clock. This module carries its requests
-//! and answers ([`PasswordRequests`]).
+//! and answers (`PasswordRequests`).
 //!
 //! Who can check: the creator (which set the password), members that joined
 //! with it, and members that can grant the password role, which receive the
