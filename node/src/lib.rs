@@ -9,7 +9,8 @@
 //!   field of its `#[derive(NetworkBehaviour)]` struct, calls its methods
 //!   and matches its [`Event`]s (`examples/embed.rs`).
 //!
-//! The design is in the project's `architecture.md`: a sans-I/O session per
+//! The design is in `docs/design.md` and the project's shared
+//! `architecture.md` (beside the repository): a sans-I/O session per
 //! group (`peergroup_protocol::Session`), this crate's behaviour as the shell
 //! that turns its outputs into I/O, storage and signature checks off the
 //! swarm task, and the node as a thin host.
@@ -19,10 +20,13 @@
 //! The behaviour composes components that own their state; only
 //! `behaviour/` moves data between them (nothing below imports it):
 //!
-//! - `behaviour`: [`Behaviour`], the composition: the `NetworkBehaviour`,
-//!   its poll order, the one timer, the public API, and the routing of each
-//!   component's outputs (`discovery`, `gossip`, `sync`, `work`,
-//!   `connections` files there).
+//! - `behaviour`: [`Behaviour`], the composition. `mod.rs`: its fields
+//!   (the components), construction, the one timer and the inner events;
+//!   `network.rs`: the `NetworkBehaviour` impl and the poll order; `api.rs`:
+//!   the public API (the Windows functions); `route.rs`: executing the
+//!   machines' outputs; `gossip.rs`, `sync.rs`, `discovery.rs`, `work.rs`,
+//!   `connections.rs`, `peer_time.rs`: turning one component's events into
+//!   the others' inputs; `inner.rs`: the libp2p behaviours underneath.
 //! - `groups`: the protocol's groups router (sessions, group
 //!   authentication, neighbours, peer time) over libp2p types.
 //! - [`auth`], [`password`]: carriers of the authentication and password

@@ -7,6 +7,9 @@
 //! reads see, queued for the store and published; they are durable once a
 //! [`Behaviour::barrier`] taken after them completes (the node's `Handle`
 //! waits for that before it returns).
+//!
+//! (Over 600 lines, on purpose: the public API, one method per Windows
+//! function, each a few lines over a session.)
 
 use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{
@@ -161,7 +164,7 @@ impl Behaviour {
             .as_ref()
             .ok_or_else(|| Error::InvalidArg("the creator peer name is required".into()))?;
         let identity = self.keystore.get(creator)?.clone();
-        let now = self.now();
+        let now = self.observed_now();
         let properties = spec.create(&identity, now, |name| self.groups.contains(name))?;
         // The group's first data key (epoch 0), from the behaviour's RNG.
         let key = GroupKey::new(0, self.rng.random());
@@ -230,7 +233,7 @@ impl Behaviour {
             );
         }
         let me = self.keystore.get(identity)?.clone();
-        if self.groups.get(&info.group).is_ok() || self.password.is_joining(&info.group) {
+        if self.groups.get(&info.group).is_ok() || self.admission.is_joining(&info.group) {
             return Err(Error::GroupInUse(format!(
                 "group {} is already here or being joined",
                 info.group
@@ -249,13 +252,10 @@ impl Behaviour {
         let group = info.group.clone();
         // The members at hand: connected peers subscribed to the group's
         // topic. More are told to the machine as they subscribe.
-        let topic = crate::gossip::topic_of(&group).hash();
         let candidates: Vec<(PeerId, Vec<u8>)> = self
-            .inner
-            .gossipsub
-            .all_peers()
-            .filter(|(_, topics)| topics.contains(&&topic))
-            .map(|(peer, _)| (*peer, peer.to_bytes()))
+            .topic_subscribers(&group)
+            .into_iter()
+            .map(|peer| (peer, peer.to_bytes()))
             .collect();
         let start = JoinStart {
             operation: operation.0,
@@ -269,7 +269,7 @@ impl Behaviour {
                 .checked_add(self.config.connect_timeout)
                 .unwrap_or(now.instant),
         };
-        self.password
+        self.admission
             .join(start, candidates, now.instant, &mut self.rng)?;
         for addr in addresses {
             self.dial_address(addr);
@@ -294,7 +294,7 @@ impl Behaviour {
         chain: peergroup_protocol::CredentialChain,
         key: Option<GroupKey>,
     ) -> Result<(), Error> {
-        let now = self.now();
+        let now = self.observed_now();
         let mut session =
             GroupSession::join(properties, identity, chain, session_config(&self.config))?;
         if let Some(key) = key {
@@ -374,7 +374,7 @@ impl Behaviour {
         group: &PeerName,
         addresses: Vec<Multiaddr>,
     ) -> Result<OperationId, NodeError> {
-        let now = self.now();
+        let now = self.observed_now();
         let session = self.groups.get_mut(group)?;
         session.check_open()?;
         let operation = self.operation();
@@ -513,7 +513,7 @@ impl Behaviour {
         expires: Option<Timestamp>,
         store: bool,
     ) -> Result<String, NodeError> {
-        let now = self.now();
+        let now = self.observed_now();
         let work = &self.work;
         let lookup = |id: &RecordId| {
             work.current(group, id)
@@ -536,7 +536,7 @@ impl Behaviour {
         record: NewRecord,
     ) -> Result<RecordId, NodeError> {
         let nonce: [u8; 8] = self.rng.random();
-        let now = self.now();
+        let now = self.observed_now();
         let id = self.groups.get_mut(group)?.add_record(record, nonce, now);
         self.drive(group, true);
         Ok(id?)
@@ -547,7 +547,7 @@ impl Behaviour {
     pub fn update_record(&mut self, group: &PeerName, record: &Record) -> Result<(), NodeError> {
         self.groups.get(group)?.check_ready()?;
         let current = self.work.current(group, &record.id)?;
-        let now = self.now();
+        let now = self.observed_now();
         let result = self
             .groups
             .get_mut(group)?
@@ -560,7 +560,7 @@ impl Behaviour {
     pub fn delete_record(&mut self, group: &PeerName, id: &RecordId) -> Result<(), NodeError> {
         self.groups.get(group)?.check_ready()?;
         let current = self.work.current(group, id)?;
-        let now = self.now();
+        let now = self.observed_now();
         let result = self.groups.get_mut(group)?.delete_record(current, now);
         self.drive(group, true);
         Ok(result?)

@@ -26,7 +26,7 @@ impl Behaviour {
         let now = self.clocks();
         self.groups.peer_gone(&peer, now);
         self.drive_all();
-        self.password.peer_gone(&peer, now.instant, &mut self.rng);
+        self.admission.peer_gone(&peer, now.instant, &mut self.rng);
         self.drive_password();
     }
 

@@ -40,13 +40,13 @@ impl Behaviour {
                     // A password join of that group may have a member to ask.
                     let now = self.clocks();
                     let joining: Vec<PeerName> = self
-                        .password
+                        .admission
                         .joining()
                         .filter(|g| topic_of(g).hash() == topic)
                         .cloned()
                         .collect();
                     for group in joining {
-                        self.password.candidate(
+                        self.admission.candidate(
                             &group,
                             peer_id,
                             peer_id.to_bytes(),
@@ -222,6 +222,17 @@ impl Behaviour {
 }
 
 impl Behaviour {
+    /// The connected peers subscribed to `group`'s topic.
+    pub(crate) fn topic_subscribers(&self, group: &PeerName) -> Vec<PeerId> {
+        let topic = topic_of(group).hash();
+        self.inner
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&topic))
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
     /// The group (known here, online or not) whose topic is `topic`.
     fn group_of_topic(&self, topic: &gossipsub::TopicHash) -> Option<PeerName> {
         let tag = crate::groups::tag_of_topic(topic)?;

@@ -25,6 +25,7 @@ mod gossip;
 mod inner;
 mod network;
 mod peer_time;
+mod route;
 mod sync;
 mod work;
 
@@ -41,13 +42,12 @@ use libp2p::{
     PeerId,
     gossipsub::MessageId,
     identity::Keypair,
-    swarm::{CloseConnection, THandlerInEvent, ToSwarm},
+    swarm::{THandlerInEvent, ToSwarm},
 };
 use peergroup_protocol::{
-    Error, GroupFlags, GroupKey, KeyCommitment, PeerName, RecordType, Signed, SignedRecord,
-    admission::{Admission, Output as AdmissionOutput},
-    groups::Output as RouterOutput,
-    session::{Input, Output, SessionConfig, Stored},
+    GroupFlags, GroupKey, KeyCommitment, PeerName, RecordType, Signed, SignedRecord,
+    admission::Admission,
+    session::{Input, SessionConfig, Stored},
 };
 use rand::{RngExt as _, SeedableRng, rngs::StdRng};
 
@@ -62,7 +62,6 @@ use crate::{
     config::BehaviourConfig,
     discovery::Discovery,
     error::NodeError,
-    gossip::topic_of,
     groups::{GroupSession, Groups},
     keystore::Keystore,
     password::PasswordRequests,
@@ -116,10 +115,11 @@ pub struct Behaviour {
     /// Storage and verification off the swarm task.
     pub(crate) work: Pipeline,
     pub(crate) discovery: Discovery,
-    /// Authentication requests in flight, gossip score checks.
-    pub(crate) auth: AuthRequests,
+    /// Authentication requests in flight, gossip score checks (the
+    /// exchange itself is the groups router's).
+    pub(crate) auth_requests: AuthRequests,
     /// Password admission (`peergroup_protocol::admission`), both roles.
-    pub(crate) password: Admission<PeerId>,
+    pub(crate) admission: Admission<PeerId>,
     /// Which join each password request belongs to.
     pub(crate) password_requests: PasswordRequests,
     pub(crate) connected: HashSet<PeerId>,
@@ -238,8 +238,8 @@ impl Behaviour {
             inner,
             local_peer: key.public().to_peer_id(),
             discovery,
-            auth: AuthRequests::default(),
-            password: Admission::new(key.public().to_peer_id().to_bytes()),
+            auth_requests: AuthRequests::default(),
+            admission: Admission::new(key.public().to_peer_id().to_bytes()),
             password_requests: PasswordRequests::default(),
             next_expiry,
             config,
@@ -355,243 +355,6 @@ impl Behaviour {
         self.wake();
     }
 
-    fn execute_router(&mut self, output: RouterOutput<PeerId, MessageId>) {
-        match output {
-            RouterOutput::Session { group, output } => self.execute(&group, output, false),
-            RouterOutput::AuthRequest {
-                exchange,
-                peer,
-                request,
-            } => self
-                .auth
-                .send(&mut self.inner.auth, &peer, exchange, request),
-            RouterOutput::Authenticated {
-                group,
-                peer,
-                member,
-            } => {
-                tracing::debug!(%group, %peer, %member, "neighbour authenticated");
-                self.remember_member(&group, peer);
-            }
-            RouterOutput::AuthenticationFailed {
-                group,
-                peer,
-                reason,
-            } => {
-                self.metrics.authentication_failed();
-                tracing::warn!(%group, %peer, %reason, "group authentication failed");
-                self.stats.authentication_failures =
-                    self.stats.authentication_failures.saturating_add(1);
-                self.events.push_back(Event::AuthenticationFailed {
-                    group,
-                    peer,
-                    reason,
-                });
-            }
-            RouterOutput::CredentialExpired { group, peer } => {
-                tracing::debug!(%group, %peer, "a neighbour's credential expired");
-                self.events.push_back(Event::AuthenticationFailed {
-                    group,
-                    peer,
-                    reason: Error::InvalidTimePeriod("the neighbour's credential expired".into()),
-                });
-            }
-            RouterOutput::Graylist { peer, graylisted } => {
-                let score = if graylisted {
-                    crate::auth::UNAUTHENTICATED_SCORE
-                } else {
-                    0.0
-                };
-                self.inner.gossipsub.set_application_score(&peer, score);
-            }
-            RouterOutput::Disconnect(peer) => self.actions.push_back(ToSwarm::CloseConnection {
-                peer_id: peer,
-                connection: CloseConnection::All,
-            }),
-            RouterOutput::ClockAdjusted { offset_ms, step_ms } => {
-                // Kept across restarts (`PeerClock::restored`).
-                self.work
-                    .queue_write(Some(WriteOp::SaveClockOffset(offset_ms)), WriteFor::Other);
-                if step_ms.unsigned_abs() >= 1_000 {
-                    tracing::info!(step_ms, offset_ms, "peer time adjusted");
-                } else {
-                    tracing::debug!(step_ms, offset_ms, "peer time adjusted");
-                }
-            }
-        }
-    }
-
-    fn execute(&mut self, group: &PeerName, output: Output<PeerId, MessageId>, local: bool) {
-        match output {
-            Output::Subscribe => {
-                let topic = topic_of(group);
-                if let Err(e) = self.inner.gossipsub.subscribe(&topic) {
-                    tracing::warn!(%group, error = %e, "cannot subscribe to the group's topic");
-                }
-                if let Err(e) = self
-                    .inner
-                    .gossipsub
-                    .set_topic_params(topic.clone(), crate::gossip::topic_score_params())
-                {
-                    tracing::warn!(%group, error = %e, "cannot score the group's topic");
-                }
-                // Peers that subscribed before us announced it already:
-                // authenticate them.
-                let hash = topic.hash();
-                let subscribed: Vec<PeerId> = self
-                    .inner
-                    .gossipsub
-                    .all_peers()
-                    .filter(|(_, topics)| topics.contains(&&hash))
-                    .map(|(peer, _)| *peer)
-                    .collect();
-                let now = self.clocks();
-                for peer in subscribed {
-                    self.groups.subscribed(group, &peer, now, &mut self.rng);
-                }
-            }
-            Output::Unsubscribe => {
-                self.inner.gossipsub.unsubscribe(&topic_of(group));
-            }
-            Output::Publish(bytes) => self.publish(group, bytes),
-            Output::Verdict {
-                source,
-                message,
-                reason,
-            } => self.report_verdict(
-                Some(group),
-                source,
-                &message,
-                crate::gossip::Verdict::Judged(&reason),
-            ),
-            Output::SyncEnded {
-                peer,
-                completed,
-                first,
-                received,
-                duration_ms,
-            } => {
-                self.metrics.sync_ended(completed, received, duration_ms);
-                tracing::debug!(%group, %peer, completed, first, received, duration_ms, "synchronization ended");
-            }
-            Output::PeerMisbehaved { peer, reason } => {
-                self.metrics.sync_rejected(&reason);
-                // Only authenticated members serve synchronizations, from
-                // stores they verified: forged, unauthorized or wrong-group
-                // records, answers no honest reconciliation gives, records
-                // not asked for are a broken or dishonest member. It is cut
-                // off from the group (`AuthenticationFailed`, graylisted and
-                // disconnected unless it is a neighbour in another group);
-                // nothing invalid it sent was stored.
-                self.stats.misbehaved = self.stats.misbehaved.saturating_add(1);
-                tracing::warn!(%group, %peer, %reason, "a neighbour served data no honest member sends: cutting it off");
-                let now = self.clocks();
-                self.groups.cut_off(
-                    group,
-                    &peer,
-                    Error::NotAuthorized(format!("served invalid synchronization data: {reason}")),
-                    now,
-                );
-            }
-            Output::Merge(records) => self.work.queue_merge(group, local, records),
-            Output::Persist(state) => self
-                .work
-                .queue_write(Some(WriteOp::SaveGroup(state)), WriteFor::Other),
-            Output::SyncRequest { peer, tag, request } => {
-                self.request_sync(group, peer, tag, request);
-            }
-            Output::StartProviding => self.start_providing(group),
-            Output::StopProviding => self.stop_providing(group),
-            Output::FindMembers => self.find_members(group),
-            Output::Emit(event) => self.events.push_back(event.into()),
-            Output::ConnectOutcome(result) => {
-                for operation in self.connects.remove(group).unwrap_or_default() {
-                    self.events.push_back(Event::OperationCompleted {
-                        operation,
-                        result: result.clone().map_err(OperationError::Peer),
-                    });
-                }
-            }
-        }
-    }
-
-    /// Executes password admission's outputs until it has none.
-    pub(crate) fn drive_password(&mut self) {
-        while let Some(output) = self.password.poll_output() {
-            match output {
-                AdmissionOutput::Send {
-                    group,
-                    peer,
-                    request,
-                } => self
-                    .password_requests
-                    .send(&mut self.inner.password, group, peer, request),
-                AdmissionOutput::Admitted {
-                    group,
-                    operation,
-                    peer,
-                    identity,
-                    properties,
-                    secret,
-                    chain,
-                    key,
-                } => {
-                    let operation = OperationId(operation);
-                    let joined = self.password_admitted(
-                        &group, operation, identity, properties, secret, chain, key,
-                    );
-                    match joined {
-                        Ok(()) => tracing::info!(%group, %peer, "admitted by password"),
-                        Err(error) => self.password_join_failed(&group, operation, error),
-                    }
-                }
-                AdmissionOutput::JoinFailed {
-                    group,
-                    operation,
-                    error,
-                } => self.password_join_failed(&group, OperationId(operation), error),
-                AdmissionOutput::AuthenticationFailed {
-                    group,
-                    peer,
-                    reason,
-                } => self.events.push_back(Event::AuthenticationFailed {
-                    group,
-                    peer,
-                    reason,
-                }),
-                AdmissionOutput::AttemptFailed {
-                    group,
-                    peer,
-                    reason,
-                } => {
-                    tracing::warn!(%group, %peer, %reason, "password check failed");
-                    self.stats.password_failures = self.stats.password_failures.saturating_add(1);
-                    self.events.push_back(Event::AuthenticationFailed {
-                        group,
-                        peer,
-                        reason,
-                    });
-                }
-                AdmissionOutput::AdmittedJoiner {
-                    group,
-                    peer,
-                    joiner,
-                } => tracing::info!(%group, %peer, %joiner, "admitted a password joiner"),
-            }
-        }
-        self.wake();
-    }
-
-    fn password_join_failed(&mut self, group: &PeerName, operation: OperationId, error: Error) {
-        tracing::warn!(%group, %error, "password join failed");
-        self.events.push_back(Event::OperationCompleted {
-            operation,
-            result: Err(OperationError::Peer(error)),
-        });
-    }
-
-    // ----- timers ------------------------------------------------------------------
-
     /// Runs what is due and arms the one timer for what comes next: the
     /// earliest deadline of the groups router (sessions, authentication
     /// graces, credential expiries), the gossip score check, password
@@ -599,6 +362,9 @@ impl Behaviour {
     /// clock. Returns whether anything ran.
     pub(super) fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
         let now = self.clocks();
+        // The groups router reads the clocks on every pass: a step of the
+        // wall clock moves the sessions' deadlines before anything is due.
+        self.groups.observe(now);
         let mut ran = false;
         if self
             .groups
@@ -609,9 +375,9 @@ impl Behaviour {
             self.drive_all();
             ran = true;
         }
-        let graylisted = self
-            .auth
-            .graylisted(&self.inner.gossipsub, &self.groups, now.instant);
+        let graylisted =
+            self.auth_requests
+                .graylisted(&self.inner.gossipsub, &self.groups, now.instant);
         for (peer, score, groups) in graylisted {
             tracing::warn!(%peer, score, "graylisted by its gossip: disconnecting");
             self.stats.graylisted = self.stats.graylisted.saturating_add(1);
@@ -624,11 +390,11 @@ impl Behaviour {
         }
         let peer_now = self.now();
         if self
-            .password
+            .admission
             .poll_timeout()
             .is_some_and(|at| at <= now.instant)
         {
-            self.password.handle_timeout(now.instant, &mut self.rng);
+            self.admission.handle_timeout(now.instant, &mut self.rng);
             self.drive_password();
             ran = true;
         }
@@ -670,8 +436,8 @@ impl Behaviour {
         });
         let next = [
             self.groups.poll_timeout(now),
-            self.auth.poll_timeout(),
-            self.password.poll_timeout(),
+            self.auth_requests.poll_timeout(),
+            self.admission.poll_timeout(),
             discovery,
         ]
         .into_iter()
@@ -706,7 +472,7 @@ impl Behaviour {
             InnerEvent::Gossipsub(e) => self.on_gossip_event(e),
             InnerEvent::Auth(e) => {
                 let now = self.clocks();
-                self.auth.on_event(
+                self.auth_requests.on_event(
                     e,
                     &mut self.inner.auth,
                     &mut self.groups,
@@ -721,7 +487,7 @@ impl Behaviour {
                 self.password_requests.on_event(
                     e,
                     &mut self.inner.password,
-                    &mut self.password,
+                    &mut self.admission,
                     &self.groups,
                     now.instant,
                     peer_time,

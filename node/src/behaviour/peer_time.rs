@@ -33,6 +33,15 @@ impl Behaviour {
         self.groups.clock().to_universal_time(peer)
     }
 
+    /// Peer time now, for a local call into a session (one that may set a
+    /// deadline): the groups router reads the clocks first, so that a step
+    /// of the wall clock since its last reading has moved the sessions'
+    /// deadlines before the call adds one (`Groups::observe`).
+    pub(crate) fn observed_now(&mut self) -> Timestamp {
+        let now = self.clocks();
+        self.groups.observe(now)
+    }
+
     /// Both clocks, read once for a step of the protocol's machines.
     pub(crate) fn clocks(&self) -> Now {
         Now {

@@ -13,6 +13,9 @@
 //! - Over HTTP: the real router, with a stand-in for the node's event loop
 //!   behind its [`Handle`], answers with the statuses, content types and
 //!   bodies the document gives for each route (events included).
+//!
+//! (Over 600 lines, on purpose: one check per documented request,
+//! response and event shape of the control API.)
 
 use std::{
     cell::Cell,

@@ -2,6 +2,10 @@
 //! [`Response`] for every result. Both are serde types, so that the control
 //! API can speak them as they are; [`crate::Handle`] wraps them in typed
 //! methods.
+//!
+//! (Over 600 lines, on purpose: one `match` from each [`Request`] to the
+//! behaviour's call, kept together so that the control API, the CLI and
+//! the `Handle` map to the Windows functions in one place.)
 
 use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{

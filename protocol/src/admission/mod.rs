@@ -67,6 +67,9 @@
 //! - On [`Output::Admitted`], creates the group (`Session::join`), learns the
 //!   key, remembers the password secret and connects; if that fails, it
 //!   completes the join's operation with that error itself.
+//!
+//! (Over 600 lines, on purpose: one machine with both roles of one
+//! exchange, half of it the docs of its rules; its tests are `tests.rs`.)
 
 #[cfg(test)]
 mod tests;

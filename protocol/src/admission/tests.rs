@@ -1,6 +1,8 @@
 //! A joiner's and members' machines driven against each other, with real
 //! identities, a real password group (cheap Argon2 costs), a virtual
 //! monotonic clock and a separate peer time.
+//!
+//! (Over 600 lines, on purpose: one scenario per admission rule.)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

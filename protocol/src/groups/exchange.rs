@@ -34,6 +34,7 @@ where
     /// graylisted until then); an authenticated neighbour that subscribes
     /// again is one already.
     pub fn subscribed(&mut self, group: &PeerName, peer: &P, now: Now, rng: &mut impl CryptoRng) {
+        self.observe(now);
         if !self.sessions.get(group).is_some_and(|s| s.is_online()) {
             return;
         }
@@ -47,6 +48,7 @@ where
 
     /// `peer` left `group`'s topic: it is no neighbour there any more.
     pub fn unsubscribed(&mut self, group: &PeerName, peer: &P, now: Now) {
+        self.observe(now);
         let was_neighbor = self.is_neighbor(group, peer);
         self.exchanges
             .unsubscribed(group, peer, was_neighbor, now.instant);
@@ -90,6 +92,7 @@ where
         now: Now,
         rng: &mut impl CryptoRng,
     ) -> Response {
+        self.observe(now);
         match request {
             Request::Hello {
                 tag,
@@ -201,6 +204,7 @@ where
         now: Now,
         rng: &mut impl CryptoRng,
     ) {
+        self.observe(now);
         let Some((peer, group)) = self.exchanges.answer_to(exchange) else {
             return;
         };
@@ -369,6 +373,7 @@ where
     /// neighbour in another group, its clock no longer counts, its gossip
     /// is graylisted and its connections close.
     pub fn cut_off(&mut self, group: &PeerName, peer: &P, reason: Error, now: Now) {
+        self.observe(now);
         self.exchanges.failed(group, peer);
         if self.is_neighbor(group, peer) {
             self.handle(group, Input::NeighborDown(peer.clone()), now);

@@ -90,7 +90,15 @@ pub enum Output<P, M> {
     Disconnect(P),
     /// Peer time moved by `step_ms`: keep `offset_ms` across restarts.
     ClockAdjusted { offset_ms: i64, step_ms: i64 },
+    /// The wall clock stepped by `step_ms` against the monotonic clock (the
+    /// system's time was set): the sessions' deadlines moved with it, so
+    /// that no wait is cut short or drawn out. For the host's log.
+    WallClockStepped { step_ms: i64 },
 }
+
+/// The smallest step of the wall clock against the monotonic clock that
+/// [`Groups::observe`] compensates (smaller ones are drift and slewing).
+pub const WALL_STEP_MS: i64 = 1_000;
 
 /// The groups router. See the module docs.
 #[derive(Debug)]
@@ -104,6 +112,9 @@ pub struct Groups<P: Ord, M> {
     outputs: VecDeque<Output<P, M>>,
     /// Sessions that may have outputs to drain.
     dirty: BTreeSet<PeerName>,
+    /// The monotonic instant and the peer time at the last observation of
+    /// the clocks ([`Groups::observe`]).
+    seen: Option<(Instant, Timestamp)>,
 }
 
 impl<P, M> Groups<P, M>
@@ -122,6 +133,7 @@ where
             local,
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
+            seen: None,
         }
     }
 
@@ -192,7 +204,7 @@ where
 
     /// Feeds `input` to `group`'s session.
     pub fn handle(&mut self, group: &PeerName, input: Input<P, M>, now: Now) {
-        let peer_now = self.peer_time(now.wall);
+        let peer_now = self.observe(now);
         if let Ok(session) = self.get_mut(group) {
             session.handle(input, peer_now);
         }
@@ -232,6 +244,7 @@ where
     /// silently and the peer redialed; every group it is a neighbour in
     /// reconciles with it again.
     pub fn reconnected(&mut self, peer: &P, now: Now) {
+        self.observe(now);
         for group in self.groups_of(peer) {
             self.handle(&group, Input::Reconnected(peer.clone()), now);
         }
@@ -240,6 +253,7 @@ where
     /// The last connection to `peer` closed: it is no neighbour anywhere,
     /// and nothing about it is kept (its clock sample included).
     pub fn peer_gone(&mut self, peer: &P, now: Now) {
+        self.observe(now);
         self.exchanges.peer_gone(peer);
         self.clock.forget(peer);
         for group in self.groups_of(peer) {
@@ -248,6 +262,34 @@ where
     }
 
     // ----- time -----------------------------------------------------------------
+
+    /// Reads the clocks: returns peer time now. The sessions keep their
+    /// deadlines in peer time; when the wall clock stepped against the
+    /// monotonic clock since the last reading (by [`WALL_STEP_MS`] or more),
+    /// every session's deadlines move by the step, so that a wait keeps its
+    /// length whatever the system's time does. Every input that carries
+    /// [`Now`] reads them; a host that calls a session's API directly
+    /// (with peer time) calls this first.
+    pub fn observe(&mut self, now: Now) -> Timestamp {
+        let peer_now = self.peer_time(now.wall);
+        if let Some((instant, peer)) = self.seen {
+            let elapsed = i64::try_from(now.instant.saturating_duration_since(instant).as_millis())
+                .unwrap_or(i64::MAX);
+            let expected = peer.saturating_offset(elapsed);
+            let step = i64::try_from(peer_now.as_millis())
+                .unwrap_or(i64::MAX)
+                .saturating_sub(i64::try_from(expected.as_millis()).unwrap_or(i64::MAX));
+            if step.unsigned_abs() >= WALL_STEP_MS.unsigned_abs() {
+                for session in self.sessions.values_mut() {
+                    session.shift_clock(step);
+                }
+                self.outputs
+                    .push_back(Output::WallClockStepped { step_ms: step });
+            }
+        }
+        self.seen = Some((now.instant, peer_now));
+        peer_now
+    }
 
     /// Peer time (reference 3.6) at wall-clock time `wall`.
     pub fn peer_time(&self, wall: Timestamp) -> Timestamp {
@@ -283,6 +325,10 @@ where
         for session in self.sessions.values_mut() {
             session.shift_clock(step_ms);
         }
+        // The step is accounted for: the next reading does not see it again.
+        if let Some((_, peer)) = self.seen.as_mut() {
+            *peer = peer.saturating_offset(step_ms);
+        }
         self.outputs.push_back(Output::ClockAdjusted {
             offset_ms: self.clock.offset(),
             step_ms,
@@ -293,7 +339,7 @@ where
     /// not authenticate within [`crate::auth::AUTH_GRACE`], neighbours
     /// whose credential expired.
     pub fn handle_timeout(&mut self, now: Now, rng: &mut impl rand_core::CryptoRng) {
-        let peer_now = self.peer_time(now.wall);
+        let peer_now = self.observe(now);
         for name in self.names() {
             let due = self
                 .sessions

@@ -23,6 +23,10 @@
 //!
 //! `P` identifies peers and `M` gossip messages: libp2p's `PeerId` and
 //! gossipsub's `MessageId` in the node, small integers in the simulator.
+//!
+//! (Over 600 lines, on purpose: this file is the session's state, its
+//! constructors and its queries; what it does is in the sibling files, one
+//! concern each.)
 
 mod api;
 mod event;
@@ -552,7 +556,8 @@ where
 
     // ----- the sans-I/O loop -----------------------------------------------------
 
-    /// Feeds one input at wall-clock time `now`. Then drain [`Session::poll_output`].
+    /// Feeds one input at peer time `now` (the host's groups router passes
+    /// it, `crate::groups::Groups::handle`). Then drain [`Session::poll_output`].
     pub fn handle(&mut self, input: Input<P, M>, now: Timestamp) {
         self.dispatch(input, now);
         self.flush_merges();

@@ -32,6 +32,7 @@ enum Said {
     Expired(PeerName, u8),
     Disconnect(u8),
     Clock(i64),
+    WallStep(i64),
 }
 
 struct Node {
@@ -120,6 +121,8 @@ impl World {
         let ids: Vec<u8> = self.nodes.keys().copied().collect();
         for id in ids {
             let now = self.now(id);
+            // As the node does on every poll: read the clocks.
+            self.node(id).groups.observe(now);
             let due = self
                 .node(id)
                 .groups
@@ -230,6 +233,9 @@ impl World {
                 }
             }
             Output::ClockAdjusted { step_ms, .. } => self.node(id).said.push(Said::Clock(step_ms)),
+            Output::WallClockStepped { step_ms } => {
+                self.node(id).said.push(Said::WallStep(step_ms));
+            }
         }
     }
 
@@ -606,4 +612,43 @@ fn a_peer_without_the_group_refuses_and_is_disconnected_unless_it_is_a_neighbour
         w.said(1)
     );
     assert!(w.said(1).contains(&Said::Disconnect(4)));
+}
+
+#[test]
+fn a_step_of_the_wall_clock_during_a_connect_does_not_end_it() {
+    // Bob joins and connects; nobody serves his first synchronization, so
+    // his connect fails after its timeout (30 s here). His system's time is
+    // set 10 minutes ahead a second into it: the connect still has 29 s
+    // left, and fails only then. (Before, the session's deadline was peer
+    // time, and the step ended the connect at once.)
+    let (alice, bob) = (identity(1, "alice"), identity(2, "bob"));
+    let (props, _) = created(&alice, "g");
+    let mut w = World::new();
+    w.add(2, 0);
+    let config = SessionConfig {
+        connect_timeout: Duration::from_secs(30),
+        ..SessionConfig::default()
+    };
+    let chain = credential(&alice, &props, &bob, T0.saturating_add_secs(YEAR));
+    let session = Sess::join(props.clone(), bob.clone(), chain, config).unwrap();
+    let group = w.online(2, session);
+    let online = |w: &World| w.nodes[&2].groups.get(&group).unwrap().is_online();
+    w.advance(1_000);
+    assert!(online(&w), "offline before the step");
+    w.node(2).skew_ms += 600_000;
+    w.advance(1_000);
+    assert!(
+        online(&w),
+        "the wall step ended the connect: {:?}",
+        w.said(2)
+    );
+    assert!(
+        w.said(2).contains(&Said::WallStep(600_000)),
+        "{:?}",
+        w.said(2)
+    );
+    w.advance(27_000);
+    assert!(online(&w));
+    w.advance(1_001);
+    assert!(!online(&w), "the connect outlived its timeout");
 }
