@@ -1,5 +1,6 @@
 //! peergroup's integration tests: one binary (style.md rule 23). Modules by topic.
 
+mod behaviour;
 mod embed;
 mod lifecycle;
 mod mdns;
