@@ -10,7 +10,7 @@ use std::{
 };
 
 use libp2p::{Multiaddr, PeerId, kad, multiaddr::Protocol};
-use peergroup_protocol::{PeerName, Timestamp};
+use peergroup_protocol::PeerName;
 use sha2::{Digest as _, Sha256};
 
 use crate::{config::BehaviourConfig, storage::KnownPeer};
@@ -66,7 +66,7 @@ pub(crate) struct Discovery {
     pub(crate) link_local: HashSet<PeerId>,
     /// Bootstrap nodes that were connected and are not: when to redial
     /// each, and the wait after that.
-    pub(crate) lost_bootstrap: HashMap<PeerId, (Timestamp, Duration)>,
+    pub(crate) lost_bootstrap: HashMap<PeerId, (std::time::Instant, Duration)>,
 }
 
 impl Discovery {

@@ -24,7 +24,8 @@
 //!   (the components), construction, the one timer and the inner events;
 //!   `network.rs`: the `NetworkBehaviour` impl and the poll order; `api.rs`:
 //!   the public API (the Windows functions); `route.rs`: executing the
-//!   machines' outputs; `gossip.rs`, `sync.rs`, `discovery.rs`, `work.rs`,
+//!   groups router's outputs; `admission.rs`: password admission's glue,
+//!   all of it; `gossip.rs`, `sync.rs`, `discovery.rs`, `work.rs`,
 //!   `connections.rs`, `peer_time.rs`: turning one component's events into
 //!   the others' inputs; `inner.rs`: the libp2p behaviours underneath.
 //! - `groups`: the protocol's groups router (sessions, group

@@ -17,8 +17,6 @@
 //! - `signed`: the signed CBOR envelope [`Signed`], its bounded canonical decoder
 //!   and the signing domains ([`Kind`]).
 //! - `group`: [`GroupProperties`] and group creation ([`GroupSpec::create`]).
-//! - `group_auth`: group authentication proofs ([`AuthProof`]) over a
-//!   connection's transcript, and group tags.
 //! - `record`: [`Record`] and the add / update / delete rules; the merge
 //!   order is `Ord for SignedRecord`.
 //! - `store`: the [`ReadStore`] and [`Store`] traits and [`MemoryStore`].
@@ -28,8 +26,9 @@
 //! - `password`: password groups: the policy, the Argon2id password secret
 //!   and the admission exchange (SPAKE2 with key confirmation).
 //! - [`admission`]: password admission as a state machine: checks, backoff, minting.
-//! - [`auth`]: the group-authentication exchange's state (graces, nonces,
-//!   clock samples); [`groups`]: the router over a node's sessions that
+//! - [`auth`]: group authentication: the proofs ([`AuthProof`] over a
+//!   connection's transcript), group tags, and the exchange's state (graces,
+//!   nonces, clock samples); [`groups`]: the router over a node's sessions that
 //!   drives it and decides who is a neighbour and when to disconnect.
 //! - `authorize`: the authorization rules, membership records, and the
 //!   [`Authorizer`] state machine with deferred validation.
@@ -63,7 +62,6 @@ pub mod bytes_text;
 mod credential;
 mod error;
 mod group;
-mod group_auth;
 pub mod groups;
 mod identity;
 mod invitation;
@@ -83,6 +81,7 @@ mod time;
 pub mod testing;
 
 pub use self::{
+    auth::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag},
     authorize::{
         AuthorizeError, Authorizer, DEFAULT_MAX_HELD, DEFAULT_MAX_HELD_PER_SIGNER, HOLD_TTL,
         Memberships, Verdict, authorize, membership_chain, membership_record,
@@ -97,7 +96,6 @@ pub use self::{
         MAX_COMMENT_CHARS, MAX_MEMBER_DATA_LIFETIME, MIN_MEMBER_DATA_LIFETIME,
         MIN_PRESENCE_LIFETIME, SignedProperties,
     },
-    group_auth::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag},
     identity::{
         IDENTITY_TEXT_PREFIX, Identity, IdentityInfo, Keypair, MAX_FRIENDLY_NAME_CHARS, PublicKey,
         Signature,

@@ -20,7 +20,7 @@
 //! connection unless the peer is a neighbour in another group; so does a
 //! subscriber that has not authenticated within [`AUTH_GRACE`], and a
 //! neighbour whose own gossip pushed its score below the graylist
-//! threshold (`AuthRequests::graylisted`).
+//! threshold (`AuthRequests::check_scores`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -132,7 +132,7 @@ impl AuthRequests {
     /// group's topic without having authenticated, is cut off at once.
     /// Gossipsub keeps a disconnected peer's score for an hour, so a
     /// neighbour that reconnects at once is cut off again.
-    pub(crate) fn graylisted(
+    pub(crate) fn check_scores(
         &mut self,
         gossipsub: &gossipsub::Behaviour,
         groups: &Groups,

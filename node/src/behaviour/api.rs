@@ -275,48 +275,8 @@ impl Behaviour {
             self.dial_address(addr);
         }
         self.find_members(&group);
-        self.drive_password();
+        self.drive_admission();
         Ok(operation)
-    }
-
-    /// A member admitted this node to `group` by password: join with the
-    /// credential it minted, keep the key and the password's secret, and
-    /// connect (authentication and the first synchronization follow; the
-    /// join's `operation` completes with that connect).
-    #[allow(clippy::too_many_arguments)] // what the admission hands over
-    pub(super) fn password_admitted(
-        &mut self,
-        group: &PeerName,
-        operation: OperationId,
-        identity: peergroup_protocol::Identity,
-        properties: peergroup_protocol::SignedProperties,
-        secret: PasswordSecret,
-        chain: peergroup_protocol::CredentialChain,
-        key: Option<GroupKey>,
-    ) -> Result<(), Error> {
-        let now = self.observed_now();
-        let mut session =
-            GroupSession::join(properties, identity, chain, session_config(&self.config))?;
-        if let Some(key) = key {
-            session.learn_key(key)?;
-        }
-        session.remember_password(secret);
-        self.groups.insert(session);
-        self.connects
-            .entry(group.clone())
-            .or_default()
-            .push(operation);
-        if let Err(e) = self
-            .groups
-            .get_mut(group)
-            .and_then(|session| session.connect(now))
-        {
-            self.connects.remove(group);
-            self.groups.remove(group);
-            return Err(e);
-        }
-        self.drive(group, false);
-        Ok(())
     }
 
     /// `PeerGroupJoin`: joins with a credential invitation as `identity`; the

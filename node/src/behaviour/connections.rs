@@ -26,8 +26,7 @@ impl Behaviour {
         let now = self.clocks();
         self.groups.peer_gone(&peer, now);
         self.drive_all();
-        self.admission.peer_gone(&peer, now.instant, &mut self.rng);
-        self.drive_password();
+        self.admission_peer_gone(&peer, now);
     }
 
     /// A failed ping closes its connection (see

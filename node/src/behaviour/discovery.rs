@@ -12,7 +12,7 @@ use libp2p::{
         dial_opts::{DialOpts, PeerCondition},
     },
 };
-use peergroup_protocol::{PeerName, Timestamp};
+use peergroup_protocol::PeerName;
 
 use crate::{
     behaviour::Behaviour,
@@ -213,16 +213,17 @@ impl Behaviour {
         {
             return;
         }
-        let at = self.wall_now().saturating_add(BOOTSTRAP_REDIAL);
+        let now = self.clock.instant();
+        let at = now.checked_add(BOOTSTRAP_REDIAL).unwrap_or(now);
         self.discovery
             .lost_bootstrap
             .insert(peer, (at, BOOTSTRAP_REDIAL));
     }
 
-    /// Redials the lost bootstrap nodes that are due (wall clock); returns
-    /// when the next one is.
-    pub(crate) fn discovery_timers(&mut self) -> Option<Timestamp> {
-        let now = self.wall_now();
+    /// Redials the lost bootstrap nodes that are due (monotonic clock);
+    /// returns when the next one is.
+    pub(crate) fn run_discovery_timers(&mut self) -> Option<std::time::Instant> {
+        let now = self.clock.instant();
         let due: Vec<PeerId> = self
             .discovery
             .lost_bootstrap
@@ -240,7 +241,7 @@ impl Behaviour {
                 .collect();
             if let Some((at, wait)) = self.discovery.lost_bootstrap.get_mut(&peer) {
                 *wait = wait.saturating_mul(2).min(MAX_BOOTSTRAP_REDIAL);
-                *at = now.saturating_add(*wait);
+                *at = now.checked_add(*wait).unwrap_or(now);
             }
             tracing::debug!(%peer, "redialing a bootstrap node");
             self.redial(peer, addrs);

@@ -37,24 +37,7 @@ impl Behaviour {
                     self.groups.subscribed(&group, &peer_id, now, &mut self.rng);
                     self.drive_all();
                 } else {
-                    // A password join of that group may have a member to ask.
-                    let now = self.clocks();
-                    let joining: Vec<PeerName> = self
-                        .admission
-                        .joining()
-                        .filter(|g| topic_of(g).hash() == topic)
-                        .cloned()
-                        .collect();
-                    for group in joining {
-                        self.admission.candidate(
-                            &group,
-                            peer_id,
-                            peer_id.to_bytes(),
-                            now.instant,
-                            &mut self.rng,
-                        );
-                    }
-                    self.drive_password();
+                    self.admission_candidate(&topic, peer_id);
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {

@@ -18,6 +18,7 @@
 //! inner behaviours. A full storage or verification queue thus stops the
 //! node from reading more from the network instead of growing without bound.
 
+mod admission;
 mod api;
 mod connections;
 mod discovery;
@@ -33,7 +34,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     task::{Context, Waker},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use futures::FutureExt;
@@ -377,7 +378,7 @@ impl Behaviour {
         }
         let graylisted =
             self.auth_requests
-                .graylisted(&self.inner.gossipsub, &self.groups, now.instant);
+                .check_scores(&self.inner.gossipsub, &self.groups, now.instant);
         for (peer, score, groups) in graylisted {
             tracing::warn!(%peer, score, "graylisted by its gossip: disconnecting");
             self.stats.graylisted = self.stats.graylisted.saturating_add(1);
@@ -389,15 +390,7 @@ impl Behaviour {
             ran = true;
         }
         let peer_now = self.now();
-        if self
-            .admission
-            .poll_timeout()
-            .is_some_and(|at| at <= now.instant)
-        {
-            self.admission.handle_timeout(now.instant, &mut self.rng);
-            self.drive_password();
-            ran = true;
-        }
+        ran |= self.admission_timers(now);
         if now.instant >= self.next_expiry {
             self.next_expiry = now
                 .instant
@@ -426,14 +419,7 @@ impl Behaviour {
             );
             ran = true;
         }
-        // Discovery keeps its deadlines by the wall clock.
-        let discovery = self.discovery_timers().map(|at| {
-            now.instant
-                .checked_add(Duration::from_millis(
-                    at.as_millis().saturating_sub(now.wall.as_millis()),
-                ))
-                .unwrap_or(now.instant)
-        });
+        let discovery = self.run_discovery_timers();
         let next = [
             self.groups.poll_timeout(now),
             self.auth_requests.poll_timeout(),
@@ -481,20 +467,7 @@ impl Behaviour {
                 );
                 self.drive_all();
             }
-            InnerEvent::Password(e) => {
-                let now = self.clocks();
-                let peer_time = self.now();
-                self.password_requests.on_event(
-                    e,
-                    &mut self.inner.password,
-                    &mut self.admission,
-                    &self.groups,
-                    now.instant,
-                    peer_time,
-                    &mut self.rng,
-                );
-                self.drive_password();
-            }
+            InnerEvent::Password(e) => self.on_password_event(e),
             InnerEvent::Sync(e) => self.on_sync_event(e),
             InnerEvent::Kademlia(e) => self.on_kad_event(e),
             InnerEvent::Mdns(e) => self.on_mdns_event(e),

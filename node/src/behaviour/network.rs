@@ -133,7 +133,11 @@ impl NetworkBehaviour for Behaviour {
                 self.on_work_done(done);
                 continue;
             }
-            if self.poll_timers(cx) {
+            // What the timers did goes out first. Only output loops back: a
+            // machine that kept reporting a past deadline without producing
+            // anything makes the timer fire at once and wake this task
+            // again, and never spins inside one poll.
+            if self.poll_timers(cx) && !(self.events.is_empty() && self.actions.is_empty()) {
                 continue;
             }
             if self.is_backlogged() {

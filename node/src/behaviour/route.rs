@@ -1,5 +1,5 @@
 //! Executing what the machines decide: the groups router's outputs (its
-//! own and each session's), and password admission's. Each output becomes
+//! own and each session's). Each output becomes
 //! a libp2p request, a score, a close, a storage write or an event.
 
 use libp2p::{
@@ -7,12 +7,9 @@ use libp2p::{
     gossipsub::MessageId,
     swarm::{CloseConnection, ToSwarm},
 };
-use peergroup_protocol::{
-    Error, PeerName, admission::Output as AdmissionOutput, groups::Output as RouterOutput,
-    session::Output,
-};
+use peergroup_protocol::{Error, PeerName, groups::Output as RouterOutput, session::Output};
 
-use super::{Behaviour, Event, OperationError, OperationId};
+use super::{Behaviour, Event, OperationError};
 use crate::{gossip::topic_of, pipeline::WriteFor, storage::WriteOp};
 
 impl Behaviour {
@@ -178,80 +175,5 @@ impl Behaviour {
                 }
             }
         }
-    }
-
-    /// Executes password admission's outputs until it has none.
-    pub(crate) fn drive_password(&mut self) {
-        while let Some(output) = self.admission.poll_output() {
-            match output {
-                AdmissionOutput::Send {
-                    group,
-                    peer,
-                    request,
-                } => self
-                    .password_requests
-                    .send(&mut self.inner.password, group, peer, request),
-                AdmissionOutput::Admitted {
-                    group,
-                    operation,
-                    peer,
-                    identity,
-                    properties,
-                    secret,
-                    chain,
-                    key,
-                } => {
-                    let operation = OperationId(operation);
-                    let joined = self.password_admitted(
-                        &group, operation, identity, properties, secret, chain, key,
-                    );
-                    match joined {
-                        Ok(()) => tracing::info!(%group, %peer, "admitted by password"),
-                        Err(error) => self.password_join_failed(&group, operation, error),
-                    }
-                }
-                AdmissionOutput::JoinFailed {
-                    group,
-                    operation,
-                    error,
-                } => self.password_join_failed(&group, OperationId(operation), error),
-                AdmissionOutput::AuthenticationFailed {
-                    group,
-                    peer,
-                    reason,
-                } => self.events.push_back(Event::AuthenticationFailed {
-                    group,
-                    peer,
-                    reason,
-                }),
-                AdmissionOutput::AttemptFailed {
-                    group,
-                    peer,
-                    reason,
-                } => {
-                    tracing::warn!(%group, %peer, %reason, "password check failed");
-                    self.stats.password_failures = self.stats.password_failures.saturating_add(1);
-                    self.events.push_back(Event::AuthenticationFailed {
-                        group,
-                        peer,
-                        reason,
-                    });
-                }
-                AdmissionOutput::AdmittedJoiner {
-                    group,
-                    peer,
-                    joiner,
-                } => tracing::info!(%group, %peer, %joiner, "admitted a password joiner"),
-            }
-        }
-        self.wake();
-    }
-
-    fn password_join_failed(&mut self, group: &PeerName, operation: OperationId, error: Error) {
-        tracing::warn!(%group, %error, "password join failed");
-        self.events.push_back(Event::OperationCompleted {
-            operation,
-            result: Err(OperationError::Peer(error)),
-        });
     }
 }

@@ -85,10 +85,10 @@ use rand_core::CryptoRng;
 use serde_bytes::ByteBuf;
 
 use crate::{
+    auth::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag},
     credential::{CredentialChain, issue_credential},
     error::Error,
     group::SignedProperties,
-    group_auth::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag},
     identity::{Identity, IdentityInfo},
     messages::password::{Request, Response},
     password::{PakeContext, PasswordCheck, PasswordJoin, PasswordSecret},
@@ -983,14 +983,26 @@ where
                 responder_nonce: ours,
             },
         )?;
-        self.checks.insert(
-            (peer, group.clone()),
+        let replaced = self.checks.insert(
+            (peer.clone(), group.clone()),
             Checking {
                 check: pake,
                 joiner: joiner_info,
                 since: now,
             },
         );
+        // A joiner that starts again while its previous check is still open
+        // never confirmed that one: it was a wrong guess (the joiner stops at
+        // a bad `confirm_b`), reported like one that timed out.
+        if replaced.is_some() {
+            self.outputs.push_back(Output::AttemptFailed {
+                group: group.clone(),
+                peer,
+                reason: Error::NotAuthorized(
+                    "the joiner did not confirm the password exchange (a wrong password)".into(),
+                ),
+            });
+        }
         Ok(Response::Challenge {
             message: ByteBuf::from(b),
             confirmation: ByteBuf::from(confirm_b.to_vec()),

@@ -572,7 +572,15 @@ fn a_guesser_waits_doubling_up_to_ten_minutes_and_a_success_clears_it() {
         wait = (wait * 2).min(MAX_BACKOFF);
     }
     assert_eq!(seen, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
-    assert!(net.member_out(MEMBER).is_empty(), "nothing failed yet");
+    // Each new start found the previous check still open (no timeout ran
+    // here): that one was never confirmed, a wrong guess, reported once.
+    let out = net.member_out(MEMBER);
+    assert_eq!(out.len(), 9, "{out:?}");
+    assert!(
+        out.iter()
+            .all(|o| matches!(o, Output::AttemptFailed { peer: JOINER, .. })),
+        "{out:?}"
+    );
 
     // The right password, once the wait is over: admitted, and the count
     // starts again from zero.
@@ -673,6 +681,31 @@ fn an_unconfirmed_check_times_out_as_a_failed_attempt() {
         "too many attempts: try again later",
         Some(10_000)
     ));
+}
+
+#[test]
+fn a_new_start_over_an_open_check_reports_the_old_one_as_a_failed_attempt() {
+    // Found by the behaviour tests: a joiner whose wait ended (5 s) starts
+    // again before its unconfirmed check timed out (10 s). The new check
+    // replaced the old one silently: the wrong guess was never reported.
+    let mut net = Net::new();
+    let (me, wrong) = (net.me.clone(), net.w.wrong.clone());
+    let (_, start) = net
+        .w
+        .start_request(&me, &wrong, &bytes(JOINER), &bytes(MEMBER), &mut net.rng);
+    assert!(matches!(net.ask(MEMBER, start), Response::Challenge { .. }));
+    net.at(FIRST_BACKOFF);
+    assert!(net.member_out(MEMBER).is_empty());
+    let (_, again) = net
+        .w
+        .start_request(&me, &wrong, &bytes(JOINER), &bytes(MEMBER), &mut net.rng);
+    assert!(matches!(net.ask(MEMBER, again), Response::Challenge { .. }));
+    let out = net.member_out(MEMBER);
+    assert!(
+        matches!(out.as_slice(), [Output::AttemptFailed { peer: JOINER, reason: Error::NotAuthorized(r), .. }] if r.contains("did not confirm")),
+        "{out:?}"
+    );
+    assert_eq!(net.members[&MEMBER].machine.checks.len(), 1);
 }
 
 // ----- 5. a step of peer time -----------------------------------------------------------

@@ -7,9 +7,9 @@ use serde_bytes::ByteBuf;
 
 use super::{Groups, Now, Output};
 use crate::{
+    auth::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag},
     credential::{CredentialChain, Membership},
     error::Error,
-    group_auth::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag},
     messages::auth::{Request, Response},
     password::{unwrap_password_secret, wrap_password_secret},
     peer_name::PeerName,

@@ -30,8 +30,8 @@ use std::{
 
 use crate::{
     auth::{ExchangeId, Exchanges},
+    auth::{GROUP_TAG_LEN, group_tag},
     error::Error,
-    group_auth::{GROUP_TAG_LEN, group_tag},
     messages::auth::Request,
     peer_name::PeerName,
     peer_time::PeerClock,

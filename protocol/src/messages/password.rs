@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::{
-    group_auth::{AuthProof, GROUP_TAG_LEN},
+    auth::{AuthProof, GROUP_TAG_LEN},
     seal::WrappedKey,
 };
 

@@ -1,6 +1,7 @@
 //! The group-authentication exchange (Windows' "Group Connect", reference
 //! 3.3.4) as a sans-I/O machine: what each side sends, checks and decides.
-//! The proofs themselves are `group_auth`'s; the wire messages are
+//! The proofs themselves are `proof`'s ([`AuthProof`] over a [`Transcript`]);
+//! the wire messages are
 //! [`crate::messages::auth`]; the node only carries requests and answers.
 //!
 //! 1. A → B `Hello { tag, nonce_a, time_a, anchored_a }` (the group by its
@@ -22,6 +23,10 @@
 //! clock), neighbours that just left a topic, and the clock samples. The
 //! groups router ([`crate::groups::Groups`]) drives it with the sessions,
 //! which alone say who is a neighbour.
+
+mod proof;
+
+pub use self::proof::{AuthProof, AuthRole, GROUP_TAG_LEN, Transcript, group_tag};
 
 use std::{
     collections::HashMap,
