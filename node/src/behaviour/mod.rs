@@ -337,12 +337,7 @@ impl Behaviour {
     /// write, whose records reads must see at once), then everything else
     /// the groups router has.
     pub(crate) fn drive(&mut self, group: &PeerName, local: bool) {
-        while let Some(output) = self
-            .groups
-            .get_mut(group)
-            .ok()
-            .and_then(GroupSession::poll_output)
-        {
+        while let Some(output) = self.groups.poll_session_output(group) {
             self.execute(group, output, local);
         }
         self.drive_all();

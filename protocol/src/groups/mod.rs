@@ -380,6 +380,18 @@ where
 
     // ----- outputs ----------------------------------------------------------------
 
+    /// The next output of `group`'s session alone, for a host that drains
+    /// it right after a local call (to treat its merges as local writes).
+    /// Like [`Groups::poll_output`], it ends the group's exchanges when the
+    /// session goes offline.
+    pub fn poll_session_output(&mut self, group: &PeerName) -> Option<session::Output<P, M>> {
+        let output = self.sessions.get_mut(group)?.poll_output()?;
+        if matches!(output, session::Output::Unsubscribe) {
+            self.group_offline(group);
+        }
+        Some(output)
+    }
+
     /// The next output to execute: the router's own first, then each
     /// session's. Call it after every input until it returns `None`.
     pub fn poll_output(&mut self) -> Option<Output<P, M>> {

@@ -652,3 +652,42 @@ fn a_step_of_the_wall_clock_during_a_connect_does_not_end_it() {
     w.advance(1_001);
     assert!(!online(&w), "the connect outlived its timeout");
 }
+
+#[test]
+fn closing_a_group_while_a_peer_authenticates_for_it_cuts_nobody_off_later() {
+    // Alice closes her group while Bob's exchange for it is under way (he
+    // never answers). Her host drains the session's outputs itself, as the
+    // node does after a local call (`Groups::poll_session_output`): the
+    // exchange ends with the group, and Bob is not cut off 10 s later for
+    // a group that is closed.
+    let (alice, bob) = (identity(1, "alice"), identity(2, "bob"));
+    let (props, session) = created(&alice, "g");
+    let mut w = World::new();
+    w.add(1, 0);
+    w.add(2, 0);
+    w.mute.insert(2);
+    let group = w.online(1, session);
+    let chain = credential(&alice, &props, &bob, T0.saturating_add_secs(YEAR));
+    w.online(2, joined(&props, &bob, chain));
+    assert!(w.nodes[&1].groups.is_pending(&group, &2));
+    w.node(1).groups.get_mut(&group).unwrap().close().unwrap();
+    while let Some(output) = w.node(1).groups.poll_session_output(&group) {
+        w.execute(
+            1,
+            Output::Session {
+                group: group.clone(),
+                output,
+            },
+        );
+    }
+    w.pump();
+    assert!(!w.nodes[&1].groups.is_pending(&group, &2));
+    w.advance(AUTH_GRACE.as_millis() as u64 + 1);
+    assert!(
+        !w.said(1)
+            .iter()
+            .any(|s| matches!(s, Said::Failed(..) | Said::Disconnect(_))),
+        "{:?}",
+        w.said(1)
+    );
+}
