@@ -11,6 +11,9 @@
 //! The swarms are built here (memory transport, Noise, yamux) rather than
 //! with `libp2p-swarm-test`: no new dependency, and its helpers drop the
 //! events they do not wait for, which these tests watch.
+//!
+//! (Over 600 lines, on purpose: one scenario per glue rule, and the small
+//! in-memory network they share.)
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 

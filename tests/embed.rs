@@ -120,6 +120,20 @@ fn app() -> Swarm<App> {
     swarm
 }
 
+/// An application whose identity "alice" created the group `classifier`.
+fn alice_with_group(classifier: &str) -> (Swarm<App>, peergroup::protocol::PeerName) {
+    let mut alice = app();
+    let pg = &mut alice.behaviour_mut().peergroup;
+    let me = pg
+        .create_identity("alice", "")
+        .unwrap()
+        .payload()
+        .peer_name
+        .clone();
+    let group = pg.create_group(&GroupSpec::new(&me, classifier)).unwrap();
+    (alice, group)
+}
+
 async fn listen_addr<B: NetworkBehaviour>(swarm: &mut Swarm<B>) -> Multiaddr {
     loop {
         if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
@@ -365,15 +379,8 @@ async fn a_dropped_connection_is_redialed() {
 /// inviter's credential is refused.
 #[tokio::test]
 async fn an_invitation_without_an_expiry_lasts_a_year() {
-    let mut alice = app();
+    let (mut alice, group) = alice_with_group("a year");
     let pg = &mut alice.behaviour_mut().peergroup;
-    let me = pg
-        .create_identity("alice", "")
-        .unwrap()
-        .payload()
-        .peer_name
-        .clone();
-    let group = pg.create_group(&GroupSpec::new(&me, "a year")).unwrap();
     let bob = identity(51, "bob").public_text().unwrap();
     let until = |expires| {
         let invitation = pg
@@ -402,15 +409,8 @@ async fn an_invitation_without_an_expiry_lasts_a_year() {
 /// `records` alike: an add, an update and a delete.
 #[tokio::test]
 async fn own_writes_are_read_back_by_get_record_and_records_alike() {
-    let mut alice = app();
+    let (mut alice, group) = alice_with_group("own writes");
     let pg = &mut alice.behaviour_mut().peergroup;
-    let me = pg
-        .create_identity("alice", "")
-        .unwrap()
-        .payload()
-        .peer_name
-        .clone();
-    let group = pg.create_group(&GroupSpec::new(&me, "own writes")).unwrap();
     let kind = RecordType::from_u128(0x6f776e00_0000_4000_8000_000000000001);
     let expires = pg.now().saturating_add(Duration::from_secs(3600));
     let mut new = NewRecord::new(kind, expires);

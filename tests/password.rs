@@ -20,7 +20,12 @@ fn pw_config() -> ConfigBuilder {
 
 /// A creator with a password group admitting members by `PASSWORD`, online.
 async fn password_group(role: Role) -> (Member, PeerName) {
-    let (handle, events) = node(pw_config()).await;
+    password_group_with(pw_config(), role).await
+}
+
+/// [`password_group`], the creator configured by `builder`.
+async fn password_group_with(builder: ConfigBuilder, role: Role) -> (Member, PeerName) {
+    let (handle, events) = node(builder).await;
     let identity = handle
         .create_identity("creator", "")
         .await
@@ -205,24 +210,8 @@ async fn a_step_of_the_members_clock_does_not_shorten_a_guessers_wait() {
     use peergroup::node::{Clock, ManualClock};
 
     let clock = ManualClock::new(crate::support::now());
-    let (handle, events) = node(pw_config().clock(Arc::new(clock.clone()))).await;
-    let identity = handle
-        .create_identity("creator", "")
-        .await
-        .unwrap()
-        .payload()
-        .peer_name
-        .clone();
-    let group = handle
-        .create_password_group(GroupSpec::new(&identity, "pw"), PASSWORD, Role::Member)
-        .await
-        .unwrap();
-    handle.connect(&group).await.unwrap();
-    let creator = Member {
-        handle,
-        identity,
-        events,
-    };
+    let builder = pw_config().clock(Arc::new(clock.clone()));
+    let (creator, group) = password_group_with(builder, Role::Member).await;
     let invitation = creator
         .handle
         .create_password_invitation(&group)

@@ -168,16 +168,7 @@ impl Behaviour {
         }
         session.remember_password(secret);
         self.groups.insert(session);
-        self.connects
-            .entry(group.clone())
-            .or_default()
-            .push(operation);
-        if let Err(e) = self
-            .groups
-            .get_mut(group)
-            .and_then(|session| session.connect(now))
-        {
-            self.connects.remove(group);
+        if let Err(e) = self.start_connect(group, operation, now) {
             self.groups.remove(group);
             return Err(e);
         }

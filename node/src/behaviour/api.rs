@@ -338,23 +338,34 @@ impl Behaviour {
         let session = self.groups.get_mut(group)?;
         session.check_open()?;
         let operation = self.operation();
-        self.connects
-            .entry(group.clone())
-            .or_default()
-            .push(operation);
-        if let Err(e) = self
-            .groups
-            .get_mut(group)
-            .and_then(|session| session.connect(now))
-        {
-            self.connects.remove(group);
-            return Err(e.into());
-        }
+        self.start_connect(group, operation, now)?;
         for addr in addresses {
             self.dial_address(addr);
         }
         self.drive(group, false);
         Ok(operation)
+    }
+
+    /// Takes `group` online for `operation`, which completes with the
+    /// connect's outcome (`Output::ConnectOutcome`).
+    pub(super) fn start_connect(
+        &mut self,
+        group: &PeerName,
+        operation: OperationId,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        self.connects
+            .entry(group.clone())
+            .or_default()
+            .push(operation);
+        let started = self
+            .groups
+            .get_mut(group)
+            .and_then(|session| session.connect(now));
+        if started.is_err() {
+            self.connects.remove(group);
+        }
+        started
     }
 
     /// `PeerGroupClose`: back offline; the group stays known (closed).

@@ -302,18 +302,28 @@ fn joined(props: &SignedProperties, who: &Identity, chain: CredentialChain) -> S
     Sess::join(props.clone(), who.clone(), chain, config).unwrap()
 }
 
-const YEAR: u64 = 365 * 86_400;
-
-#[test]
-fn members_authenticate_each_other_and_the_joiner_gets_the_key() {
+/// Alice's group online on node 1, and Bob, a member until `until`, online
+/// on node 2 (`mute`: Bob answers no authentication request, and asks none).
+fn alice_and_bob(until: Timestamp, mute: bool) -> (World, PeerName) {
     let (alice, bob) = (identity(1, "alice"), identity(2, "bob"));
     let (props, session) = created(&alice, "g");
     let mut w = World::new();
     w.add(1, 0);
     w.add(2, 0);
+    if mute {
+        w.mute.insert(2);
+    }
     let group = w.online(1, session);
-    let chain = credential(&alice, &props, &bob, T0.saturating_add_secs(YEAR));
+    let chain = credential(&alice, &props, &bob, until);
     w.online(2, joined(&props, &bob, chain));
+    (w, group)
+}
+
+const YEAR: u64 = 365 * 86_400;
+
+#[test]
+fn members_authenticate_each_other_and_the_joiner_gets_the_key() {
+    let (mut w, group) = alice_and_bob(T0.saturating_add_secs(YEAR), false);
     assert_eq!(w.neighbors(1, &group), vec![2]);
     assert_eq!(w.neighbors(2, &group), vec![1]);
     assert!(
@@ -404,16 +414,7 @@ fn an_outsider_that_proves_with_a_forged_chain_is_refused_and_disconnected() {
 
 #[test]
 fn a_subscriber_that_never_authenticates_is_cut_off_after_the_grace_on_the_monotonic_clock() {
-    let alice = identity(1, "alice");
-    let (props, session) = created(&alice, "g");
-    let bob = identity(2, "bob");
-    let mut w = World::new();
-    w.add(1, 0);
-    w.add(2, 0);
-    w.mute.insert(2);
-    let group = w.online(1, session);
-    let chain = credential(&alice, &props, &bob, T0.saturating_add_secs(YEAR));
-    w.online(2, joined(&props, &bob, chain));
+    let (mut w, group) = alice_and_bob(T0.saturating_add_secs(YEAR), true);
     assert!(w.nodes[&1].groups.is_pending(&group, &2));
     // Alice's wall clock (and with it her peer time) steps 10 minutes
     // ahead: no timeout of hers moves.
@@ -431,14 +432,7 @@ fn a_subscriber_that_never_authenticates_is_cut_off_after_the_grace_on_the_monot
 
 #[test]
 fn a_credential_that_expires_mid_session_ends_the_neighbour_and_it_is_cut_off() {
-    let (alice, bob) = (identity(1, "alice"), identity(2, "bob"));
-    let (props, session) = created(&alice, "g");
-    let mut w = World::new();
-    w.add(1, 0);
-    w.add(2, 0);
-    let group = w.online(1, session);
-    let chain = credential(&alice, &props, &bob, T0.saturating_add_secs(60));
-    w.online(2, joined(&props, &bob, chain));
+    let (mut w, group) = alice_and_bob(T0.saturating_add_secs(60), false);
     assert_eq!(w.neighbors(1, &group), vec![2], "{:?}", w.said(1));
     w.advance(59_000);
     assert_eq!(w.neighbors(1, &group), vec![2]);
@@ -660,15 +654,7 @@ fn closing_a_group_while_a_peer_authenticates_for_it_cuts_nobody_off_later() {
     // node does after a local call (`Groups::poll_session_output`): the
     // exchange ends with the group, and Bob is not cut off 10 s later for
     // a group that is closed.
-    let (alice, bob) = (identity(1, "alice"), identity(2, "bob"));
-    let (props, session) = created(&alice, "g");
-    let mut w = World::new();
-    w.add(1, 0);
-    w.add(2, 0);
-    w.mute.insert(2);
-    let group = w.online(1, session);
-    let chain = credential(&alice, &props, &bob, T0.saturating_add_secs(YEAR));
-    w.online(2, joined(&props, &bob, chain));
+    let (mut w, group) = alice_and_bob(T0.saturating_add_secs(YEAR), true);
     assert!(w.nodes[&1].groups.is_pending(&group, &2));
     w.node(1).groups.get_mut(&group).unwrap().close().unwrap();
     while let Some(output) = w.node(1).groups.poll_session_output(&group) {
