@@ -219,6 +219,13 @@ pub struct Session<P, M> {
     /// about to be): the credential chains the group database holds, which
     /// group authentication hands to members whose own is older.
     membership_records: HashMap<PeerName, SignedRecord>,
+    /// Index entries that a record of the same version (another edit of it)
+    /// displaced when it was accepted, by that record's envelope hash: if
+    /// the store keeps the displaced one (it is greater in the merge order),
+    /// the index gets it back, so that it names what the store holds and
+    /// reconciliation still sees the difference with a member holding the
+    /// loser.
+    displaced: HashMap<[u8; 32], Version>,
     /// Records accepted since the last [`Output::Merge`].
     to_merge: Vec<SignedRecord>,
     /// [`Output::Merge`] batches not yet answered by the store.
@@ -275,6 +282,7 @@ where
             next_sync_tag: 0,
             own_membership: None,
             membership_records: HashMap::new(),
+            displaced: HashMap::new(),
             to_merge: Vec::new(),
             merges_in_flight: 0,
             outputs: VecDeque::new(),

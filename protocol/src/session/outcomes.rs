@@ -22,6 +22,15 @@ where
     pub(super) fn on_merged(&mut self, outcomes: Vec<(SignedRecord, Change)>, now: Timestamp) {
         self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
         for (record, change) in outcomes {
+            let hash = validate::envelope_hash(record.as_bytes());
+            if let Some(previous) = self.displaced.remove(&hash) {
+                // The store kept the record this one displaced in the index.
+                let id = record.record().id;
+                if change == Change::Stale && self.versions.get(&id).is_some_and(|v| v.hash == hash)
+                {
+                    self.versions.insert(id, previous);
+                }
+            }
             let change = match change {
                 Change::Added => RecordChange::Added,
                 Change::Updated => RecordChange::Updated,
@@ -61,8 +70,13 @@ where
         for record in records {
             let r = record.record();
             let hash = validate::envelope_hash(record.as_bytes());
+            let displaced = self.displaced.remove(&hash);
             if self.versions.get(&r.id).is_some_and(|v| v.hash == hash) {
-                self.versions.remove(&r.id);
+                // The store holds what it held before this record.
+                match displaced {
+                    Some(previous) => self.versions.insert(r.id, previous),
+                    None => self.versions.remove(&r.id),
+                };
             }
         }
     }

@@ -361,8 +361,15 @@ where
             hash: envelope_hash(record.as_bytes()),
             expires_at: r.expires_at,
         };
-        match self.versions.get(&r.id) {
+        match self.versions.get(&r.id).copied() {
             Some(known) if known.version > version.version => {}
+            Some(known) if known.version == version.version && known.hash != version.hash => {
+                // Two edits of one version: the store decides which it keeps
+                // (the merge order); until it answers, the index names the
+                // newcomer, and remembers what it displaced.
+                self.displaced.insert(version.hash, known);
+                self.versions.insert(r.id, version);
+            }
             _ => {
                 self.versions.insert(r.id, version);
             }

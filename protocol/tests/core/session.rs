@@ -1280,3 +1280,53 @@ fn records_stamped_in_the_future_wait_for_peer_time_in_every_arrival_order() {
         }
     }
 }
+
+/// Two edits of one version meet (an update on one side of a partition, a
+/// delete on the other): when the store keeps the one this member held, its
+/// version index names that one again, not the loser it accepted. Before,
+/// the index kept the loser's hash: a member holding the loser then looked
+/// equal to it in reconciliation, and the two never converged (seen in the
+/// compose partition scenario).
+#[test]
+fn an_edit_the_store_finds_stale_does_not_stay_in_the_version_index() {
+    use peergroup_protocol::{Change, testing::delete};
+    use sha2::Digest as _;
+
+    let f = Fixture::new();
+    let mut s = f.creator_online();
+    s.handle(Input::NeighborUp(3), T0);
+    drain(&mut s);
+    let base = add(&f.creator, f.group(), 1, b"x", T0, 600);
+    let id = base.record().id;
+    let winner = update(&f.creator, &base, b"updated", T0.saturating_add_secs(2));
+    let loser = delete(&f.creator, &base, T0.saturating_add_secs(1));
+    assert!(loser < winner, "same version, the delete is earlier");
+    let hash = |r: &SignedRecord| -> [u8; 32] { sha2::Sha256::digest(r.as_bytes()).into() };
+    let now = T0.saturating_add_secs(3);
+    for (n, (record, change)) in [
+        (base.clone(), Change::Added),
+        (winner.clone(), Change::Updated),
+        (loser.clone(), Change::Stale),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.handle(gossip(Ok(record.clone()), 3, n as u64), now);
+        assert_eq!(merged(&drain(&mut s)), vec![record.clone()], "{change:?}");
+        s.handle(Input::Merged(vec![(record, change)]), now);
+        drain(&mut s);
+    }
+    assert_eq!(s.version(&id).map(|v| v.hash), Some(hash(&winner)));
+    // The loser offered again is a different hash again: accepted, and the
+    // index is restored again when the store says stale.
+    s.handle(
+        Input::Record {
+            record: Ok(loser.clone()),
+            origin: Origin::Sync { peer: 3 },
+        },
+        now,
+    );
+    drain(&mut s);
+    s.handle(Input::Merged(vec![(loser, Change::Stale)]), now);
+    assert_eq!(s.version(&id).map(|v| v.hash), Some(hash(&winner)));
+}
