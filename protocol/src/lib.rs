@@ -126,8 +126,8 @@ pub use self::{
         envelope_kind,
     },
     store::{
-        Change, Digest, DigestBuilder, MemoryStore, Merged, ReadStore, Store, StoreError,
-        merge_decision,
+        Change, Digest, DigestBuilder, MemoryStore, Merged, ReadStore, Store, StoreError, Version,
+        envelope_hash, merge_decision,
     },
     time::Timestamp,
 };

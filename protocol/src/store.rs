@@ -28,6 +28,36 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The sha2-256 of a record's envelope bytes: what tells two copies of one
+/// record version apart (sessions key their version index and held records
+/// by it; the redb store checks stored envelopes against it).
+pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// A record version as a store holds it and a session indexes it: enough to
+/// detect stale and duplicate copies and to reconcile ([`crate::reconcile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Version {
+    /// The record's version number.
+    pub version: u32,
+    /// The sha2-256 of its envelope ([`envelope_hash`]).
+    pub hash: [u8; 32],
+    /// Its expiration: reconciliation leaves expired records out.
+    pub expires_at: Timestamp,
+}
+
+impl Version {
+    /// The version of `record` (hashes its envelope).
+    pub fn of(record: &SignedRecord) -> Version {
+        Version {
+            version: record.record().version,
+            hash: envelope_hash(record.as_bytes()),
+            expires_at: record.record().expires_at,
+        }
+    }
+}
+
 /// What a merge or expiry did to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Change {
@@ -38,9 +68,23 @@ pub enum Change {
     /// A tombstone replaced the stored version (or arrived first).
     Deleted,
     /// The incoming copy lost to (or equals) the stored one; nothing changed.
-    Stale,
+    Stale {
+        /// The copy the store holds and keeps. Two edits of one version can
+        /// reach a member in either order, and only the store's merge
+        /// decides which it keeps: a session's version index takes this, so
+        /// that it names what the store holds and reconciliation still sees
+        /// the difference with a member holding the other edit.
+        held: Version,
+    },
     /// The expiry pass removed the record.
     Expired,
+}
+
+impl Change {
+    /// Whether the store kept what it had ([`Change::Stale`]).
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Change::Stale { .. })
+    }
 }
 
 /// One record's outcome of [`Store::merge`] or [`Store::expire`].
@@ -202,7 +246,9 @@ pub fn merge_decision(stored: Option<&SignedRecord>, incoming: &SignedRecord) ->
     match stored {
         None if deleted => Change::Deleted,
         None => Change::Added,
-        Some(current) if incoming <= current => Change::Stale,
+        Some(current) if incoming <= current => Change::Stale {
+            held: Version::of(current),
+        },
         Some(_) if deleted => Change::Deleted,
         Some(_) => Change::Updated,
     }
@@ -273,7 +319,7 @@ impl Store for MemoryStore {
             let key = (incoming.record().group.clone(), incoming.record().id);
             let change = merge_decision(self.records.get(&key), &incoming);
             outcomes.push(merged(&incoming, change));
-            if change != Change::Stale {
+            if !change.is_stale() {
                 self.records.insert(key, incoming);
             }
         }

@@ -15,7 +15,7 @@
 
 use crate::{
     AttributeValue, Attributes, Change, GroupSpec, Identity, Keypair, NewRecord, PeerName, Record,
-    RecordId, RecordType, SignedRecord, Store, Timestamp,
+    RecordId, RecordType, SignedRecord, Store, Timestamp, Version,
     signed::{Envelope, Kind, WIRE_VERSION, encode, signing_message},
 };
 
@@ -150,6 +150,13 @@ fn changes<S: Store>(store: &mut S, batch: Vec<SignedRecord>) -> Vec<Change> {
         .collect()
 }
 
+/// The [`Change::Stale`] answer that names `held` as the copy kept.
+fn stale(held: &SignedRecord) -> Change {
+    Change::Stale {
+        held: Version::of(held),
+    }
+}
+
 /// Add, re-add, update, stale copy, delete, no resurrection.
 pub fn store_merge_lifecycle<S: Store>(mut store: S) {
     let f = fixture();
@@ -163,19 +170,16 @@ pub fn store_merge_lifecycle<S: Store>(mut store: S) {
         store.get(&f.group, &rid(&f.alice, 1)).unwrap().as_ref(),
         Some(&v1)
     );
-    assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Stale]);
+    assert_eq!(changes(&mut store, vec![v1.clone()]), [stale(&v1)]);
     assert_eq!(changes(&mut store, vec![v2.clone()]), [Change::Updated]);
-    assert_eq!(changes(&mut store, vec![v1.clone()]), [Change::Stale]);
+    assert_eq!(changes(&mut store, vec![v1.clone()]), [stale(&v2)]);
     assert_eq!(
         store.get(&f.group, &rid(&f.alice, 1)).unwrap().as_ref(),
         Some(&v2)
     );
     assert_eq!(changes(&mut store, vec![v3.clone()]), [Change::Deleted]);
     // A stale peer re-sending older versions never resurrects the record.
-    assert_eq!(
-        changes(&mut store, vec![v2, v1]),
-        [Change::Stale, Change::Stale]
-    );
+    assert_eq!(changes(&mut store, vec![v2, v1]), [stale(&v3), stale(&v3)]);
     let stored = store.get(&f.group, &rid(&f.alice, 1)).unwrap().unwrap();
     assert!(stored.record().is_deleted());
     assert_eq!(stored, v3);
@@ -190,11 +194,48 @@ pub fn store_batch_merge<S: Store>(mut store: S) {
     let other = add(&f.alice, &f.group, 8, b"x", T0, 3600);
     assert_eq!(
         changes(&mut store, vec![v2.clone(), other, v1.clone()]),
-        [Change::Added, Change::Added, Change::Stale]
+        [Change::Added, Change::Added, stale(&v2)]
     );
     assert_eq!(store.get(&f.group, &rid(&f.alice, 7)).unwrap(), Some(v2));
     let tomb_first = delete(&f.alice, &v1, T0.saturating_add_secs(2));
     assert_eq!(changes(&mut store, vec![tomb_first]), [Change::Deleted]);
+}
+
+/// Two edits of one version (an update and a delete made on two sides of a
+/// partition) end as the same copy in either arrival order, and the loser's
+/// answer names the copy kept: what a session's version index then holds.
+pub fn store_concurrent_edits<S: Store>(mut a: S, mut b: S) {
+    let f = fixture();
+    let v1 = add(&f.alice, &f.group, 9, b"one", T0, 3600);
+    let updated = update(&f.bob, &v1, b"two", T0.saturating_add_secs(1));
+    let deleted = delete(&f.alice, &v1, T0.saturating_add_secs(2));
+    assert_eq!(updated.record().version, deleted.record().version);
+    let winner = updated.clone().max(deleted.clone());
+    let loser = if winner == updated {
+        deleted.clone()
+    } else {
+        updated.clone()
+    };
+    for (store, first, second) in [(&mut a, &updated, &deleted), (&mut b, &deleted, &updated)] {
+        assert_eq!(changes(store, vec![v1.clone()]), [Change::Added]);
+        let answers = changes(store, vec![first.clone(), second.clone()]);
+        let expected = |r: &SignedRecord| {
+            if r == &loser && first == &winner {
+                stale(&winner)
+            } else if r.record().is_deleted() {
+                Change::Deleted
+            } else {
+                Change::Updated
+            }
+        };
+        assert_eq!(answers, [expected(first), expected(second)]);
+        assert_eq!(
+            store.get(&f.group, &rid(&f.alice, 9)).unwrap(),
+            Some(winner.clone())
+        );
+        assert_eq!(changes(store, vec![loser.clone()]), [stale(&winner)]);
+    }
+    assert_eq!(a.digest(&f.group).unwrap(), b.digest(&f.group).unwrap());
 }
 
 /// Groups are separate namespaces: the same id in two groups is two records.
@@ -293,7 +334,7 @@ pub fn store_expiry<S: Store>(mut store: S) {
 
     // The tombstone is still there: the deleted record's older copy is stale.
     assert_eq!(store.expire(T0.saturating_add_secs(99)).unwrap(), vec![]);
-    assert_eq!(changes(&mut store, vec![doomed]), [Change::Stale]);
+    assert_eq!(changes(&mut store, vec![doomed]), [stale(&tomb)]);
     assert_eq!(store.get(&f.group, &rid(&f.alice, 3)).unwrap(), Some(tomb));
 
     // At its own expiration the tombstone goes, silently.
@@ -381,6 +422,7 @@ pub fn store_indexes_follow_changes<S: Store>(mut store: S) {
 pub fn run_store_suite<S: Store>(mut new_store: impl FnMut() -> S) {
     store_merge_lifecycle(new_store());
     store_batch_merge(new_store());
+    store_concurrent_edits(new_store(), new_store());
     store_groups_are_separate(new_store());
     store_records_paging(new_store());
     store_expiry(new_store());

@@ -112,16 +112,9 @@ impl Default for SessionConfig {
 }
 
 /// The version of a record this session knows, for stale and duplicate
-/// detection and for reconciliation ([`crate::reconcile`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Version {
-    /// The record's version number.
-    pub version: u32,
-    /// The sha2-256 of its envelope.
-    pub hash: [u8; 32],
-    /// Its expiration: reconciliation leaves expired records out.
-    pub expires_at: Timestamp,
-}
+/// detection and for reconciliation: defined with the store, whose merge
+/// answers name the version it holds.
+pub use crate::store::Version;
 
 /// What a store holds of a group, to rebuild a session after a restart
 /// ([`Session::restore`]).
@@ -219,13 +212,6 @@ pub struct Session<P, M> {
     /// about to be): the credential chains the group database holds, which
     /// group authentication hands to members whose own is older.
     membership_records: HashMap<PeerName, SignedRecord>,
-    /// Index entries that a record of the same version (another edit of it)
-    /// displaced when it was accepted, by that record's envelope hash: if
-    /// the store keeps the displaced one (it is greater in the merge order),
-    /// the index gets it back, so that it names what the store holds and
-    /// reconciliation still sees the difference with a member holding the
-    /// loser.
-    displaced: HashMap<[u8; 32], Version>,
     /// Records accepted since the last [`Output::Merge`].
     to_merge: Vec<SignedRecord>,
     /// [`Output::Merge`] batches not yet answered by the store.
@@ -282,7 +268,6 @@ where
             next_sync_tag: 0,
             own_membership: None,
             membership_records: HashMap::new(),
-            displaced: HashMap::new(),
             to_merge: Vec::new(),
             merges_in_flight: 0,
             outputs: VecDeque::new(),
@@ -634,7 +619,10 @@ where
         }
         self.next_hold_check = now.saturating_add(HOLD_CHECK_INTERVAL);
         for record in self.authorizer.expire_held(now) {
-            self.report_held(validate::envelope_hash(record.as_bytes()), Reason::Expired);
+            self.report_held(
+                crate::store::envelope_hash(record.as_bytes()),
+                Reason::Expired,
+            );
         }
     }
 

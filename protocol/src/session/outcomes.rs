@@ -7,8 +7,8 @@ use crate::{
     error::Error,
     group::GroupFlags,
     record::{RecordType, SignedRecord},
-    session::{Event, MemberChange, RecordChange, Session, validate},
-    store::{Change, Merged},
+    session::{Event, MemberChange, RecordChange, Session},
+    store::{Change, Merged, Version, envelope_hash},
     time::Timestamp,
 };
 
@@ -19,26 +19,39 @@ where
 {
     // ----- store outcomes --------------------------------------------------------
 
+    /// The store's answer to a merge, in the order the records were asked.
+    ///
+    /// The version index takes what the store holds for each record: the
+    /// record itself when it changed the store, the copy the store kept when
+    /// it was stale. Two edits of one version reach members in either order
+    /// (a partition heals with an update on one side and a delete on the
+    /// other); a member that accepted the loser after holding the winner
+    /// must not name the loser, or reconciliation sees two members as equal
+    /// that are not, and they never converge. Answers come in merge order,
+    /// so the last one for a record names what the store holds; an index
+    /// entry of a higher version (accepted since, still in flight) stays.
     pub(super) fn on_merged(&mut self, outcomes: Vec<(SignedRecord, Change)>, now: Timestamp) {
         self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
         for (record, change) in outcomes {
-            let hash = validate::envelope_hash(record.as_bytes());
-            if let Some(previous) = self.displaced.remove(&hash) {
-                // The store kept the record this one displaced in the index.
-                let id = record.record().id;
-                if change == Change::Stale && self.versions.get(&id).is_some_and(|v| v.hash == hash)
-                {
-                    self.versions.insert(id, previous);
-                }
+            let r = record.record();
+            let held = match change {
+                Change::Stale { held } => held,
+                _ => Version::of(&record),
+            };
+            if self
+                .versions
+                .get(&r.id)
+                .is_none_or(|known| known.version <= held.version)
+            {
+                self.versions.insert(r.id, held);
             }
             let change = match change {
                 Change::Added => RecordChange::Added,
                 Change::Updated => RecordChange::Updated,
                 Change::Deleted => RecordChange::Deleted,
                 Change::Expired => RecordChange::Expired,
-                Change::Stale => continue,
+                Change::Stale { .. } => continue,
             };
-            let r = record.record();
             if r.record_type == RecordType::MEMBERSHIP {
                 self.emit(Event::MemberChanged {
                     group: self.name().clone(),
@@ -63,20 +76,19 @@ where
 
     /// A batch that could not be stored: forget the versions it claimed, so
     /// that the records are accepted when they come again.
+    ///
+    /// The index then lacks a record the store may still hold in an older
+    /// copy: reconciliation offers it again, and the next merge answer names
+    /// the copy the store holds.
     pub(super) fn on_merge_failed(&mut self, records: Vec<SignedRecord>) {
         self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
         // A first synchronization whose records did not all get stored is none.
         self.sync_merge_failed();
         for record in records {
-            let r = record.record();
-            let hash = validate::envelope_hash(record.as_bytes());
-            let displaced = self.displaced.remove(&hash);
-            if self.versions.get(&r.id).is_some_and(|v| v.hash == hash) {
-                // The store holds what it held before this record.
-                match displaced {
-                    Some(previous) => self.versions.insert(r.id, previous),
-                    None => self.versions.remove(&r.id),
-                };
+            let id = record.record().id;
+            let hash = envelope_hash(record.as_bytes());
+            if self.versions.get(&id).is_some_and(|v| v.hash == hash) {
+                self.versions.remove(&id);
             }
         }
     }

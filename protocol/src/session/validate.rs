@@ -2,8 +2,6 @@
 //! gossip, from a synchronization page or from a local write, is judged
 //! here, and only the origin decides what happens with the verdict.
 
-use sha2::{Digest as _, Sha256};
-
 /// How many records one peer may have waiting for memberships in one group.
 pub const MAX_HELD_PER_PEER: usize = 1024;
 
@@ -32,6 +30,7 @@ use crate::{
         Acceptance, Event, Origin, Output, Session, Version,
         io::{Fetched, Input},
     },
+    store::envelope_hash,
     time::Timestamp,
 };
 
@@ -198,12 +197,6 @@ fn undecodable(error: Error) -> Reason {
     }
 }
 
-/// The sha2-256 of an envelope: what the session keys versions and held
-/// gossip messages by.
-pub(crate) fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 /// The outcome of [`Session::judge`].
 #[derive(Debug)]
 pub(crate) enum Judged {
@@ -356,23 +349,21 @@ where
     /// membership news, and queue it for the store.
     fn accepted(&mut self, record: SignedRecord) {
         let r = record.record();
-        let version = Version {
-            version: r.version,
-            hash: envelope_hash(record.as_bytes()),
-            expires_at: r.expires_at,
-        };
-        match self.versions.get(&r.id).copied() {
-            Some(known) if known.version > version.version => {}
-            Some(known) if known.version == version.version && known.hash != version.hash => {
-                // Two edits of one version: the store decides which it keeps
-                // (the merge order); until it answers, the index names the
-                // newcomer, and remembers what it displaced.
-                self.displaced.insert(version.hash, known);
-                self.versions.insert(r.id, version);
-            }
-            _ => {
-                self.versions.insert(r.id, version);
-            }
+        let version = Version::of(&record);
+        // A newer version is named at once: reconciliation announces it
+        // before the store commits it (a fetch of it is served after the
+        // commit). Another edit of a version already named is not: only the
+        // store's merge decides which of the two it keeps, and its answer
+        // sets the index (`on_merged`). Naming a copy the store then refuses,
+        // even while the merge is in flight, would tell a neighbour holding
+        // that copy that the two replicas are equal, and it would never
+        // fetch the one this member keeps.
+        if self
+            .versions
+            .get(&r.id)
+            .is_none_or(|known| known.version < version.version)
+        {
+            self.versions.insert(r.id, version);
         }
         self.note_membership(&record);
         self.to_merge.push(record);

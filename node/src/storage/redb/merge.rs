@@ -76,7 +76,7 @@ impl<'txn> Merger<'txn> {
                     Change::Updated
                 }
             }
-            Some(s) if s.version.version > r.version => Change::Stale,
+            Some(s) if s.version.version > r.version => Change::Stale { held: s.version },
             Some(s) => {
                 // Equal versions: the rest of the merge order needs the stored
                 // copy (which may be one this transaction wrote).
@@ -92,7 +92,7 @@ impl<'txn> Merger<'txn> {
                 merge_decision(Some(&copy), incoming)
             }
         };
-        if change == Change::Stale {
+        if change.is_stale() {
             return Ok(change);
         }
         if let Some(old) = &stored {

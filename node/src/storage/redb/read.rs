@@ -5,7 +5,6 @@ use std::ops::Bound;
 
 use peergroup_protocol::{PeerName, RecordId, RecordType, SignedRecord, session::Version};
 use redb::{ReadableDatabase, ReadableTable};
-use sha2::{Digest as _, Sha256};
 
 use super::{
     AccessError, RedbStore,
@@ -322,10 +321,8 @@ pub struct RawRecords {
     pub considered: usize,
 }
 
-/// The sha2-256 of an envelope, as summaries hold it.
-pub(super) fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
+/// The sha2-256 of an envelope, as summaries hold it (the protocol's).
+pub(super) use peergroup_protocol::envelope_hash;
 
 /// Splits a `G || id` key into the group's text and the id.
 fn parse_record_key(key: &[u8]) -> Result<(&str, RecordId), Failure> {

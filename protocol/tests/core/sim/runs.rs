@@ -281,3 +281,104 @@ fn a_restarted_member_knows_what_it_knew() {
     }
     assert_eq!(verdicts, vec![peergroup_protocol::session::Reason::Stale]);
 }
+
+/// The compose partition scenario, over many seeds: a member's record is
+/// on every replica; a partition splits the creator and two members from
+/// the record's author; the creator updates the record on its side while
+/// the author deletes it on the other (two edits of one version). As the
+/// partition heals, gossip replays the losing edit to the side holding the
+/// winner (gossipsub's message cache does) before reconciliation starts.
+/// Every replica then ends with the same copy, with messages reordered and a
+/// store as fast as the network or far slower. Before, a member whose store
+/// refused the losing edit still named it in its version index, looked
+/// equal in reconciliation to the member holding that edit, and the two
+/// never converged.
+#[test]
+fn an_update_and_a_delete_made_across_a_partition_converge_when_it_heals() {
+    use peergroup_protocol::NewRecord;
+
+    for seed in 0..30 {
+        let mut sim = Sim::new(9000 + seed);
+        sim.max_latency = 20;
+        sim.connect(0);
+        let members: Vec<usize> = (0..3).map(|_| sim.invite(0, Role::Member)).collect();
+        for &m in &members {
+            sim.connect(m);
+        }
+        sim.run_for(5_000);
+        let author = members[2];
+        let now = sim.now;
+        let new = NewRecord::new(NOTE, now.saturating_add_secs(3600)).with_data(b"v1".to_vec());
+        let id = sim.nodes[author]
+            .session()
+            .add_record(new, seed.to_be_bytes(), now)
+            .unwrap();
+        sim.drain(author);
+        sim.run_for(2_000);
+        for i in 0..4 {
+            assert_eq!(
+                sim.digest(i),
+                sim.digest(0),
+                "seed {seed}: before, node {i}"
+            );
+        }
+
+        sim.storage_delay = [0, 50, 400][usize::try_from(seed % 3).unwrap()];
+        sim.partition = Some(vec![0, 0, 0, 1]);
+        sim.sync_neighbors();
+        let now = sim.now;
+        let current = |sim: &Sim, i: usize| sim.nodes[i].store.get(sim.group(), &id).unwrap();
+        let target = current(&sim, 0).unwrap();
+        let mut proposed = target.record().clone();
+        proposed.data = b"updated".to_vec();
+        sim.nodes[0]
+            .session()
+            .update_record(&proposed, Some(target), now)
+            .unwrap();
+        sim.drain(0);
+        let target = current(&sim, author).unwrap();
+        sim.nodes[author]
+            .session()
+            .delete_record(Some(target), now)
+            .unwrap();
+        sim.drain(author);
+        sim.run_for(2_000);
+        let updated = current(&sim, 0).unwrap();
+        let deleted = current(&sim, author).unwrap();
+        assert_eq!(updated.record().version, deleted.record().version);
+        let loser = updated.clone().min(deleted.clone());
+
+        sim.partition = None;
+        let now = sim.now;
+        for i in 0..4 {
+            if current(&sim, i).as_ref() != Some(&loser) {
+                let source = if i == author { 0 } else { author };
+                sim.nodes[i].session().handle(
+                    Input::Record {
+                        record: Ok(loser.clone()),
+                        origin: Origin::Gossip {
+                            source,
+                            message: 1_000_000 + i as u64,
+                        },
+                    },
+                    now,
+                );
+                sim.drain(i);
+            }
+        }
+        sim.sync_neighbors();
+        sim.run_for(10_000);
+        for i in 0..4 {
+            assert_eq!(
+                current(&sim, i),
+                current(&sim, 0),
+                "seed {seed}: node {i} holds another copy"
+            );
+            assert_eq!(
+                sim.digest(i),
+                sim.digest(0),
+                "seed {seed}: node {i} diverged"
+            );
+        }
+    }
+}
