@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use peergroup::{
-    node::{Config, Event, EventFilter, EventKind, Handle, Node, RecordChange},
+    node::{Config, Event, EventFilter, GroupEvent, GroupEventKind, Handle, Node, RecordChange},
     protocol::{GroupSpec, IDENTITY_TEXT_PREFIX, NewRecord, RecordType, Role, Timestamp},
 };
 
@@ -241,8 +241,8 @@ async fn receiver(data_dir: Option<&std::path::Path>) -> Result<()> {
         _ => bail!("expected `<invitation> <address> <n>`"),
     };
     let group = handle.join(&info.payload().peer_name, &invitation).await?;
-    let mut events =
-        handle.subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(BENCH));
+    let mut events = handle
+        .subscribe(EventFilter::kinds([GroupEventKind::RecordChanged]).with_record_type(BENCH));
     handle.connect_by_address(&group, vec![addr]).await?;
     println!("READY");
     std::io::stdout().flush()?;
@@ -265,11 +265,11 @@ async fn receiver(data_dir: Option<&std::path::Path>) -> Result<()> {
                 break;
             }
         };
-        let Event::RecordChanged {
+        let Event::Group(GroupEvent::RecordChanged {
             id,
             change: RecordChange::Added,
             ..
-        } = event
+        }) = event
         else {
             continue;
         };

@@ -22,7 +22,7 @@ use libp2p::{
     tcp, yamux,
 };
 use peergroup::{
-    node::{Behaviour, Config, Event, RecordChange},
+    node::{Behaviour, Config, Event, GroupEvent, RecordChange},
     protocol::{GroupSpec, IDENTITY_TEXT_PREFIX, NewRecord, RecordType, Role},
 };
 
@@ -125,9 +125,9 @@ async fn main() -> Result<()> {
                         .with_data(b"hello from an embedded swarm".to_vec());
                     published = Some(pg.add_record(&group, record)?);
                 }
-                SwarmEvent::Behaviour(AppEvent::Peergroup(Event::RecordChanged {
+                SwarmEvent::Behaviour(AppEvent::Peergroup(Event::Group(GroupEvent::RecordChanged {
                     id, change: RecordChange::Added, ..
-                })) if Some(id) == published => {
+                }))) if Some(id) == published => {
                     let record = bob.behaviour().peergroup.get_record(&group, &id)?;
                     println!("bob received: {}", String::from_utf8_lossy(&record.data));
                     return Ok(());

@@ -37,7 +37,10 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use peergroup::{
-    node::{Config, Event, EventFilter, EventKind, Node, RecordChange, storage::RedbStore},
+    node::{
+        Config, Event, EventFilter, GroupEvent, GroupEventKind, Node, RecordChange,
+        storage::RedbStore,
+    },
     protocol::{GroupSpec, IDENTITY_TEXT_PREFIX, NewRecord, RecordType, Role, Timestamp},
 };
 
@@ -265,16 +268,16 @@ async fn joiner(n: usize, data_dirs: bool, resync: bool) -> Result<()> {
 
     // Progress lines while the copy runs (from `SyncProgress` events, what
     // a progress bar uses): a person watching sees it move.
-    let mut progress = handle.subscribe(EventFilter::kinds([EventKind::SyncProgress]));
+    let mut progress = handle.subscribe(EventFilter::kinds([GroupEventKind::SyncProgress]));
     let watcher = tokio::spawn(async move {
         let mut next = Instant::now();
         let start = Instant::now();
         while let Some(event) = progress.recv().await {
-            if let Ok(Event::SyncProgress {
+            if let Ok(Event::Group(GroupEvent::SyncProgress {
                 received,
                 estimated_total,
                 ..
-            }) = event
+            })) = event
                 && Instant::now() >= next
             {
                 eprintln!(
@@ -358,8 +361,8 @@ async fn resynchronize(
     if line != "DIVERGED" {
         bail!("unexpected creator line {line:?}");
     }
-    let mut changes =
-        handle.subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(BENCH));
+    let mut changes = handle
+        .subscribe(EventFilter::kinds([GroupEventKind::RecordChanged]).with_record_type(BENCH));
     let (want_added, want_updated) = (k / 2, k - k / 2);
     let before = bytes.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -367,7 +370,7 @@ async fn resynchronize(
     let (mut added, mut updated) = (0, 0);
     while added < want_added || updated < want_updated {
         match tokio::time::timeout(Duration::from_secs(120), changes.recv()).await {
-            Ok(Some(Ok(Event::RecordChanged { change, .. }))) => match change {
+            Ok(Some(Ok(Event::Group(GroupEvent::RecordChanged { change, .. })))) => match change {
                 RecordChange::Added => added += 1,
                 RecordChange::Updated => updated += 1,
                 _ => {}

@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context, Result, anyhow};
 use peergroup::{
-    node::{Config, Event, EventFilter, EventKind, Handle, Node, RecordChange},
+    node::{Config, Event, EventFilter, GroupEvent, GroupEventKind, Handle, Node, RecordChange},
     protocol::{GroupSpec, IDENTITY_TEXT_PREFIX, NewRecord, PeerName, RecordType, Role, Timestamp},
 };
 
@@ -83,17 +83,17 @@ fn expires() -> Timestamp {
 /// Round trips: A adds a ping; B answers with a pong; time until A sees it.
 async fn round_trips(a: &Handle, group: &PeerName, samples: usize) -> Result<Vec<f64>> {
     let mut pongs =
-        a.subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(PONG));
+        a.subscribe(EventFilter::kinds([GroupEventKind::RecordChanged]).with_record_type(PONG));
     let mut out = Vec::with_capacity(samples);
     for _ in 0..samples {
         let start = Instant::now();
         a.add_record(group, NewRecord::new(PING, expires())).await?;
         loop {
             match tokio::time::timeout(Duration::from_secs(30), pongs.recv()).await {
-                Ok(Some(Ok(Event::RecordChanged {
+                Ok(Some(Ok(Event::Group(GroupEvent::RecordChanged {
                     change: RecordChange::Added,
                     ..
-                }))) => break,
+                })))) => break,
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(anyhow!("node A stopped")),
                 Err(_) => return Err(anyhow!("no pong within 30 s")),
@@ -175,13 +175,13 @@ async fn main() -> Result<()> {
     let responder = {
         let (b, group) = (b.clone(), group.clone());
         let mut pings =
-            b.subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(PING));
+            b.subscribe(EventFilter::kinds([GroupEventKind::RecordChanged]).with_record_type(PING));
         tokio::spawn(async move {
             while let Some(event) = pings.recv().await {
-                if let Ok(Event::RecordChanged {
+                if let Ok(Event::Group(GroupEvent::RecordChanged {
                     change: RecordChange::Added,
                     ..
-                }) = event
+                })) = event
                 {
                     let _ = b.add_record(&group, NewRecord::new(PONG, expires())).await;
                 }

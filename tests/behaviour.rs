@@ -30,8 +30,8 @@ use libp2p::{
 };
 use peergroup::{
     node::{
-        Behaviour, Clock as _, Config, Event, GOSSIP_PROTOCOL_PREFIX, MAX_TRANSMIT_SIZE,
-        ManualClock, OperationError, auth, topic_of,
+        Behaviour, Clock as _, Config, Event, GOSSIP_PROTOCOL_PREFIX, GroupEvent,
+        MAX_TRANSMIT_SIZE, ManualClock, OperationError, auth, topic_of,
     },
     protocol::{
         AuthProof, AuthRole, CredentialChain, Error, GroupSpec, IDENTITY_TEXT_PREFIX, Identity,
@@ -447,11 +447,12 @@ async fn an_invited_member_connects_and_records_flow_both_ways() {
                 .add_record(&group, note(text))
                 .unwrap();
             net.until(|_, seen| match seen {
-                Seen::Node(i, SwarmEvent::Behaviour(Event::RecordChanged { id: got, .. }))
-                    if i == to && got == id =>
-                {
-                    Some(())
-                }
+                Seen::Node(
+                    i,
+                    SwarmEvent::Behaviour(Event::Group(GroupEvent::RecordChanged {
+                        id: got, ..
+                    })),
+                ) if i == to && got == id => Some(()),
                 _ => None,
             })
             .await;

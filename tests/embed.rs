@@ -16,7 +16,7 @@ use libp2p::{
     tcp, yamux,
 };
 use peergroup::{
-    node::{Behaviour, Config, Event},
+    node::{Behaviour, Config, Event, GroupEvent},
     protocol::{
         Error, GroupSpec, IDENTITY_TEXT_PREFIX, InvitationInfo, NewRecord, Record, RecordType,
         Role, SignedRecord, Timestamp, membership_record, testing::identity,
@@ -254,7 +254,7 @@ async fn a_late_verdict_is_counted() {
     loop {
         tokio::select! {
             event = alice.select_next_some() => {
-                if let SwarmEvent::Behaviour(AppEvent::Peergroup(Event::RecordChanged { id, .. })) = event
+                if let SwarmEvent::Behaviour(AppEvent::Peergroup(Event::Group(GroupEvent::RecordChanged { id, .. }))) = event
                     && id == record.record().id
                 {
                     break;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use peergroup::node::GroupEvent;
 use peergroup::protocol::{Error, NewRecord, RecordType, Role};
 
 use crate::support::*;
@@ -208,7 +209,7 @@ async fn reconnecting_finds_neighbours_already_subscribed() {
     .await;
     let bob_peer = bob.handle.peer_id().await.unwrap();
     let mut seen_by_creator = creator.handle.subscribe(
-        peergroup::node::EventFilter::kinds([peergroup::node::EventKind::NeighborConnection])
+        peergroup::node::EventFilter::kinds([peergroup::node::GroupEventKind::NeighborConnection])
             .with_group(group.clone()),
     );
     bob.handle.close(&group).await.unwrap();
@@ -230,7 +231,9 @@ async fn reconnecting_finds_neighbours_already_subscribed() {
             .expect("the creator sees bob leave and come back")
             .unwrap()
             .unwrap();
-        if let peergroup::node::Event::NeighborConnection { peer, change, .. } = event
+        if let peergroup::node::Event::Group(GroupEvent::NeighborConnection {
+            peer, change, ..
+        }) = event
             && peer == bob_peer
         {
             match change {
@@ -256,7 +259,9 @@ async fn reconnecting_finds_neighbours_already_subscribed() {
 async fn timers_follow_an_injected_clock() {
     use std::sync::Arc;
 
-    use peergroup::node::{Clock, Event, EventFilter, EventKind, ManualClock, RecordChange};
+    use peergroup::node::{
+        Clock, Event, EventFilter, GroupEvent, GroupEventKind, ManualClock, RecordChange,
+    };
 
     let clock = ManualClock::new(now());
     let with_clock = || config().clock(Arc::new(clock.clone()));
@@ -289,7 +294,7 @@ async fn timers_follow_an_injected_clock() {
         ))
         .await
         .unwrap();
-    let mut changes = node.subscribe(EventFilter::kinds([EventKind::RecordChanged]));
+    let mut changes = node.subscribe(EventFilter::kinds([GroupEventKind::RecordChanged]));
     let soon = NewRecord::new(
         RecordType::from_u128(0x6e6f7465_0000_4000_8000_000000000001),
         clock.now().saturating_add_secs(60),
@@ -303,11 +308,11 @@ async fn timers_follow_an_injected_clock() {
             .expect("the record expires")
             .unwrap()
             .unwrap();
-        if let Event::RecordChanged {
+        if let Event::Group(GroupEvent::RecordChanged {
             id,
             change: RecordChange::Expired,
             ..
-        } = event
+        }) = event
         {
             assert_eq!(id, id2);
             break;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use peergroup::node::GroupEvent;
 use peergroup::protocol::{Error, NewRecord, RecordType, Role};
 
 use crate::support::*;
@@ -194,10 +195,10 @@ async fn a_joiner_is_not_ready_until_its_first_copy() {
     );
     let ready_events: Vec<_> = drain(
         &mut joiner.events,
-        peergroup::node::EventKind::StatusChanged,
+        peergroup::node::GroupEventKind::StatusChanged,
     )
     .into_iter()
-    .filter(|e| matches!(e, peergroup::node::Event::StatusChanged { status, .. } if status.ready))
+    .filter(|e| matches!(e, peergroup::node::Event::Group(GroupEvent::StatusChanged { status, .. }) if status.ready))
     .collect();
     assert!(
         !ready_events.is_empty(),
@@ -225,14 +226,16 @@ async fn connect_fails_cleanly_when_no_member_is_found() {
     );
     let failed = drain(
         &mut joiner.events,
-        peergroup::node::EventKind::ConnectionFailed,
+        peergroup::node::GroupEventKind::ConnectionFailed,
     );
     assert!(matches!(
         failed.as_slice(),
-        [peergroup::node::Event::ConnectionFailed {
-            reason: Error::NoMembersFound(_),
-            ..
-        }]
+        [peergroup::node::Event::Group(
+            GroupEvent::ConnectionFailed {
+                reason: Error::NoMembersFound(_),
+                ..
+            }
+        )]
     ));
     // The group is back offline and still not ready.
     assert!(!joiner.handle.status(&group).await.unwrap().ready);
@@ -468,12 +471,12 @@ async fn members_find_each_other_through_kademlia() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_filter_and_slow_subscribers_are_told_what_they_missed() {
-    use peergroup::node::{Event, EventFilter, EventKind, RecordChange};
+    use peergroup::node::{Event, EventFilter, GroupEvent, GroupEventKind, RecordChange};
     let (creator, group) = group_with_creator(config()).await;
     let wanted = RecordType::from_u128(0x11 << 64);
     let mut only_wanted = creator
         .handle
-        .subscribe(EventFilter::kinds([EventKind::RecordChanged]).with_record_type(wanted));
+        .subscribe(EventFilter::kinds([GroupEventKind::RecordChanged]).with_record_type(wanted));
     let mut slow = creator.handle.subscribe(EventFilter::all());
     let other = creator
         .handle
@@ -489,12 +492,12 @@ async fn subscriptions_filter_and_slow_subscribers_are_told_what_they_missed() {
         .await
         .unwrap();
     match only_wanted.recv().await {
-        Some(Ok(Event::RecordChanged {
+        Some(Ok(Event::Group(GroupEvent::RecordChanged {
             id,
             change: RecordChange::Added,
             record_type,
             ..
-        })) => {
+        }))) => {
             assert_eq!((id, record_type), (mine, wanted));
         }
         e => panic!("unexpected {e:?}"),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use peergroup::node::{Event, EventFilter, EventKind, RecordChange};
+use peergroup::node::{Event, EventFilter, GroupEvent, GroupEventKind, RecordChange};
 use peergroup::protocol::{NewRecord, RecordType, Role};
 
 use crate::support::*;
@@ -147,7 +147,7 @@ async fn issue_8_an_interrupted_first_copy_is_not_ready_after_a_restart() {
     .await;
     let mut records = joiner
         .handle
-        .subscribe(EventFilter::kinds([EventKind::RecordChanged]));
+        .subscribe(EventFilter::kinds([GroupEventKind::RecordChanged]));
     let connecting = {
         let (handle, group) = (joiner.handle.clone(), group.clone());
         tokio::spawn(async move { handle.connect_by_address(&group, addrs).await })
@@ -160,10 +160,10 @@ async fn issue_8_an_interrupted_first_copy_is_not_ready_after_a_restart() {
         .unwrap();
     assert!(matches!(
         first,
-        Event::RecordChanged {
+        Event::Group(GroupEvent::RecordChanged {
             change: RecordChange::Added,
             ..
-        }
+        })
     ));
     joiner.handle.shutdown().await.unwrap();
     let _ = connecting.await;

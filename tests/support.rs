@@ -132,7 +132,7 @@ pub(crate) async fn digests(members: &[&Member], group: &PeerName) -> Vec<Digest
 }
 
 /// Drains queued events of `kind` from a subscription.
-pub(crate) fn drain(sub: &mut Subscription, kind: EventKind) -> Vec<Event> {
+pub(crate) fn drain(sub: &mut Subscription, kind: impl Into<EventKind>) -> Vec<Event> {
     let filter = EventFilter::kinds([kind]);
     let mut out = Vec::new();
     while let Some(Ok(e)) = sub.try_recv() {

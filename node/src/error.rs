@@ -76,20 +76,6 @@ impl From<OperationError> for Error {
     }
 }
 
-/// Serializes a peer-group error as `{"name", "code", "message"}`: its
-/// `PEER_E_*` name, its HRESULT and its text (the control API's form).
-pub(crate) fn serialize_peer_error<S: serde::Serializer>(
-    error: &peergroup_protocol::Error,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct;
-    let mut out = s.serialize_struct("PeerError", 3)?;
-    out.serialize_field("name", error.name())?;
-    out.serialize_field("code", &error.code())?;
-    out.serialize_field("message", &error.to_string())?;
-    out.end()
-}
-
 /// Why the behaviour could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

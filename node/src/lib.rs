@@ -72,9 +72,9 @@ pub use peergroup_protocol as protocol;
 
 pub use self::{
     behaviour::{
-        Behaviour, BuildError, Clock, DEFAULT_INVITATION_LIFETIME, Event, GroupEntry,
-        IDENTIFY_PROTOCOL, KAD_PROTOCOL, ManualClock, OperationError, OperationId, Stats,
-        SystemClock, live_records,
+        Behaviour, BuildError, Clock, DEFAULT_INVITATION_LIFETIME, Event, GroupEntry, GroupEvent,
+        GroupEventKind, IDENTIFY_PROTOCOL, KAD_PROTOCOL, ManualClock, OperationError, OperationId,
+        Stats, SystemClock, live_records,
     },
     config::{BehaviourConfig, Config, ConfigBuilder, ConfigError, DEFAULT_PORT},
     discovery::provider_key,

@@ -221,6 +221,20 @@ pub enum Error {
     Verify(#[from] VerifyError),
 }
 
+/// An error as applications see it in serialized events and API bodies:
+/// `{"name", "code", "message"}`, its `PEER_E_*` name ([`Error::name`]), its
+/// HRESULT ([`Error::code`]) and its text.
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("PeerError", 3)?;
+        out.serialize_field("name", self.name())?;
+        out.serialize_field("code", &self.code())?;
+        out.serialize_field("message", &self.to_string())?;
+        out.end()
+    }
+}
+
 impl Error {
     /// The Windows HRESULT this error mirrors.
     pub fn code(&self) -> u32 {

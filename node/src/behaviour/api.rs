@@ -327,7 +327,7 @@ impl Behaviour {
     /// at once for a group that synchronized before (or its creator); for a
     /// new member after its first copy; or with `NoMembersFound` /
     /// `NoMemberConnections` after the connect timeout (a
-    /// [`Event::ConnectionFailed`](crate::Event::ConnectionFailed) is raised too). A closed or unknown group
+    /// [`GroupEvent::ConnectionFailed`](crate::GroupEvent::ConnectionFailed) is raised too). A closed or unknown group
     /// is `InvalidGroup` at once, and nothing is dialed.
     pub fn connect_by_address(
         &mut self,

@@ -73,7 +73,7 @@ use crate::{
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     error::BuildError,
-    event::{Event, OperationError, OperationId},
+    event::{Event, GroupEvent, GroupEventKind, OperationError, OperationId},
 };
 
 /// Counters of things that are dropped or late, for logs and metrics.

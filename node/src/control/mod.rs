@@ -230,21 +230,17 @@ async fn metrics_text(State(api): State<Api>) -> Result<HttpResponse, ApiError> 
 
 /// Parses an [`EventKind`] from its name, as the `kind` filter gives it.
 pub fn parse_event_kind(name: &str) -> Result<EventKind, ApiError> {
-    EventKind::ALL
-        .iter()
-        .copied()
-        .find(|kind| kind.name() == name)
-        .ok_or_else(|| {
-            // The stream carries every kind but `OperationCompleted` (the
-            // node consumes those itself): the hint names those.
-            let names: Vec<&str> = EventKind::ALL
-                .iter()
-                .filter(|kind| **kind != EventKind::OperationCompleted)
-                .map(|kind| kind.name())
-                .collect();
-            ApiError::bad_request(format!(
-                "unknown event kind {name:?} (one of {})",
-                names.join(", ")
-            ))
-        })
+    EventKind::from_name(name).ok_or_else(|| {
+        // The stream carries every kind but `OperationCompleted` (the
+        // node consumes those itself): the hint names those.
+        let names: Vec<&str> = EventKind::all()
+            .iter()
+            .filter(|kind| **kind != EventKind::OperationCompleted)
+            .map(|kind| kind.name())
+            .collect();
+        ApiError::bad_request(format!(
+            "unknown event kind {name:?} (one of {})",
+            names.join(", ")
+        ))
+    })
 }

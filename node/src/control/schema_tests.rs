@@ -42,8 +42,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{ApiError, MAX_BODY, OPENAPI, ROUTES, parse_event_kind, router};
 use crate::{
-    Event, EventKind, ExportedIdentity, GroupEntry, GroupPassword, Handle, OperationError,
-    OperationId, Request, Response, node::Command,
+    Event, EventKind, ExportedIdentity, GroupEntry, GroupEvent, GroupPassword, Handle,
+    OperationError, OperationId, Request, Response, node::Command,
 };
 
 // ----- the document -----------------------------------------------------------
@@ -338,13 +338,13 @@ impl Variant for Response {
 impl Variant for Event {
     fn variant(&self) -> &'static str {
         match self {
-            Event::StatusChanged { .. } => "StatusChanged",
-            Event::PropertiesChanged { .. } => "PropertiesChanged",
-            Event::RecordChanged { .. } => "RecordChanged",
-            Event::MemberChanged { .. } => "MemberChanged",
-            Event::NeighborConnection { .. } => "NeighborConnection",
-            Event::ConnectionFailed { .. } => "ConnectionFailed",
-            Event::SyncProgress { .. } => "SyncProgress",
+            Event::Group(GroupEvent::StatusChanged { .. }) => "StatusChanged",
+            Event::Group(GroupEvent::PropertiesChanged { .. }) => "PropertiesChanged",
+            Event::Group(GroupEvent::RecordChanged { .. }) => "RecordChanged",
+            Event::Group(GroupEvent::MemberChanged { .. }) => "MemberChanged",
+            Event::Group(GroupEvent::NeighborConnection { .. }) => "NeighborConnection",
+            Event::Group(GroupEvent::ConnectionFailed { .. }) => "ConnectionFailed",
+            Event::Group(GroupEvent::SyncProgress { .. }) => "SyncProgress",
             Event::AuthenticationFailed { .. } => "AuthenticationFailed",
             Event::OperationCompleted { .. } => "OperationCompleted",
             Event::StoreFailed { .. } => "StoreFailed",
@@ -721,15 +721,15 @@ fn api_errors() -> Vec<ApiError> {
 fn events(f: &Fixture) -> Vec<Event> {
     let group = || f.group.clone();
     let mut events = vec![
-        Event::StatusChanged {
+        Event::Group(GroupEvent::StatusChanged {
             group: group(),
             status: Status {
                 listening: true,
                 has_connections: false,
                 ready: true,
             },
-        },
-        Event::PropertiesChanged { group: group() },
+        }),
+        Event::Group(GroupEvent::PropertiesChanged { group: group() }),
     ];
     for change in [
         RecordChange::Added,
@@ -737,38 +737,38 @@ fn events(f: &Fixture) -> Vec<Event> {
         RecordChange::Deleted,
         RecordChange::Expired,
     ] {
-        events.push(Event::RecordChanged {
+        events.push(Event::Group(GroupEvent::RecordChanged {
             group: group(),
             change,
             id: f.record.id,
             record_type: NOTE,
-        });
+        }));
     }
     for change in [MemberChange::Joined, MemberChange::Updated] {
-        events.push(Event::MemberChanged {
+        events.push(Event::Group(GroupEvent::MemberChanged {
             group: group(),
             member: f.bob.peer_name().clone(),
             change,
-        });
+        }));
     }
     for change in [ConnectionChange::Connected, ConnectionChange::Disconnected] {
-        events.push(Event::NeighborConnection {
+        events.push(Event::Group(GroupEvent::NeighborConnection {
             group: group(),
             peer: f.peer,
             change,
-        });
+        }));
     }
     events.extend([
-        Event::ConnectionFailed {
+        Event::Group(GroupEvent::ConnectionFailed {
             group: group(),
             reason: PeerError::NoMembersFound("no member answered".into()),
-        },
-        Event::SyncProgress {
+        }),
+        Event::Group(GroupEvent::SyncProgress {
             group: group(),
             peer: f.peer,
             received: 100,
             estimated_total: 1000,
-        },
+        }),
         Event::AuthenticationFailed {
             group: group(),
             peer: f.peer,
@@ -1157,10 +1157,10 @@ async fn error_bodies_validate_and_their_statuses_are_documented() {
     // Every error as an event's reason.
     for reason in peer_errors() {
         let name = reason.name();
-        let event = Event::ConnectionFailed {
+        let event = Event::Group(GroupEvent::ConnectionFailed {
             group: f.group.clone(),
             reason,
-        };
+        });
         assert_valid(
             &event_schema,
             &serde_json::to_value(&event).unwrap(),

@@ -34,7 +34,7 @@ pub use self::{
     subscription::{EVENT_CAPACITY, EventFilter, EventKind, Missed, Subscription},
 };
 use crate::{
-    behaviour::{Behaviour, Event, OperationId},
+    behaviour::{Behaviour, Event, GroupEvent, OperationId},
     config::Config,
     error::Error,
 };
@@ -300,12 +300,13 @@ impl Host {
         metrics.swarm(&event);
         metrics.storage_queue(self.swarm.behaviour().queued_writes());
         match &event {
-            SwarmEvent::Behaviour(Event::RecordChanged { change, .. }) => {
+            SwarmEvent::Behaviour(Event::Group(GroupEvent::RecordChanged { change, .. })) => {
                 metrics.record_changed(*change);
             }
-            SwarmEvent::Behaviour(
-                Event::NeighborConnection { group, .. } | Event::StatusChanged { group, .. },
-            ) => {
+            SwarmEvent::Behaviour(Event::Group(
+                GroupEvent::NeighborConnection { group, .. }
+                | GroupEvent::StatusChanged { group, .. },
+            )) => {
                 let count = self
                     .swarm
                     .behaviour()

@@ -10,8 +10,8 @@ use peergroup_protocol::{PeerName, RecordType};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::event::Event;
 pub use crate::event::EventKind;
+use crate::event::{Event, GroupEvent};
 
 /// How many events the ring keeps for slow subscribers.
 pub const EVENT_CAPACITY: usize = 4096;
@@ -34,10 +34,11 @@ impl EventFilter {
         EventFilter::default()
     }
 
-    /// Only these kinds.
-    pub fn kinds(kinds: impl IntoIterator<Item = EventKind>) -> EventFilter {
+    /// Only these kinds: [`EventKind`]s, or group events' kinds
+    /// ([`crate::GroupEventKind`]).
+    pub fn kinds<K: Into<EventKind>>(kinds: impl IntoIterator<Item = K>) -> EventFilter {
         EventFilter {
-            kinds: kinds.into_iter().collect(),
+            kinds: kinds.into_iter().map(Into::into).collect(),
             ..EventFilter::default()
         }
     }
@@ -65,7 +66,9 @@ impl EventFilter {
             return false;
         }
         match (self.record_type, event) {
-            (Some(wanted), Event::RecordChanged { record_type, .. }) => *record_type == wanted,
+            (Some(wanted), Event::Group(GroupEvent::RecordChanged { record_type, .. })) => {
+                *record_type == wanted
+            }
             _ => true,
         }
     }

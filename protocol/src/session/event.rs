@@ -50,9 +50,28 @@ pub enum ConnectionChange {
 
 /// An event of one group; `P` identifies peers (a libp2p `PeerId` in the node).
 ///
-/// Not `#[non_exhaustive]` on purpose: the node converts every variant into
-/// its own event type, and a new variant must fail its build, not vanish.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// This is the one definition of the group events: the node's event wraps it
+/// (`Event::Group`), and its kinds ([`EventKind`]) and their names derive
+/// from it. It serializes as an object tagged by `type`, the variant's name
+/// (the control API's event stream); errors serialize as `{"name":
+/// "PEER_E_…", "code": HRESULT, "message": "…"}`.
+///
+/// Not `#[non_exhaustive]` on purpose: the node's control API keeps a sample
+/// of every variant, and a new variant must fail its build, not vanish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(EventKind),
+    vis(pub),
+    derive(
+        Hash,
+        Serialize,
+        Deserialize,
+        strum::VariantArray,
+        strum::IntoStaticStr
+    ),
+    doc = "The kinds of group [`Event`]s: one per variant, by the variant's name."
+)]
+#[serde(tag = "type")]
 pub enum Event<P> {
     /// `PEER_GROUP_EVENT_STATUS_CHANGED`.
     StatusChanged {
@@ -117,7 +136,22 @@ pub enum Event<P> {
     },
 }
 
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [EventKind] = <EventKind as strum::VariantArray>::VARIANTS;
+
+    /// The kind's name: its variant's, as the event's `type` tag gives it.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
 impl<P> Event<P> {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        EventKind::from(self)
+    }
+
     /// The group the event belongs to.
     pub fn group(&self) -> &PeerName {
         match self {

@@ -58,7 +58,7 @@ use crate::{
 };
 
 pub use self::{
-    event::{ConnectionChange, Event, MemberChange, RecordChange, Status},
+    event::{ConnectionChange, Event, EventKind, MemberChange, RecordChange, Status},
     io::{Acceptance, Fetched, Input, Origin, Output, SyncRequest},
     state::GroupState,
     sync::{
