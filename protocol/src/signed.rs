@@ -61,6 +61,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind whose byte is `byte`, if this build knows it (a newer build
+    /// may send kinds this one does not).
+    pub const fn from_byte(byte: u8) -> Option<Kind> {
+        Some(match byte {
+            1 => Kind::Record,
+            2 => Kind::Properties,
+            3 => Kind::Identity,
+            4 => Kind::Credential,
+            5 => Kind::Invitation,
+            6 => Kind::Sealed,
+            _ => return None,
+        })
+    }
+
     /// The byte on the wire.
     pub const fn to_byte(self) -> u8 {
         match self {

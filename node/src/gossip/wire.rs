@@ -1,6 +1,12 @@
 //! What a received payload is: a sealed envelope, opened with the group's
 //! key, then routed by the inner envelope's kind byte, before any signature
 //! check.
+//!
+//! A kind byte this build does not know is a newer build's (a group protocol
+//! added since): it is ignored ("unsupported version"), never counted
+//! against the sender, so members can upgrade one at a time. A kind this
+//! build knows but gossip never carries (an identity, a credential, an
+//! invitation, an unsealed payload) is malformed: the sender's fault.
 
 use peergroup_protocol::{
     DecodeError, Error, Kind, PeerName, SignedProperties, envelope_kind, open, sealed_epoch,
@@ -25,15 +31,7 @@ pub(crate) enum Wire {
 pub(crate) fn unseal(bytes: &[u8], group: &PeerName, state: &GroupState) -> Wire {
     match envelope_kind(bytes) {
         Ok(kind) if kind == Kind::Sealed.to_byte() => {}
-        Ok(found) => {
-            return Wire::Invalid(
-                DecodeError::WrongKind {
-                    expected: "sealed envelope",
-                    found,
-                }
-                .into(),
-            );
-        }
+        Ok(found) => return Wire::Invalid(wrong_kind("sealed envelope", found)),
         Err(e) => return Wire::Invalid(e.into()),
     }
     let epoch = match sealed_epoch(bytes) {
@@ -56,13 +54,51 @@ fn classify(bytes: Vec<u8>) -> Wire {
         Ok(kind) if kind == Kind::Properties.to_byte() => {
             Wire::Properties(Box::new(SignedProperties::from_bytes(&bytes)))
         }
-        Ok(found) => Wire::Invalid(
-            DecodeError::WrongKind {
-                expected: "record or group properties",
-                found,
-            }
-            .into(),
-        ),
+        Ok(found) => Wire::Invalid(wrong_kind("record or group properties", found)),
         Err(e) => Wire::Invalid(e.into()),
+    }
+}
+
+/// A payload of kind `found` where gossip expects `expected`: malformed if
+/// this build knows the kind, a newer build's otherwise (see the module's
+/// documentation).
+fn wrong_kind(expected: &'static str, found: u8) -> Error {
+    match Kind::from_byte(found) {
+        Some(_) => DecodeError::WrongKind { expected, found }.into(),
+        None => Error::UnsupportedVersion(format!(
+            "payload kind {found}, which this build does not know (expected a {expected})"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use peergroup_protocol::{WIRE_VERSION, testing::forge_envelope};
+
+    use super::*;
+
+    fn envelope(kind: u8) -> Vec<u8> {
+        forge_envelope(WIRE_VERSION, kind, &[7; 32], b"\xa0", &[9; 64])
+    }
+
+    #[test]
+    fn a_kind_this_build_does_not_know_is_a_newer_builds_and_not_the_senders_fault() {
+        let Wire::Invalid(error) = classify(envelope(200)) else {
+            panic!("an unknown kind is not carried");
+        };
+        assert!(matches!(error, Error::UnsupportedVersion(_)), "{error}");
+    }
+
+    #[test]
+    fn a_known_kind_that_gossip_never_carries_is_malformed() {
+        for kind in [Kind::Identity, Kind::Credential, Kind::Invitation, Kind::Sealed] {
+            let Wire::Invalid(error) = classify(envelope(kind.to_byte())) else {
+                panic!("{kind:?} is not carried");
+            };
+            assert!(
+                matches!(error, Error::Decode(DecodeError::WrongKind { .. })),
+                "{kind:?}: {error}"
+            );
+        }
     }
 }
