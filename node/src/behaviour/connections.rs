@@ -1,5 +1,5 @@
-//! Connection lifecycle: a peer's first and further connections, its last
-//! one closing, and connections found dead by ping.
+//! Connection lifecycle: a peer's further connections and connections found
+//! dead by ping (its last connection closing is `Happened::PeerGone`).
 
 use libp2p::{
     PeerId,
@@ -18,15 +18,6 @@ impl Behaviour {
         let now = self.clocks();
         self.groups.reconnected(&peer, now);
         self.drive_all();
-    }
-
-    /// The last connection to `peer` closed.
-    pub(super) fn on_peer_gone(&mut self, peer: PeerId) {
-        self.connected.remove(&peer);
-        let now = self.clocks();
-        self.groups.peer_gone(&peer, now);
-        self.drive_all();
-        self.admission_peer_gone(&peer, now);
     }
 
     /// A failed ping closes its connection (see

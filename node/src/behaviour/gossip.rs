@@ -14,7 +14,7 @@ use peergroup_protocol::{
 use rand::RngExt as _;
 
 use crate::{
-    behaviour::Behaviour,
+    behaviour::{Behaviour, Happened},
     gossip::{
         topic_of,
         verdict::{Verdict, acceptance_name},
@@ -37,7 +37,10 @@ impl Behaviour {
                     self.groups.subscribed(&group, &peer_id, now, &mut self.rng);
                     self.drive_all();
                 } else {
-                    self.admission_candidate(&topic, peer_id);
+                    self.happened(Happened::ForeignTopic {
+                        topic: &topic,
+                        peer: peer_id,
+                    });
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
@@ -205,6 +208,33 @@ impl Behaviour {
 }
 
 impl Behaviour {
+    /// Subscribes to `group`'s topic (it went online here), scores it, and
+    /// starts authenticating the peers that subscribed before us (they
+    /// announced it already).
+    pub(super) fn join_topic(&mut self, group: &PeerName) {
+        let topic = topic_of(group);
+        if let Err(e) = self.inner.gossipsub.subscribe(&topic) {
+            tracing::warn!(%group, error = %e, "cannot subscribe to the group's topic");
+        }
+        if let Err(e) = self
+            .inner
+            .gossipsub
+            .set_topic_params(topic.clone(), crate::gossip::topic_score_params())
+        {
+            tracing::warn!(%group, error = %e, "cannot score the group's topic");
+        }
+        let subscribed = self.topic_subscribers(group);
+        let now = self.clocks();
+        for peer in subscribed {
+            self.groups.subscribed(group, &peer, now, &mut self.rng);
+        }
+    }
+
+    /// Leaves `group`'s topic (it went offline here).
+    pub(super) fn leave_topic(&mut self, group: &PeerName) {
+        self.inner.gossipsub.unsubscribe(&topic_of(group));
+    }
+
     /// The connected peers subscribed to `group`'s topic.
     pub(crate) fn topic_subscribers(&self, group: &PeerName) -> Vec<PeerId> {
         let topic = topic_of(group).hash();

@@ -441,6 +441,33 @@ impl Behaviour {
         ran
     }
 
+    /// Fans out what happened to a peer or a group to every component that
+    /// reacts to it: the one place a new component (a group protocol) hooks
+    /// into peers and groups coming and going. Raised where libp2p or the
+    /// groups router reports it (`network.rs`, `gossip.rs`, `route.rs`).
+    pub(super) fn happened(&mut self, what: Happened<'_>) {
+        match what {
+            Happened::PeerGone(peer) => {
+                self.connected.remove(&peer);
+                let now = self.clocks();
+                self.groups.peer_gone(&peer, now);
+                self.drive_all();
+                self.admission_peer_gone(&peer, now);
+            }
+            Happened::ForeignTopic { topic, peer } => self.admission_candidate(topic, peer),
+            Happened::GroupOnline(group) => self.join_topic(group),
+            Happened::GroupOffline(group) => self.leave_topic(group),
+            Happened::NeighborUp {
+                group,
+                peer,
+                member,
+            } => {
+                tracing::debug!(%group, %peer, %member, "neighbour authenticated");
+                self.remember_member(group, peer);
+            }
+        }
+    }
+
     pub(super) fn on_inner_event(&mut self, event: InnerEvent) {
         match &event {
             InnerEvent::Gossipsub(e) => self.metrics.gossipsub(e),
@@ -470,6 +497,36 @@ impl Behaviour {
             InnerEvent::Ping(e) => self.on_ping_event(e),
         }
     }
+}
+
+/// What happened to a peer or a group, for [`Behaviour::happened`] to fan
+/// out. A fact a new component needs (a neighbour leaving, an address
+/// changing) gets a variant here, raised where it is reported.
+#[derive(Debug)]
+pub(super) enum Happened<'a> {
+    /// The last connection to a peer closed.
+    PeerGone(PeerId),
+    /// A peer subscribed to a topic that is none of this node's groups'
+    /// (a group a password join may be waiting for).
+    ForeignTopic {
+        /// The topic.
+        topic: &'a libp2p::gossipsub::TopicHash,
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A group went online here (its session asked to subscribe).
+    GroupOnline(&'a PeerName),
+    /// A group went offline here.
+    GroupOffline(&'a PeerName),
+    /// A peer proved its membership of a group: it is a neighbour there.
+    NeighborUp {
+        /// The group.
+        group: &'a PeerName,
+        /// The neighbour's peer id.
+        peer: PeerId,
+        /// The member it authenticated as.
+        member: &'a PeerName,
+    },
 }
 
 /// The session tunables the node's configuration sets.

@@ -97,7 +97,7 @@ impl NetworkBehaviour for Behaviour {
                 }
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                self.on_peer_gone(e.peer_id);
+                self.happened(super::Happened::PeerGone(e.peer_id));
                 self.discovery_disconnected(e.peer_id);
             }
             FromSwarm::NewExternalAddrOfPeer(e) => self.learn_address(e.peer_id, e.addr),

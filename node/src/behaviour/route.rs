@@ -9,8 +9,8 @@ use libp2p::{
 };
 use peergroup_protocol::{Error, PeerName, groups::Output as RouterOutput, session::Output};
 
-use super::{Behaviour, Event, OperationError};
-use crate::{gossip::topic_of, pipeline::WriteFor, storage::WriteOp};
+use super::{Behaviour, Event, Happened, OperationError};
+use crate::{pipeline::WriteFor, storage::WriteOp};
 
 impl Behaviour {
     pub(super) fn execute_router(&mut self, output: RouterOutput<PeerId, MessageId>) {
@@ -27,10 +27,11 @@ impl Behaviour {
                 group,
                 peer,
                 member,
-            } => {
-                tracing::debug!(%group, %peer, %member, "neighbour authenticated");
-                self.remember_member(&group, peer);
-            }
+            } => self.happened(Happened::NeighborUp {
+                group: &group,
+                peer,
+                member: &member,
+            }),
             RouterOutput::AuthenticationFailed {
                 group,
                 peer,
@@ -92,29 +93,8 @@ impl Behaviour {
         local: bool,
     ) {
         match output {
-            Output::Subscribe => {
-                let topic = topic_of(group);
-                if let Err(e) = self.inner.gossipsub.subscribe(&topic) {
-                    tracing::warn!(%group, error = %e, "cannot subscribe to the group's topic");
-                }
-                if let Err(e) = self
-                    .inner
-                    .gossipsub
-                    .set_topic_params(topic.clone(), crate::gossip::topic_score_params())
-                {
-                    tracing::warn!(%group, error = %e, "cannot score the group's topic");
-                }
-                // Peers that subscribed before us announced it already:
-                // authenticate them.
-                let subscribed = self.topic_subscribers(group);
-                let now = self.clocks();
-                for peer in subscribed {
-                    self.groups.subscribed(group, &peer, now, &mut self.rng);
-                }
-            }
-            Output::Unsubscribe => {
-                self.inner.gossipsub.unsubscribe(&topic_of(group));
-            }
+            Output::Subscribe => self.happened(Happened::GroupOnline(group)),
+            Output::Unsubscribe => self.happened(Happened::GroupOffline(group)),
             Output::Publish(bytes) => self.publish(group, bytes),
             Output::Verdict {
                 source,

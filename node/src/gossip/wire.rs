@@ -91,7 +91,12 @@ mod tests {
 
     #[test]
     fn a_known_kind_that_gossip_never_carries_is_malformed() {
-        for kind in [Kind::Identity, Kind::Credential, Kind::Invitation, Kind::Sealed] {
+        for kind in [
+            Kind::Identity,
+            Kind::Credential,
+            Kind::Invitation,
+            Kind::Sealed,
+        ] {
             let Wire::Invalid(error) = classify(envelope(kind.to_byte())) else {
                 panic!("{kind:?} is not carried");
             };
