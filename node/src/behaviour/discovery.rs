@@ -192,11 +192,11 @@ impl Behaviour {
         }
     }
 
-    /// A connection to `peer` opened (`first`: its only one). A bootstrap
+    /// A first connection to `peer` opened. A bootstrap
     /// node that comes back may have restarted and forgotten every provider
     /// record: announce the groups again, and refresh the routing table.
-    pub(crate) fn discovery_connected(&mut self, peer: PeerId, first: bool) {
-        if first && self.discovery.lost_bootstrap.remove(&peer).is_some() {
+    pub(crate) fn discovery_connected(&mut self, peer: PeerId) {
+        if self.discovery.lost_bootstrap.remove(&peer).is_some() {
             tracing::debug!(%peer, "a bootstrap node is back; announcing the groups again");
             self.provide_all();
             if let Some(kad) = self.inner.kademlia.as_mut() {

@@ -95,6 +95,7 @@ impl Behaviour {
                 let properties = *properties;
                 self.handle(&group, Input::Properties { properties, origin });
             }
+            Wire::Other { kind, bytes } => self.on_group_payload(&group, origin, kind, bytes),
             Wire::Invalid(error) => {
                 self.handle(
                     &group,

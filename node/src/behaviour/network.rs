@@ -12,7 +12,7 @@ use libp2p::{
     },
 };
 
-use super::{Behaviour, Event, Inner};
+use super::{Behaviour, Event, Happened, Inner};
 
 impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = THandler<Inner>;
@@ -86,19 +86,18 @@ impl NetworkBehaviour for Behaviour {
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match &event {
             FromSwarm::ConnectionEstablished(e) => {
-                self.connected.insert(e.peer_id);
                 // An address we dialed it at is one to redial it at.
                 if let libp2p::core::ConnectedPoint::Dialer { address, .. } = e.endpoint {
                     self.discovery.remember(e.peer_id, address.clone());
                 }
-                self.discovery_connected(e.peer_id, e.other_established == 0);
-                if e.other_established > 0 {
-                    self.on_peer_reconnected(e.peer_id);
-                }
+                self.happened(if e.other_established == 0 {
+                    Happened::PeerConnected(e.peer_id)
+                } else {
+                    Happened::PeerReconnected(e.peer_id)
+                });
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                self.happened(super::Happened::PeerGone(e.peer_id));
-                self.discovery_disconnected(e.peer_id);
+                self.happened(Happened::PeerGone(e.peer_id));
             }
             FromSwarm::NewExternalAddrOfPeer(e) => self.learn_address(e.peer_id, e.addr),
             _ => {}

@@ -20,6 +20,15 @@ pub(crate) enum Wire {
     Record(Vec<u8>),
     /// Group properties (rare): verified here.
     Properties(Box<Result<SignedProperties, Error>>),
+    /// An opened payload of another kind (its byte, and the bytes): the
+    /// composition hands it to the group protocol that claims the kind, or
+    /// refuses it ([`not_carried`]).
+    Other {
+        /// The inner envelope's kind byte.
+        kind: u8,
+        /// The opened envelope.
+        bytes: Vec<u8>,
+    },
     /// Not something gossip carries: malformed, another kind, or a wire
     /// version this build does not speak (the session tells which is whose fault).
     Invalid(Error),
@@ -54,9 +63,14 @@ fn classify(bytes: Vec<u8>) -> Wire {
         Ok(kind) if kind == Kind::Properties.to_byte() => {
             Wire::Properties(Box::new(SignedProperties::from_bytes(&bytes)))
         }
-        Ok(found) => Wire::Invalid(wrong_kind("record or group properties", found)),
+        Ok(kind) => Wire::Other { kind, bytes },
         Err(e) => Wire::Invalid(e.into()),
     }
+}
+
+/// Why a payload of `kind` that no group protocol here claims is refused.
+pub(crate) fn not_carried(kind: u8) -> Error {
+    wrong_kind("record or group properties", kind)
 }
 
 /// A payload of kind `found` where gossip expects `expected`: malformed if
@@ -83,9 +97,10 @@ mod tests {
 
     #[test]
     fn a_kind_this_build_does_not_know_is_a_newer_builds_and_not_the_senders_fault() {
-        let Wire::Invalid(error) = classify(envelope(200)) else {
-            panic!("an unknown kind is not carried");
+        let Wire::Other { kind: 200, .. } = classify(envelope(200)) else {
+            panic!("another kind goes to the composition");
         };
+        let error = not_carried(200);
         assert!(matches!(error, Error::UnsupportedVersion(_)), "{error}");
     }
 
@@ -97,9 +112,10 @@ mod tests {
             Kind::Invitation,
             Kind::Sealed,
         ] {
-            let Wire::Invalid(error) = classify(envelope(kind.to_byte())) else {
-                panic!("{kind:?} is not carried");
+            let Wire::Other { kind: byte, .. } = classify(envelope(kind.to_byte())) else {
+                panic!("{kind:?} goes to the composition");
             };
+            let error = not_carried(byte);
             assert!(
                 matches!(error, Error::Decode(DecodeError::WrongKind { .. })),
                 "{kind:?}: {error}"
