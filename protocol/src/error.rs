@@ -126,6 +126,10 @@ pub enum Error {
     /// `PEER_E_INVALID_RECORD`: a record's fields are inconsistent.
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// `PEER_E_INVALID_SEARCH`: a search query breaks the query schema
+    /// (`PeerGroupSearchRecords`, reference 3.11).
+    #[error("invalid search: {0}")]
+    InvalidSearch(String),
     /// `PEER_E_INVALID_ATTRIBUTES`: record attributes break the attribute schema.
     #[error("invalid attributes: {0}")]
     InvalidAttributes(String),
@@ -246,6 +250,7 @@ impl Error {
             Error::InvalidGroupProperties(_) => 0x8063_2040,
             Error::InvalidRecord(_) | Error::Verify(_) => 0x8063_2010,
             Error::InvalidAttributes(_) => 0x8063_0602,
+            Error::InvalidSearch(_) => 0x8063_0601,
             Error::TooManyAttributes { .. } => 0x8063_0017,
             Error::InvalidRecordExpiration(_) => 0x8063_2080,
             Error::MaxRecordSizeExceeded { .. } => 0x8063_0304,
@@ -282,6 +287,7 @@ impl Error {
             Error::InvalidGroupProperties(_) => "PEER_E_INVALID_GROUP_PROPERTIES",
             Error::InvalidRecord(_) | Error::Verify(_) => "PEER_E_INVALID_RECORD",
             Error::InvalidAttributes(_) => "PEER_E_INVALID_ATTRIBUTES",
+            Error::InvalidSearch(_) => "PEER_E_INVALID_SEARCH",
             Error::TooManyAttributes { .. } => "PEER_E_TOO_MANY_ATTRIBUTES",
             Error::InvalidRecordExpiration(_) => "PEER_E_INVALID_RECORD_EXPIRATION",
             Error::MaxRecordSizeExceeded { .. } => "PEER_E_MAX_RECORD_SIZE_EXCEEDED",

@@ -43,6 +43,8 @@
 //!   member has that another lacks), used by every sync.
 //! - [`messages`]: the request-response messages nodes exchange (group
 //!   authentication, synchronization, password admission).
+//! - [`search`]: record search (`PeerGroupSearchRecords`): the XML query
+//!   form and a short form for people, parsed to one query tree.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![cfg_attr(
     not(test),
@@ -72,6 +74,7 @@ mod peer_time;
 pub mod reconcile;
 mod record;
 mod seal;
+pub mod search;
 pub mod session;
 mod signed;
 mod store;

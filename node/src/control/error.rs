@@ -108,6 +108,7 @@ pub fn status_of(error: &PeerError) -> StatusCode {
         | InvalidGroupProperties(_)
         | InvalidRecord(_)
         | InvalidAttributes(_)
+        | InvalidSearch(_)
         | TooManyAttributes { .. }
         | InvalidRecordExpiration(_)
         | UnsupportedVersion(_)

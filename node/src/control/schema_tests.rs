@@ -694,6 +694,7 @@ fn peer_errors() -> Vec<PeerError> {
         PeerError::ChainTooLong { length: 9, max: 8 },
         PeerError::InvalidCredential(text()),
         PeerError::PasswordDoesNotMeetPolicy(text()),
+        PeerError::InvalidSearch(text()),
         PeerError::CircularChainDetected,
         PeerError::GroupInUse(text()),
         PeerError::GroupsExist(text()),

@@ -166,6 +166,7 @@ fn undecodable(error: Error) -> Reason {
         | Error::InvalidGroupProperties(_)
         | Error::InvalidRecord(_)
         | Error::InvalidAttributes(_)
+        | Error::InvalidSearch(_)
         | Error::TooManyAttributes { .. }
         | Error::InvalidRecordExpiration(_)
         | Error::MaxRecordSizeExceeded { .. }

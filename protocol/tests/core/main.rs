@@ -12,6 +12,7 @@ mod password;
 mod peer_name;
 mod reconcile;
 mod record;
+mod search;
 mod secure;
 mod session;
 mod sim;
