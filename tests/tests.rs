@@ -10,6 +10,7 @@ mod password;
 mod raw;
 mod regressions;
 mod replication;
+mod search;
 mod security;
 mod slow_link;
 mod support;

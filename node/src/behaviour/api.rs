@@ -558,6 +558,35 @@ impl Behaviour {
         record_type: Option<RecordType>,
     ) -> Result<Vec<Record>, NodeError> {
         self.groups.get(group)?.check_ready()?;
+        self.live_view(group, record_type)
+    }
+
+    /// `PeerGroupSearchRecords`: the live records of the local replica
+    /// that match `query` (parse one with `Query::from_xml`, Windows' XML
+    /// form, or `Query::parse`, the short form), in id order, without the
+    /// group's internal records (the reserved types). Usable before the
+    /// group is ready; sees this node's own writes at once, like
+    /// [`Behaviour::records`], and reads the group on the calling thread.
+    ///
+    /// Errors: `NotFound` for a group this node does not have; the store's.
+    pub fn search_records(
+        &self,
+        group: &PeerName,
+        query: &peergroup_protocol::search::Query,
+    ) -> Result<Vec<Record>, NodeError> {
+        self.groups.get(group)?;
+        let live = self.live_view(group, None)?;
+        let records = live.iter().filter(|r| !r.record_type.is_reserved());
+        Ok(query.search(records, self.now()))
+    }
+
+    /// The live records of `group` (optionally of one type) as stored,
+    /// with this node's uncommitted writes applied over them.
+    fn live_view(
+        &self,
+        group: &PeerName,
+        record_type: Option<RecordType>,
+    ) -> Result<Vec<Record>, NodeError> {
         let stored = live_records(&**self.work.backend(), group, record_type)?;
         let mut pending = self
             .work

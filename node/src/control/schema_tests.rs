@@ -305,6 +305,7 @@ impl Variant for Request {
             Request::GetRecord { .. } => "GetRecord",
             Request::Records { .. } => "Records",
             Request::Digest { .. } => "Digest",
+            Request::SearchRecords { .. } => "SearchRecords",
         }
     }
 }
@@ -584,6 +585,19 @@ fn requests(f: &Fixture) -> Vec<Request> {
             limit: Some(1000),
         },
         Request::Digest { group: group() },
+        Request::SearchRecords {
+            group: group(),
+            xml: Some(
+                r#"<peersearch><clause attrib="Priority" type="int" compare="lessorequal">3</clause></peersearch>"#
+                    .into(),
+            ),
+            query: None,
+        },
+        Request::SearchRecords {
+            group: group(),
+            xml: None,
+            query: Some(r#"Priority<=3 and peercreatorid="*.James*""#.into()),
+        },
     ]
 }
 

@@ -11,6 +11,7 @@ use libp2p::{Multiaddr, PeerId};
 use peergroup_protocol::{
     Digest, GroupProperties, GroupSpec, Identity, IdentityInfo, Keypair, Membership, NewRecord,
     PeerName, Record, RecordId, RecordType, Role, Signed, Timestamp,
+    search::Query,
     session::{Status, SyncStatus},
 };
 use serde::{Deserialize, Serialize};
@@ -322,6 +323,26 @@ pub enum Request {
         /// The group.
         group: PeerName,
     },
+    /// `PeerGroupSearchRecords`: the live records of the local replica
+    /// that match a query, in id order, without the group's internal
+    /// records; usable before the group is connected or ready. Answered
+    /// with [`Response::Records`]. Exactly one of `xml` and `query`.
+    ///
+    /// Errors: `PEER_E_INVALID_SEARCH` for a query that breaks its schema,
+    /// `E_INVALIDARG` for a bad escape in a string value or for both or
+    /// neither of `xml` and `query` (`protocol::search`, `docs/search.md`).
+    SearchRecords {
+        /// The group.
+        group: PeerName,
+        /// The query in Windows' XML form (`<peersearch>`, the
+        /// `pwzCriteria` of `PeerGroupSearchRecords`).
+        #[serde(default)]
+        xml: Option<String>,
+        /// The query in the short form (`Priority<=3 and
+        /// peercreatorid="*.James*"`).
+        #[serde(default)]
+        query: Option<String>,
+    },
 }
 
 /// The result of a [`Request`].
@@ -410,6 +431,12 @@ pub(crate) enum Read {
     Digest {
         group: PeerName,
     },
+    Search {
+        group: PeerName,
+        query: Box<Query>,
+        /// Peer time: records expired by then are left out.
+        now: Timestamp,
+    },
 }
 
 impl Read {
@@ -436,6 +463,11 @@ impl Read {
                 )?))
             }
             Read::Digest { group } => Ok(Response::Digest(backend.digest(&group)?)),
+            Read::Search { group, query, now } => {
+                let records = crate::behaviour::live_records(backend, &group, None)?;
+                let records = records.iter().filter(|r| !r.record_type.is_reserved());
+                Ok(Response::Records(query.search(records, now)))
+            }
         }
     }
 }
@@ -653,6 +685,28 @@ pub(crate) fn execute(behaviour: &mut Behaviour, request: Request) -> Outcome {
                 group: group.clone(),
             },
         ),
+        Request::SearchRecords { group, xml, query } => {
+            let parsed = match (xml, query) {
+                (Some(xml), None) => Query::from_xml(&xml),
+                (None, Some(text)) => Query::parse(&text),
+                _ => Err(peergroup_protocol::Error::InvalidArg(
+                    "a search takes exactly one of xml and query".into(),
+                )),
+            };
+            match parsed {
+                Ok(query) => readable(
+                    behaviour,
+                    &group,
+                    false,
+                    Read::Search {
+                        group: group.clone(),
+                        query: Box::new(query),
+                        now: behaviour.now(),
+                    },
+                ),
+                Err(e) => Outcome::Now(Err(e.into())),
+            }
+        }
     }
 }
 

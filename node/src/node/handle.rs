@@ -426,6 +426,37 @@ impl Handle {
         expect!(self.request(request).await?, Records)
     }
 
+    /// `PeerGroupSearchRecords`: the live records of the local replica that
+    /// match `criteria`, Windows' XML query (`<peersearch>`), in id order;
+    /// usable before the group is ready. See [`Request::SearchRecords`].
+    pub async fn search_records(
+        &self,
+        group: &PeerName,
+        criteria: &str,
+    ) -> Result<Vec<Record>, Error> {
+        let request = Request::SearchRecords {
+            group: group.clone(),
+            xml: Some(criteria.to_owned()),
+            query: None,
+        };
+        expect!(self.request(request).await?, Records)
+    }
+
+    /// [`Handle::search_records`] with the short form for people
+    /// (`Priority<=3 and peercreatorid="*.James*"`; `docs/search.md`).
+    pub async fn search_records_by(
+        &self,
+        group: &PeerName,
+        query: &str,
+    ) -> Result<Vec<Record>, Error> {
+        let request = Request::SearchRecords {
+            group: group.clone(),
+            xml: None,
+            query: Some(query.to_owned()),
+        };
+        expect!(self.request(request).await?, Records)
+    }
+
     /// The digest of the group's database (equal digests: identical databases).
     pub async fn digest(&self, group: &PeerName) -> Result<Digest, Error> {
         let request = Request::Digest {

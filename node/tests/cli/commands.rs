@@ -126,6 +126,30 @@ fn every_command_s_json_output_parses() {
             .iter()
             .any(|r| r["i"] == id.as_str())
     );
+    // Search, in the short form and from an XML file; a broken query is
+    // PEER_E_INVALID_SEARCH and a usage error.
+    let found = node.json(&["record", "search", &group, "size<=3 and color=blu*"]);
+    assert_eq!(found["Records"][0]["i"], id.as_str(), "{found}");
+    assert_eq!(
+        node.json(&["record", "search", &group, "size>3"])["Records"],
+        serde_json::json!([])
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let xml = scratch.path().join("query.xml");
+    std::fs::write(
+        &xml,
+        r#"<peersearch><clause attrib="color" type="string">blue</clause></peersearch>"#,
+    )
+    .unwrap();
+    let found = node.json(&["record", "search", &group, "--xml", xml.to_str().unwrap()]);
+    assert_eq!(found["Records"][0]["i"], id.as_str(), "{found}");
+    let broken = node.cli(&["record", "search", &group, "size<="]);
+    assert!(!broken.status.success());
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("PEER_E_INVALID_SEARCH"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
     let digest = node.json(&["group", "digest", &group]);
     assert_eq!(digest["Digest"].as_str().unwrap().len(), 64, "{digest}");
     let many = node.ok(&["record", "add", &group, "--data", "bulk", "--repeat", "3"]);

@@ -109,6 +109,29 @@ pub(crate) enum RecordCommand {
         #[arg(long, value_parser = parse_record_id)]
         after: Option<RecordId>,
     },
+    /// Searches the local replica (`PeerGroupSearchRecords`): the live
+    /// records that match a query, in id order, printed as `record list`
+    /// prints them; works before the group is connected.
+    Search {
+        /// The group.
+        group: PeerName,
+        #[command(flatten)]
+        query: SearchQuery,
+    },
+}
+
+/// `record search`'s query: the short form as an argument, or the XML form
+/// from a file.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct SearchQuery {
+    /// The query in the short form, such as
+    /// `'Priority<=3 and peercreatorid="*.James*"'` (docs/search.md).
+    query: Option<String>,
+    /// The query in Windows' XML form (`<peersearch>`), from this file
+    /// (`-`: stdin).
+    #[arg(long, value_name = "FILE")]
+    xml: Option<PathBuf>,
 }
 
 /// `record list --limit`: a number of records, or all of them.
@@ -282,6 +305,29 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
             limit,
             after,
         } => list(ctx, group, record_type, internal, limit, after),
+        RecordCommand::Search { group, query } => {
+            let xml = match &query.xml {
+                Some(path) => {
+                    let bytes =
+                        file_or_stdin(path, peergroup_node::protocol::search::MAX_QUERY_BYTES)?;
+                    Some(String::from_utf8(bytes).context("the XML query is not UTF-8")?)
+                }
+                None => None,
+            };
+            let r = ctx.send(Request::SearchRecords {
+                group,
+                xml,
+                query: query.query,
+            })?;
+            let Response::Records(records) = &r else {
+                return Err(unexpected(&r));
+            };
+            ctx.print(&r, |_| {
+                for record in records {
+                    print_record_line(record);
+                }
+            })
+        }
     }
 }
 
