@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use sha2::{Digest as _, Sha256};
 
-use crate::{error::Error, record::RecordId, session::Version, time::Timestamp};
+use crate::{error::Error, record::RecordId, store::Version, time::Timestamp};
 
 /// The most items a responder lists for one range; above it, it splits.
 pub const ITEMS_THRESHOLD: u32 = 32;

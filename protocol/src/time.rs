@@ -91,29 +91,34 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// The Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
 /// The (year, month, day) of the proleptic Gregorian calendar `days` days
-/// after 1970-01-01: Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html#civil_from_days>),
-/// for days on or after the epoch.
-//
-// No arithmetic here overflows or underflows: `days` is below 2,932,897
-// (the year 10000, checked by the caller), so every value stays far below
-// `u64::MAX`; `doe` is in [0, 146096], `yoe` in [0, 399], `doy` in
-// [0, 365], `mp` in [0, 11], so each subtraction is of a smaller value and
-// `mp - 9` runs only when `mp >= 10`.
-#[allow(clippy::arithmetic_side_effects)]
+/// after 1970-01-01 (the `time` crate's calendar), for days before the year
+/// 10000 (checked by the caller; later days give `(0, 0, 0)`).
 fn civil_date(days: u64) -> (u64, u64, u64) {
-    // Days since 0000-03-01, so that a leap day ends its year.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let date = i32::try_from(days)
+        .ok()
+        .and_then(|d| d.checked_add(UNIX_EPOCH_JULIAN_DAY))
+        .and_then(|julian| time::Date::from_julian_day(julian).ok());
+    match date {
+        Some(date) => (
+            u64::try_from(date.year()).unwrap_or(0),
+            u64::from(u8::from(date.month())),
+            u64::from(date.day()),
+        ),
+        None => (0, 0, 0),
+    }
+}
+
+/// The days from 1970-01-01 to the proleptic Gregorian `year-month-day`
+/// (negative before it); `None` for a date that does not exist (`2003-02-30`)
+/// or a year outside ±9999.
+pub(crate) fn days_from_civil(year: i32, month: u8, day: u8) -> Option<i64> {
+    let month = time::Month::try_from(month).ok()?;
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    Some(i64::from(date.to_julian_day()).saturating_sub(i64::from(UNIX_EPOCH_JULIAN_DAY)))
 }
 
 #[cfg(test)]

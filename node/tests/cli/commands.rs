@@ -150,6 +150,19 @@ fn every_command_s_json_output_parses() {
         "{}",
         String::from_utf8_lossy(&broken.stderr)
     );
+    // An XML file the node would refuse is refused as the node would
+    // refuse it, before it is sent: too big, or not UTF-8 (UTF-16, say).
+    for (name, bytes) in [
+        ("big.xml", vec![b' '; 70_000]),
+        ("utf16.xml", vec![0xFF, 0xFE, b'<', 0]),
+    ] {
+        let path = scratch.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let refused = node.cli(&["record", "search", &group, "--xml", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(3), "{name}: {stderr}");
+        assert!(stderr.contains("PEER_E_INVALID_SEARCH"), "{name}: {stderr}");
+    }
     let digest = node.json(&["group", "digest", &group]);
     assert_eq!(digest["Digest"].as_str().unwrap().len(), 64, "{digest}");
     let many = node.ok(&["record", "add", &group, "--data", "bulk", "--repeat", "3"]);

@@ -3,10 +3,11 @@
 
 use std::cmp::Ordering;
 
-use time::{Date, Month};
-
 use super::invalid;
-use crate::{error::Error, time::Timestamp};
+use crate::{
+    error::Error,
+    time::{Timestamp, days_from_civil},
+};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -45,9 +46,9 @@ impl DateRange {
             return Err(bad());
         }
         let day_start = |y: i32, m: u8, d: u8| -> Result<i64, Error> {
-            let month = Month::try_from(m).map_err(|_| bad())?;
-            let date = Date::from_calendar_date(y, month, d).map_err(|_| bad())?;
-            epoch_days(date).checked_mul(MS_PER_DAY).ok_or_else(bad)
+            days_from_civil(y, m, d)
+                .and_then(|days| days.checked_mul(MS_PER_DAY))
+                .ok_or_else(bad)
         };
         let (start, end) = match (month, day, time) {
             (None, None, None) => (
@@ -105,11 +106,6 @@ fn digits<T: std::str::FromStr>(text: Option<&str>, len: usize) -> Option<T> {
         return None;
     }
     text.parse().ok()
-}
-
-/// Days from 1970-01-01 to `date`.
-fn epoch_days(date: Date) -> i64 {
-    i64::from(date.to_julian_day()).saturating_sub(2_440_588)
 }
 
 /// Splits `hh:mm[:ss[.s…]]TZD` into the zone's offset (ms east of UTC) and

@@ -198,6 +198,16 @@ enum ValueType {
     Date,
 }
 
+impl std::fmt::Display for ValueType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueType::String => "string",
+            ValueType::Int => "int",
+            ValueType::Date => "date",
+        })
+    }
+}
+
 impl ValueType {
     fn named(name: &str) -> Option<ValueType> {
         Some(match name {
@@ -230,7 +240,7 @@ impl Value {
                 .trim()
                 .parse::<i64>()
                 .map(Value::Int)
-                .map_err(|_| invalid(format!("{text:?} is not an int"))),
+                .map_err(|_| invalid(format!("`{}` is not an int", shown(text)))),
             ValueType::Date => DateRange::parse(text.trim()).map(Value::Date),
         }
     }
@@ -268,19 +278,22 @@ impl Pattern {
     pub fn parse(text: &str) -> Result<Pattern, Error> {
         let mut tokens = Vec::with_capacity(text.len());
         let mut literal = String::with_capacity(text.len());
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
+        let mut chars = text.chars().enumerate();
+        while let Some((at, c)) = chars.next() {
             let token = match c {
                 '\\' => match chars.next() {
-                    Some(e @ ('*' | '?' | '\\')) => Token::Char(e),
-                    Some(other) => {
+                    Some((_, e @ ('*' | '?' | '\\'))) => Token::Char(e),
+                    Some((_, other)) => {
                         return Err(Error::InvalidArg(format!(
-                            "search value {text:?}: \\{other} is no escape (\\*, \\? or \\\\)"
+                            "search value `{}`: `\\{other}` at character {} is no escape (\\*, \\? or \\\\)",
+                            shown(text),
+                            at.saturating_add(1)
                         )));
                     }
                     None => {
                         return Err(Error::InvalidArg(format!(
-                            "search value {text:?} ends in a lone backslash"
+                            "search value `{}` ends in a lone backslash",
+                            shown(text)
                         )));
                     }
                 },
@@ -415,15 +428,16 @@ fn check(node: &Node, depth: usize, clauses: &mut usize) -> Result<(), Error> {
                 && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()))
             {
                 return Err(invalid(format!(
-                    "attribute name {name:?} is not alphanumeric"
+                    "attribute name `{}` holds characters other than letters and digits",
+                    shown(name)
                 )));
             }
             if let Some(kind) = clause.attrib.reserved_type()
                 && kind != clause.value.kind()
             {
                 return Err(invalid(format!(
-                    "{:?} is a {kind:?}, not a {:?}",
-                    clause.attrib,
+                    "{} is a {kind}, not a {}",
+                    clause.attrib.name(),
                     clause.value.kind()
                 )));
             }
@@ -458,6 +472,17 @@ impl Clause {
             (Value::Date(range), AttributeValue::Date(at)) => self.compare.holds(range.place(*at)),
             _ => false,
         }
+    }
+}
+
+/// `text` for an error message: at most 64 characters of it.
+fn shown(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}…")
     }
 }
 

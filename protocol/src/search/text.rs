@@ -38,7 +38,7 @@ pub(super) fn parse(text: &str) -> Result<Query, Error> {
     if let Some(c) = parser.peek() {
         return Err(invalid(format!(
             "unexpected {c:?} at character {}",
-            parser.at
+            parser.at.saturating_add(1)
         )));
     }
     Query::new(root)
@@ -130,7 +130,7 @@ impl Parser {
             if self.bump() != Some(')') {
                 return Err(invalid(format!(
                     "a \"(\" without \")\" before character {}",
-                    self.at
+                    self.at.saturating_add(1)
                 )));
             }
             self.depth = self.depth.saturating_sub(1);
@@ -153,7 +153,10 @@ impl Parser {
             .collect();
         if name.is_empty() {
             return Err(invalid(match self.peek() {
-                Some(c) => format!("expected an attribute name at {c:?} (character {start})"),
+                Some(c) => format!(
+                    "expected an attribute name at {c:?} (character {})",
+                    start.saturating_add(1)
+                ),
                 None => "expected an attribute name at the end".into(),
             }));
         }
@@ -174,9 +177,15 @@ impl Parser {
             }
             (Some('<'), _) => Compare::Less,
             (Some('>'), _) => Compare::Greater,
+            (Some(c), _) if !c.is_whitespace() && !"=!<>\"()".contains(c) => {
+                return Err(invalid(format!(
+                    "{c:?} at character {} after `{name}`: attribute names are letters and digits",
+                    self.at
+                )));
+            }
             _ => {
                 return Err(invalid(format!(
-                    "expected =, !=, <, <=, > or >= after {name:?}"
+                    "expected =, !=, <, <=, > or >= after `{name}`"
                 )));
             }
         };
@@ -200,7 +209,13 @@ impl Parser {
                 .iter()
                 .collect();
             if bare.is_empty() {
-                return Err(invalid(format!("{name:?} has no value")));
+                return Err(invalid(format!("`{name}` has no value")));
+            }
+            // `Priority==1`, `Priority<>1`, `name='x'`: a typo, not a value.
+            if let Some(c) = bare.chars().next().filter(|c| "=!<>'".contains(*c)) {
+                return Err(invalid(format!(
+                    "the value of `{name}` starts with {c:?}: comparisons are =, !=, <, <=, > and >=; quote strings with \"…\""
+                )));
             }
             Value::parse(bare_type(&attrib, &bare), &bare)?
         };

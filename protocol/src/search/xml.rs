@@ -6,7 +6,7 @@ use roxmltree::{Document, Node as XmlNode, NodeType, ParsingOptions};
 
 use super::{
     Attrib, Clause, Compare, MAX_QUERY_BYTES, MAX_QUERY_CLAUSES, MAX_QUERY_DEPTH, Node, Query,
-    Value, ValueType, invalid,
+    Value, ValueType, invalid, shown,
 };
 use crate::error::Error;
 
@@ -25,13 +25,15 @@ pub(super) fn parse(text: &str) -> Result<Query, Error> {
         nodes_limit: MAX_NODES,
         ..ParsingOptions::default()
     };
-    let document = Document::parse_with_options(text, options)
-        .map_err(|e| invalid(format!("not well-formed XML: {e}")))?;
+    let document = Document::parse_with_options(text, options).map_err(|e| match e {
+        roxmltree::Error::NodesLimitReached => invalid(format!("more than {MAX_NODES} XML nodes")),
+        e => invalid(format!("not well-formed XML: {e}")),
+    })?;
     let root = document.root_element();
     if root.tag_name().name() != "peersearch" {
         return Err(invalid(format!(
             "the root is <{}>, not <peersearch>",
-            root.tag_name().name()
+            shown(root.tag_name().name())
         )));
     }
     let children = elements(root)?;
@@ -72,8 +74,9 @@ fn node(element: XmlNode<'_, '_>, depth: usize) -> Result<Node, Error> {
         name @ ("and" | "or") => {
             if let Some(attribute) = element.attributes().next() {
                 return Err(invalid(format!(
-                    "<{name}> takes no attribute ({})",
-                    attribute.name()
+                    "<{name}> (at {}) takes no attribute ({})",
+                    position(element),
+                    shown(attribute.name())
                 )));
             }
             let children = elements(element)?
@@ -81,7 +84,10 @@ fn node(element: XmlNode<'_, '_>, depth: usize) -> Result<Node, Error> {
                 .map(|child| node(child, depth.saturating_add(1)))
                 .collect::<Result<Vec<_>, _>>()?;
             if children.is_empty() {
-                return Err(invalid(format!("an empty <{name}>")));
+                return Err(invalid(format!(
+                    "an empty <{name}> (at {})",
+                    position(element)
+                )));
             }
             Ok(if name == "and" {
                 Node::And(children)
@@ -90,29 +96,58 @@ fn node(element: XmlNode<'_, '_>, depth: usize) -> Result<Node, Error> {
             })
         }
         "clause" => clause(element).map(Node::Clause),
-        other => Err(invalid(format!("<{other}> is not clause, and or or"))),
+        other => Err(invalid(format!(
+            "<{}> (at {}) is not clause, and or or",
+            shown(other),
+            position(element)
+        ))),
     }
 }
 
+/// Where `node` starts in the text, as `line L, column C` (both from 1).
+fn position(node: XmlNode<'_, '_>) -> String {
+    let at = node.document().text_pos_at(node.range().start);
+    format!("line {}, column {}", at.row, at.col)
+}
+
 fn clause(element: XmlNode<'_, '_>) -> Result<Clause, Error> {
+    clause_fields(element).map_err(|e| match e {
+        Error::InvalidSearch(reason) => {
+            invalid(format!("<clause> at {}: {reason}", position(element)))
+        }
+        Error::InvalidArg(reason) => {
+            Error::InvalidArg(format!("<clause> at {}: {reason}", position(element)))
+        }
+        other => other,
+    })
+}
+
+fn clause_fields(element: XmlNode<'_, '_>) -> Result<Clause, Error> {
     let (mut attrib, mut kind, mut compare) = (None, None, None);
     for attribute in element.attributes() {
         let value = attribute.value();
         match attribute.name() {
             "attrib" => attrib = Some(value),
             "type" => {
-                kind = Some(
-                    ValueType::named(value)
-                        .ok_or_else(|| invalid(format!("unknown type {value:?}")))?,
-                );
+                kind = Some(ValueType::named(value).ok_or_else(|| {
+                    invalid(format!(
+                        "unknown type `{}` (string, date or int)",
+                        shown(value)
+                    ))
+                })?);
             }
             "compare" => {
                 compare = Some(
                     Compare::named(value)
-                        .ok_or_else(|| invalid(format!("unknown comparison {value:?}")))?,
+                        .ok_or_else(|| invalid(format!("unknown comparison `{}` (equal, notequal, less, greater, lessorequal, greaterorequal)", shown(value))))?,
                 );
             }
-            other => return Err(invalid(format!("<clause> takes no attribute {other:?}"))),
+            other => {
+                return Err(invalid(format!(
+                    "<clause> takes no attribute `{}` (attrib, type, compare)",
+                    shown(other)
+                )));
+            }
         }
     }
     let attrib = attrib.ok_or_else(|| invalid("a <clause> without attrib".into()))?;

@@ -376,3 +376,45 @@ fn the_short_form_nests_and_binds_and_tighter_than_or() {
     assert_eq!(children.len(), 2);
     assert!(matches!(&children[1], Node::And(inner) if inner.len() == 2));
 }
+
+/// What a person typing the short form or writing XML by hand gets told
+/// (found by trying it from the outside).
+#[test]
+fn errors_say_what_is_wrong_and_where() {
+    let message = |result: Result<Query, Error>| match result.unwrap_err() {
+        Error::InvalidSearch(m) | Error::InvalidArg(m) => m,
+        other => panic!("{other:?}"),
+    };
+    // Typos of comparisons and quotes are errors, not odd values.
+    for typo in ["Priority==1", "Priority<>1", "Priority=!1", "name='alpha'"] {
+        let m = message(Query::parse(typo));
+        assert!(m.contains("comparisons are"), "{typo}: {m}");
+    }
+    let m = message(Query::parse("my-attr=1"));
+    assert!(m.contains("letters and digits"), "{m}");
+    let m = message(Query::parse("a = 1 )"));
+    assert!(m.contains("character 7"), "positions count from 1: {m}");
+    let m = message(Query::from_xml(
+        r#"<peersearch><clause attrib="peercreationtime" type="string">x</clause></peersearch>"#,
+    ));
+    assert!(
+        m.contains("peercreationtime is a date, not a string"),
+        "{m}"
+    );
+    let m = message(Query::from_xml(
+        "<peersearch>\n  <and>\n    <clause attrib=\"a\" type=\"number\">1</clause>\n  </and>\n</peersearch>",
+    ));
+    assert!(
+        m.contains("line 3, column 5") && m.contains("`number`"),
+        "{m}"
+    );
+    let m = message(Query::from_xml(&format!(
+        "<peersearch><or>{}</or></peersearch>",
+        "<x/>".repeat(9000)
+    )));
+    assert!(m.contains("XML nodes"), "{m}");
+    let m = message(Query::from_xml(&format!("<{0}></{0}>", "r".repeat(5000))));
+    assert!(m.len() < 200, "long names are cut: {m}");
+    let m = message(Query::parse(r#"a = "bad \q""#));
+    assert!(m.contains(r"`\q` at character 5"), "{m}");
+}

@@ -85,6 +85,32 @@ fn text_or_stdin(text: &str) -> Result<String> {
 /// More than `max` bytes is refused before it is sent (and without reading
 /// all of it): `PEER_E_MAX_RECORD_SIZE_EXCEEDED`, as the node would say.
 fn file_or_stdin(path: &std::path::Path, max: usize) -> Result<Vec<u8>> {
+    read_limited(path, max, |size| {
+        peergroup_node::protocol::Error::MaxRecordSizeExceeded {
+            size,
+            max: max as u64,
+        }
+    })
+}
+
+/// A refusal of the node's kind (exit 3, with the error's `PEER_E_*` name),
+/// made here before anything is sent; the message names `path`.
+fn refused(path: &std::path::Path, e: &peergroup_node::protocol::Error) -> anyhow::Error {
+    Exit::Refused {
+        name: e.name().into(),
+        code: e.code(),
+        message: format!("{}: {e}", path.display()),
+    }
+    .into()
+}
+
+/// [`file_or_stdin`] with the refusal for more than `max` bytes made by
+/// `too_big` from the size.
+fn read_limited(
+    path: &std::path::Path,
+    max: usize,
+    too_big: impl FnOnce(u64) -> peergroup_node::protocol::Error,
+) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     if path.as_os_str() == "-" {
@@ -105,16 +131,7 @@ fn file_or_stdin(path: &std::path::Path, max: usize) -> Result<Vec<u8>> {
         } else {
             std::fs::metadata(path).map_or(buf.len() as u64, |m| m.len())
         };
-        let e = peergroup_node::protocol::Error::MaxRecordSizeExceeded {
-            size,
-            max: max as u64,
-        };
-        return Err(Exit::Refused {
-            name: e.name().into(),
-            code: e.code(),
-            message: format!("{}: {e}", path.display()),
-        }
-        .into());
+        return Err(refused(path, &too_big(size)));
     }
     Ok(buf)
 }

@@ -13,7 +13,8 @@ use peergroup_node::{
 };
 
 use super::{
-    Ctx, date, done, file_or_stdin, parse_pair, parse_record_id, parse_record_type, unexpected,
+    Ctx, date, done, file_or_stdin, parse_pair, parse_record_id, parse_record_type, read_limited,
+    refused, unexpected,
 };
 use crate::exit::Exit;
 use crate::exit::out;
@@ -112,26 +113,21 @@ pub(crate) enum RecordCommand {
     /// Searches the local replica (`PeerGroupSearchRecords`): the live
     /// records that match a query, in id order, printed as `record list`
     /// prints them; works before the group is connected.
+    #[command(
+        group(clap::ArgGroup::new("search").required(true).args(["query", "xml"])),
+        override_usage = "peergroup record search [OPTIONS] <GROUP> <QUERY|--xml <FILE>>"
+    )]
     Search {
         /// The group.
         group: PeerName,
-        #[command(flatten)]
-        query: SearchQuery,
+        /// The query in the short form, such as
+        /// `'Priority<=3 and peercreatorid="*.James*"'` (docs/search.md).
+        query: Option<String>,
+        /// The query in Windows' XML form (`<peersearch>`), from this file
+        /// (`-`: stdin), UTF-8.
+        #[arg(long, value_name = "FILE")]
+        xml: Option<PathBuf>,
     },
-}
-
-/// `record search`'s query: the short form as an argument, or the XML form
-/// from a file.
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub(crate) struct SearchQuery {
-    /// The query in the short form, such as
-    /// `'Priority<=3 and peercreatorid="*.James*"'` (docs/search.md).
-    query: Option<String>,
-    /// The query in Windows' XML form (`<peersearch>`), from this file
-    /// (`-`: stdin).
-    #[arg(long, value_name = "FILE")]
-    xml: Option<PathBuf>,
 }
 
 /// `record list --limit`: a number of records, or all of them.
@@ -305,20 +301,12 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
             limit,
             after,
         } => list(ctx, group, record_type, internal, limit, after),
-        RecordCommand::Search { group, query } => {
-            let xml = match &query.xml {
-                Some(path) => {
-                    let bytes =
-                        file_or_stdin(path, peergroup_node::protocol::search::MAX_QUERY_BYTES)?;
-                    Some(String::from_utf8(bytes).context("the XML query is not UTF-8")?)
-                }
+        RecordCommand::Search { group, query, xml } => {
+            let xml = match &xml {
+                Some(path) => Some(read_query(path)?),
                 None => None,
             };
-            let r = ctx.send(Request::SearchRecords {
-                group,
-                xml,
-                query: query.query,
-            })?;
+            let r = ctx.send(Request::SearchRecords { group, xml, query })?;
             let Response::Records(records) = &r else {
                 return Err(unexpected(&r));
             };
@@ -329,6 +317,33 @@ pub(crate) fn record(ctx: &Ctx, command: RecordCommand) -> Result<()> {
             })
         }
     }
+}
+
+/// Reads an XML query: at most `MAX_QUERY_BYTES` of UTF-8, else refused as
+/// the node would refuse it (`PEER_E_INVALID_SEARCH`).
+fn read_query(path: &std::path::Path) -> Result<String> {
+    use peergroup_node::protocol::{Error, search::MAX_QUERY_BYTES};
+    let bytes = read_limited(path, MAX_QUERY_BYTES, |size| {
+        Error::InvalidSearch(format!(
+            "a query of {size} bytes (at most {MAX_QUERY_BYTES})"
+        ))
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let utf16 =
+            e.as_bytes().starts_with(&[0xFF, 0xFE]) || e.as_bytes().starts_with(&[0xFE, 0xFF]);
+        let hint = if utf16 {
+            " (it looks like UTF-16: save it as UTF-8)"
+        } else {
+            ""
+        };
+        refused(
+            path,
+            &Error::InvalidSearch(format!(
+                "the XML query is not UTF-8: {}{hint}",
+                e.utf8_error()
+            )),
+        )
+    })
 }
 
 fn get_record(ctx: &Ctx, group: &PeerName, id: RecordId) -> Result<Record> {
